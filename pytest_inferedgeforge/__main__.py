@@ -1,0 +1,5 @@
+"""``python -m pytest_inferedgeforge`` runs the CLI."""
+
+from pytest_inferedgeforge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The one small protocol every toolchain implements.
+
+A backend answers three questions: can it run here (and if not, exactly why),
+how to turn a source model into an artifact, and how to load an artifact for
+inference. Everything else (hashing, records, caching, checks) is the core's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from pytest_inferedgeforge.core.inputs import Sample
+from pytest_inferedgeforge.core.onnx_model import ModelInfo
+from pytest_inferedgeforge.core.presets import Preset
+from pytest_inferedgeforge.core.records import Calibration, ToolCall
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    versions: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    """Why the toolchain cannot run here, precise enough to fix; None when ok."""
+
+
+@dataclass
+class BuildRequest:
+    source: Path
+    model: ModelInfo
+    preset: Preset
+    input_shapes: dict[str, list[int]]
+    work_dir: Path
+    """Where the backend writes its artifact(s); the core moves the directory into place."""
+    calibration_samples: Callable[[], tuple[list[Sample], Calibration]]
+    """Calibration inputs, produced on demand so backends that do not quantize never pay for them."""
+    log: Callable[[str], None]
+
+
+@dataclass
+class BuildOutput:
+    artifacts: list[Path]
+    calls: list[ToolCall]
+    calibration: Calibration | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """A loaded artifact, ready to run."""
+
+    description: str
+    """Where it runs, e.g. "onnxruntime CPUExecutionProvider" or "rknn simulator"."""
+    settings: dict[str, Any]
+    """Thread and provider settings, recorded with every benchmark."""
+
+    def run(self, feeds: Sample) -> list[np.ndarray]: ...
+
+
+class Backend(Protocol):
+    name: str
+    artifact_filename: str
+
+    def available(self) -> Availability: ...
+
+    def build(self, request: BuildRequest) -> BuildOutput: ...
+
+    def load(self, artifact: Path, *, threads: int | None = None) -> Runner: ...

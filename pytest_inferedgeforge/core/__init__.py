@@ -1,0 +1,1 @@
+"""The engine behind both faces of Forge. Nothing here imports pytest."""

@@ -1,0 +1,55 @@
+"""Errors a user can act on.
+
+Every failure caused by input (a preset, a spec, a model, a record) or by a
+missing toolchain is a :class:`ForgeError`. The CLI prints it as one
+``Error: <message>`` line and the plugin shows it without a traceback, so the
+message must stand on its own: name the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class ForgeError(Exception):
+    """Base class: an error whose message is meant for the user."""
+
+
+class PresetError(ForgeError):
+    """A preset file is missing, malformed or inconsistent."""
+
+
+class SpecError(ForgeError):
+    """An experiment spec is malformed or refers to something that does not exist."""
+
+
+class ModelError(ForgeError):
+    """The source model is missing, not ONNX, or cannot be used as given."""
+
+
+class ToolchainUnavailable(ForgeError):
+    """A backend's toolchain cannot run on this machine; the message says precisely why."""
+
+
+class BuildFailed(ForgeError):
+    """The toolchain ran and failed."""
+
+
+class RecordError(ForgeError):
+    """A build record (metadata, manifest, run summary) is missing or malformed."""
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    """Render a pydantic error as one line: ``<source>: field 'a.b': <reason>``.
+
+    Only the first problem is shown in full; the count of the others follows,
+    because one precise line is more useful than a wall of text.
+    """
+    problems = error.errors()
+    first = problems[0]
+    location = ".".join(str(part) for part in first["loc"]) or "<root>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"{source}: field '{location}': {message}{more}"
