@@ -270,7 +270,7 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
 def _build_fresh(plan: BuildPlan, fingerprint: _Fingerprint, reason: str, progress: Progress | None) -> BuildOutcome:
     log = _BuildLog(progress)
     failure_record = plan.output_root / f"{plan.build_dir.name}.failed.json"
-    work_dir = plan.output_root / f".tmp-{plan.build_dir.name}-{uuid.uuid4().hex[:8]}"
+    work_dir = plan.output_root.resolve() / f".tmp-{plan.build_dir.name}-{uuid.uuid4().hex[:8]}"
     work_dir.mkdir()
     started = utc_now()
     clock = time.perf_counter()

@@ -17,8 +17,8 @@ def _models() -> dict[str, type[BaseModel]]:
     from pytest_inferedgeforge.core.accuracy import AccuracyEvidence
     from pytest_inferedgeforge.core.presets import Preset
     from pytest_inferedgeforge.core.records import BuildMetadata, Manifest, RunSummary
-    from pytest_inferedgeforge.core.reproducibility import ReproducibilityReport
     from pytest_inferedgeforge.core.report import ForgeReport
+    from pytest_inferedgeforge.core.reproducibility import ReproducibilityReport
     from pytest_inferedgeforge.core.spec import ExperimentSpec
     from pytest_inferedgeforge.core.structured_result import StructuredResult
 

@@ -1,0 +1,132 @@
+"""rknn-toolkit2 worker. Runs inside the isolated rknn venv, so it imports nothing from Forge.
+
+Protocol: one JSON request per stdin line, one JSON reply per line on the
+original stdout. The toolkit's own chatter is moved to stderr first, so the
+protocol channel stays clean.
+
+Requests:
+  {"op": "version"}
+  {"op": "build", "model", "output", "config", "do_quantization", "dataset", "verbose_file"}
+  {"op": "serve", "model", "config", "do_quantization", "dataset", "artifact", "target"}
+      then any number of {"op": "infer", "inputs": [npy paths], "out_dir"} and finally {"op": "stop"}
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+# Run with -P; also drop this file's directory, whose onnxruntime.py would shadow the real package.
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != os.path.dirname(os.path.abspath(__file__))]
+PROTOCOL = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+
+def reply(payload):
+    PROTOCOL.write(json.dumps(payload) + "\n")
+    PROTOCOL.flush()
+
+
+def versions():
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("rknn-toolkit2", "numpy", "onnx", "protobuf")}
+
+
+def check(stage, code):
+    if code not in (None, 0):
+        raise RuntimeError(f"rknn.{stage} returned {code}")
+
+
+def convert(rknn, request, calls):
+    config = request["config"]
+    check("config", rknn.config(**config))
+    calls.append({"api": "rknn.config", "args": config})
+    check("load_onnx", rknn.load_onnx(model=request["model"]))
+    calls.append({"api": "rknn.load_onnx", "args": {"model": request["model"]}})
+    build_args = {"do_quantization": bool(request["do_quantization"])}
+    if request.get("dataset"):
+        build_args["dataset"] = request["dataset"]
+    check("build", rknn.build(**build_args))
+    calls.append({"api": "rknn.build", "args": build_args})
+
+
+def sha256(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def build(request):
+    from rknn.api import RKNN
+
+    rknn = RKNN(verbose=True, verbose_file=request.get("verbose_file"))
+    calls = []
+    try:
+        convert(rknn, request, calls)
+        check("export_rknn", rknn.export_rknn(request["output"]))
+        calls.append({"api": "rknn.export_rknn", "args": {"export_path": os.path.basename(request["output"])}})
+    finally:
+        rknn.release()
+    if not os.path.isfile(request["output"]):
+        raise RuntimeError("rknn.export_rknn returned success but wrote no file")
+    reply({"ok": True, "calls": calls, "versions": versions()})
+
+
+def serve(request):
+    import numpy as np
+    from rknn.api import RKNN
+
+    rknn = RKNN(verbose=False)
+    target = request.get("target")
+    exported = None
+    if target:
+        check("load_rknn", rknn.load_rknn(request["artifact"]))
+        check("init_runtime", rknn.init_runtime(target=target))
+    else:
+        convert(rknn, request, [])
+        with tempfile.TemporaryDirectory() as scratch:
+            path = os.path.join(scratch, "model.rknn")
+            check("export_rknn", rknn.export_rknn(path))
+            exported = sha256(path)
+        check("init_runtime", rknn.init_runtime())
+    reply({"ok": True, "target": target or "simulator", "export_sha256": exported})
+    for line in sys.stdin:
+        message = json.loads(line)
+        if message.get("op") == "stop":
+            break
+        try:
+            arrays = [np.load(path) for path in message["inputs"]]
+            outputs = rknn.inference(inputs=arrays, data_format="nchw")
+            paths = []
+            for index, output in enumerate(outputs):
+                path = os.path.join(message["out_dir"], f"output_{index}.npy")
+                np.save(path, np.asarray(output))
+                paths.append(path)
+            reply({"ok": True, "outputs": paths})
+        except Exception as exc:
+            reply({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+    rknn.release()
+
+
+def main():
+    request = json.loads(sys.stdin.readline())
+    try:
+        if request["op"] == "version":
+            import rknn.api  # noqa: F401  - proves the toolkit imports
+
+            reply({"ok": True, "versions": versions()})
+        elif request["op"] == "build":
+            build(request)
+        elif request["op"] == "serve":
+            serve(request)
+        else:
+            reply({"ok": False, "error": f"unknown op {request['op']}"})
+    except Exception as exc:
+        traceback.print_exc()
+        reply({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The ``--forge-report`` JSON: the compare handoff downstream tools read after a pytest run."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+REPORT_SCHEMA_VERSION = "inferedgeforge-report-v1"
+
+
+class ItemReport(BaseModel):
+    nodeid: str
+    kind: Literal["build", "manifest"]
+    experiment: str | None = None
+    spec: str | None = None
+    preset: str | None = None
+    backend: str | None = None
+    target: str | None = None
+    precision: str | None = None
+    outcome: Literal["passed", "failed", "skipped", "error"]
+    message: str | None = Field(None, description="Failure or skip reason, one line.")
+    duration_s: float
+    properties: dict[str, Any] = Field(default_factory=dict, description="The JUnit properties of the item.")
+
+
+class ComparePair(BaseModel):
+    left: str
+    right: str
+    left_result: str
+    right_result: str
+    lab_command: str
+
+
+class ExperimentHandoff(BaseModel):
+    experiment: str
+    model: str | None
+    ready: list[str] = Field(description="Presets whose builds are compare-ready.")
+    not_ready: dict[str, str] = Field(description="Preset -> why it is not ready.")
+    pairs: list[ComparePair]
+
+
+class ForgeReport(BaseModel):
+    schema_version: str = REPORT_SCHEMA_VERSION
+    created_at: str
+    forge_version: str
+    environment: dict[str, Any]
+    summary: dict[str, int]
+    items: list[ItemReport]
+    compare: list[ExperimentHandoff]
