@@ -561,6 +561,36 @@ def cmd_rebuild_from_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_toolchain_list(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.backends import BACKEND_NAMES, get_backend
+    from pytest_inferedgeforge.core.toolchains import rknn_env_dir
+
+    rows = []
+    for name in BACKEND_NAMES:
+        availability = get_backend(name).available()
+        location = str(rknn_env_dir()) if name == "rknn" else (availability.versions.get("trtexec") or "this environment")
+        rows.append({"backend": name, "available": availability.ok, "versions": availability.versions,
+                     "location": location, "reason": availability.reason})
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        versions = ", ".join(f"{k} {v}" for k, v in row["versions"].items() if k not in ("env", "trtexec"))
+        print(f"{row['backend']:<12} {'available' if row['available'] else 'unavailable':<12} {row['location']}")
+        print(f"{'':<12} {versions or row['reason']}")
+    return 0
+
+
+def cmd_toolchain_install(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.core.toolchains import install_rknn, rknn_env_dir
+
+    with _status(f"Installing {args.backend} toolchain into {rknn_env_dir()}...") as status:
+        marker = install_rknn(lambda message: status.update(message))
+    versions = ", ".join(f"{k} {v}" for k, v in marker["versions"].items())
+    print(f"Installed rknn toolchain in {rknn_env_dir()} ({versions}) in {marker['install_seconds']}s")
+    return 0
+
+
 # -- agent manifest --------------------------------------------------------------------------------
 
 
@@ -771,6 +801,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild even if the source model's sha256 differs from the manifest")
     p.add_argument("--json", action="store_true", help="print the reproducibility report as JSON")
     _presets_root(p)
+
+    toolchain = sub.add_parser("toolchain", help="list or install backend toolchains (rknn-toolkit2 has its own venv)",
+                               description="List or install backend toolchains.")
+    actions = toolchain.add_subparsers(dest="toolchain_command", metavar="ACTION", required=True)
+    p = _add(actions, "list", cmd_toolchain_list, "show each backend's availability, versions and location")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p = _add(actions, "install", cmd_toolchain_install, "create and populate a toolchain environment",
+             "Install a backend toolchain. Only rknn needs this: rknn-toolkit2 pins old numpy/onnx/torch,\n"
+             "so it gets its own venv at $FORGE_RKNN_ENV, else $FORGE_TOOLCHAINS_DIR/rknn, else the user\n"
+             "cache dir. It downloads about 5.6 GB (torch with CUDA wheels).")
+    p.add_argument("backend", choices=("rknn",), help="toolchain to install")
     return parser
 
 

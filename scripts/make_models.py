@@ -10,6 +10,7 @@ seeded NumPy weights. Running this twice gives identical files.
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def tiny_cnn(seed: int = 0, batch: int | str = 1, height: int | str = 224, width
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     x = "input"
-    for index, (c_in, c_out) in enumerate(zip(CHANNELS, CHANNELS[1:])):
+    for index, (c_in, c_out) in enumerate(itertools.pairwise(CHANNELS)):
         x = _conv_bn_relu(nodes, inits, rng, index, x, c_in, c_out)
         if index == 0:
             nodes.append(helper.make_node("MaxPool", [x], ["pool0"], name="pool0", kernel_shape=[2, 2], strides=[2, 2]))

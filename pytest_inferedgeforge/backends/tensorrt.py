@@ -80,7 +80,7 @@ def detect_gpu() -> tuple[dict[str, str] | None, str | None]:
         line = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
         if result.returncode != 0 or not line:
             return None, f"no CUDA device: nvidia-smi reports no GPU ({(result.stderr or result.stdout).strip()[:200]})"
-        name, capability, driver = (part.strip() for part in (line.split(",") + ["", ""])[:3])
+        name, capability, driver = (part.strip() for part in ([*line.split(","), "", ""])[:3])
         facts = {"gpu": name, "compute_capability": capability, "driver": driver}
         try:
             if float(capability) < MIN_COMPUTE_CAPABILITY:

@@ -52,7 +52,9 @@ def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]]
     return samples
 
 
-def load_dataset(directory: Path, model: ModelInfo | InputList, shapes: dict[str, list[int]], *, limit: int | None) -> list[Sample]:
+def load_dataset(
+    directory: Path, model: ModelInfo | InputList, shapes: dict[str, list[int]], *, limit: int | None
+) -> list[Sample]:
     """Read ``.npy``/``.npz`` samples in name order; each must match the input shapes exactly."""
     if not directory.is_dir():
         raise ForgeError(f"dataset directory not found: {directory}")

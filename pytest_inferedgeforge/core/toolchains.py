@@ -44,7 +44,7 @@ def env_python(env_dir: Path) -> Path:
 
 
 def rknn_install_hint() -> str:
-    return f"run `inferedgeforge toolchain install rknn` (creates {rknn_env_dir()})"
+    return "run `inferedgeforge toolchain install rknn` to create it"
 
 
 def read_marker(env_dir: Path) -> dict[str, Any] | None:

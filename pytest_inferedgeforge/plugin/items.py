@@ -1,0 +1,188 @@
+"""Collectors and items: experiment specs, per-preset build items, and manifest verification items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+from pytest_inferedgeforge.backends import get_backend
+from pytest_inferedgeforge.core.checks import build_invariants
+from pytest_inferedgeforge.core.engine import BuildOutcome, BuildRecord, build, plan_build
+from pytest_inferedgeforge.core.errors import ForgeError, PresetError, SpecError
+from pytest_inferedgeforge.core.presets import Preset, load_preset
+from pytest_inferedgeforge.core.runs import RunSettings, run_native
+from pytest_inferedgeforge.core.spec import Experiment, load_experiment
+from pytest_inferedgeforge.core.validation import verify_build_dir
+from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
+
+
+class ForgeCheckFailed(Exception):
+    """A failed Forge step or invariant; shown as its message alone, without a traceback."""
+
+
+def _clean_failure(excinfo: ExceptionInfo[BaseException]) -> str | None:
+    if isinstance(excinfo.value, ForgeCheckFailed | ForgeError):
+        return str(excinfo.value)
+    return None
+
+
+def preset_marks(preset: Preset) -> list[pytest.MarkDecorator]:
+    names = dict.fromkeys(["forge", preset.backend, preset.target, str(preset.precision)])
+    return [getattr(pytest.mark, name) for name in names]
+
+
+def build_for_test(config: pytest.Config, model: Path, preset: Preset,
+                   input_shapes: dict[str, list[int]] | None = None) -> BuildOutcome:
+    """Skip (or fail, when required) on a missing toolchain; build or reuse; check every invariant."""
+    settings = get_settings(config)
+    availability = get_backend(preset.backend).available()
+    if not availability.ok:
+        reason = f"{preset.backend} unavailable: {availability.reason}"
+        if preset.backend in settings.required_backends:
+            pytest.fail(f"--forge-require {preset.backend}: {reason}", pytrace=False)
+        pytest.skip(reason)
+    plan = plan_build(model, preset, settings.output_root, input_shapes=input_shapes,
+                      presets_root=settings.presets_root)
+    outcome = build(plan, force=settings.rebuild)
+    violations = build_invariants(outcome.record)
+    if violations:
+        raise ForgeCheckFailed("\n".join(v.describe() for v in violations))
+    return outcome
+
+
+def record_properties(item: pytest.Item, outcome: BuildOutcome) -> None:
+    record = outcome.record
+    manifest = record.manifest
+    item.user_properties.extend([
+        ("build_id", manifest.build.build_id), ("build_key", manifest.build.build_key),
+        ("build_dir", str(record.build_dir)), ("source_sha256", manifest.source_model.sha256),
+        ("artifact_sha256", manifest.artifact.sha256), ("artifact_size_bytes", manifest.artifact.size_bytes),
+        ("cache_hit", outcome.cached), ("cache_reason", outcome.reason),
+    ])
+
+
+class ForgeSpecFile(pytest.File):
+    """A ``*.forge.yaml`` experiment: one item per preset."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        experiment = load_experiment(self.path, get_settings(self.config).presets_root)
+        for preset in experiment.presets:
+            item = ForgeItem.from_parent(self, name=f"{experiment.name}[{preset.name}]", experiment=experiment,
+                                         preset=preset)
+            for mark in preset_marks(preset):
+                item.add_marker(mark)
+            yield item
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        if isinstance(excinfo.value, SpecError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+
+class ForgeItem(pytest.Item):
+    """Build (or reuse) one preset of an experiment, check its invariants, benchmark it, check parity."""
+
+    def __init__(self, *, experiment: Experiment, preset: Preset, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.experiment = experiment
+        self.preset = preset
+        self.user_properties.extend([
+            ("forge.kind", "build"), ("forge.experiment", experiment.name), ("forge.spec", str(experiment.path)),
+            ("forge.model", str(experiment.model)), ("forge.preset", preset.name), ("forge.backend", preset.backend),
+            ("forge.target", preset.target), ("forge.precision", preset.precision),
+        ])
+
+    def runtest(self) -> None:
+        spec = self.experiment.spec
+        outcome = build_for_test(self.config, self.experiment.model, self.preset, spec.inputs.shapes)
+        record_properties(self, outcome)
+        settings = get_settings(self.config)
+        if not settings.benchmark or not (spec.benchmark.enabled or spec.accuracy.enabled):
+            return
+        self._benchmark(outcome.record, settings)
+
+    def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
+        spec = self.experiment.spec
+        run_settings = RunSettings(
+            warmup=settings.warmup if settings.warmup is not None else spec.benchmark.warmup,
+            runs=settings.runs if settings.runs is not None else spec.benchmark.runs,
+            threads=spec.benchmark.threads, seed=spec.inputs.seed, samples=spec.inputs.samples,
+            dataset=self.experiment.dataset, accuracy=spec.accuracy.enabled,
+            thresholds=spec.accuracy.thresholds_for(str(self.preset.precision)),
+        )
+        run = run_native(record.build_dir, run_settings)
+        summary = run.summary
+        self.user_properties.extend([("run_status", summary.status), ("run_summary_path", str(run.summary_path))])
+        if not run.completed:
+            raise ForgeCheckFailed(f"benchmark failed (recorded in {run.summary_path}): {summary.error}")
+        latency = summary.latency
+        assert latency is not None
+        self.user_properties.extend([
+            ("runner", summary.runner), ("mean_ms", latency.mean_ms), ("p50_ms", latency.p50_ms),
+            ("p99_ms", latency.p99_ms), ("fps", latency.fps), ("runs", summary.runs),
+            ("structured_result_path", str(run.structured_result_path)),
+        ])
+        if run.parity is not None:
+            parity = run.parity
+            self.user_properties.extend([
+                ("min_cosine", parity.min_cosine), ("max_abs_error", parity.max_abs_error),
+                ("top1_agreement", parity.top1_agreement), ("parity_passed", parity.passed),
+                ("accuracy_evidence_path", str(run.evidence_path)),
+            ])
+            if not parity.passed:
+                raise ForgeCheckFailed("accuracy parity vs the source model failed: " + "; ".join(parity.failures))
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        return _clean_failure(excinfo) or super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.experiment.name}[{self.preset.name}]"
+
+
+class ManifestFile(pytest.File):
+    """A ``manifest.json``: one verification item for its build directory."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        item = ManifestItem.from_parent(self, name="verify")
+        item.add_marker(pytest.mark.forge)
+        yield item
+
+
+class ManifestItem(pytest.Item):
+    """The CI manifest gate: the original rules, the schema, and every hash against the files."""
+
+    def runtest(self) -> None:
+        self.user_properties.extend([("forge.kind", "manifest"), ("build_dir", str(self.path.parent))])
+        report = verify_build_dir(self.path.parent)
+        if not report.valid:
+            raise ForgeCheckFailed(f"{self.path}: {len(report.errors)} error(s)\n" +
+                                   "\n".join(issue.line() for issue in report.errors))
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        return _clean_failure(excinfo) or super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"verify {self.path.parent.name}"
+
+
+def parametrize_forge_marker(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.forge(model=..., presets=[...])`` parametrizes ``forge_preset``, one case per preset."""
+    marker = metafunc.definition.get_closest_marker("forge")
+    if marker is None or "forge_preset" not in metafunc.fixturenames:
+        return
+    preset_ids = marker.kwargs.get("presets")
+    if not preset_ids or "model" not in marker.kwargs:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.forge needs model= and presets=[...]")
+    root = get_settings(metafunc.config).presets_root
+    params = []
+    for preset_id in preset_ids:
+        try:
+            preset = load_preset(preset_id, root)
+        except PresetError as exc:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from exc
+        params.append(pytest.param(preset, id=preset.name, marks=preset_marks(preset)))
+    metafunc.parametrize("forge_preset", params)

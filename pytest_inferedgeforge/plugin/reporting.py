@@ -1,0 +1,188 @@
+"""Run-level reporting: the terminal table, the ``--forge-report`` JSON and the GitHub step summary.
+
+Everything is gathered from test reports (``user_properties`` travel with them
+under pytest-xdist), so a distributed run is merged once, on the controller.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_inferedgeforge import __version__
+from pytest_inferedgeforge.backends import BACKEND_NAMES, get_backend
+from pytest_inferedgeforge.core.catalog import load_entry
+from pytest_inferedgeforge.core.compare import comparable
+from pytest_inferedgeforge.core.engine import format_timestamp, utc_now
+from pytest_inferedgeforge.core.environment import host_facts
+from pytest_inferedgeforge.core.errors import ForgeError
+from pytest_inferedgeforge.core.handoff import lab_compare_command
+from pytest_inferedgeforge.core.records import write_json_atomic
+from pytest_inferedgeforge.core.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
+from pytest_inferedgeforge.plugin.settings import ForgeSettings
+
+_ITEM_FIELDS = {f"forge.{name}" for name in ("kind", "experiment", "spec", "preset", "backend", "target", "precision")}
+
+
+@dataclass
+class _Row:
+    nodeid: str
+    outcome: str
+    message: str | None
+    duration: float
+    properties: dict[str, Any]
+
+
+def _message(report: pytest.TestReport) -> str | None:
+    if report.passed:
+        return None
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = report.longreprtext.strip()
+    return text.splitlines()[-1][:500] if text else None
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, int):
+        return "-"
+    return f"{value / 1e6:.2f} MB" if value >= 1e5 else f"{value / 1e3:.1f} kB"
+
+
+def _num(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+class ForgeReporter:
+    def __init__(self, config: pytest.Config, settings: ForgeSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.rows: dict[str, _Row] = {}
+        self.collection_errors: list[str] = []
+        self.started = time.time()
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longreprtext.strip().splitlines()[-1][:300]}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties = dict(report.user_properties)
+        if "forge.kind" not in properties:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            outcome = "error" if report.when == "setup" and report.failed else report.outcome
+            self.rows[report.nodeid] = _Row(report.nodeid, outcome, _message(report), report.duration, properties)
+        elif report.when == "teardown" and report.failed and report.nodeid in self.rows:
+            self.rows[report.nodeid].outcome = "error"
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        builds = [row for row in self.rows.values() if row.properties.get("forge.kind") == "build"]
+        if not builds:
+            return
+        terminalreporter.section("InferEdgeForge summary")
+        header = f"{'item':<48} {'status':<8} {'cache':<5} {'size':>9} {'mean ms':>9} {'p99 ms':>9} {'min cos':>10} {'top1':>5}"
+        terminalreporter.write_line(header)
+        for row in builds:
+            p = row.properties
+            name = f"{p.get('forge.experiment')}[{p.get('forge.preset')}]"
+            cache = {True: "hit", False: "miss"}.get(p.get("cache_hit"), "-")
+            terminalreporter.write_line(
+                f"{name[:48]:<48} {row.outcome:<8} {cache:<5} {_size(p.get('artifact_size_bytes')):>9} "
+                f"{_num(p.get('mean_ms'), 3):>9} {_num(p.get('p99_ms'), 3):>9} {_num(p.get('min_cosine'), 6):>10} "
+                f"{_num(p.get('top1_agreement'), 2):>5}")
+            if row.outcome == "skipped" and row.message:
+                terminalreporter.write_line(f"    skipped: {row.message}")
+        if self.settings.report_path and not self.is_worker:
+            terminalreporter.write_line(f"Forge report: {self.settings.report_path}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        report = self.build_report()
+        if self.settings.report_path:
+            self.settings.report_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.settings.report_path, report.model_dump(mode="json"))
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file and self.rows:
+            with open(summary_file, "a", encoding="utf-8") as handle:
+                handle.write(self.markdown(report))
+
+    def build_report(self) -> ForgeReport:
+        items = []
+        for row in self.rows.values():
+            p = row.properties
+            items.append(ItemReport(
+                nodeid=row.nodeid, kind=p["forge.kind"], experiment=p.get("forge.experiment"), spec=p.get("forge.spec"),
+                preset=p.get("forge.preset"), backend=p.get("forge.backend"), target=p.get("forge.target"),
+                precision=p.get("forge.precision"), outcome=row.outcome, message=row.message,  # type: ignore[arg-type]
+                duration_s=round(row.duration, 4), properties={k: v for k, v in p.items() if k not in _ITEM_FIELDS},
+            ))
+        counts = {outcome: sum(1 for item in items if item.outcome == outcome)
+                  for outcome in ("passed", "failed", "skipped", "error")}
+        counts["collection_errors"] = len(self.collection_errors)
+        return ForgeReport(
+            created_at=format_timestamp(utc_now()), forge_version=__version__,
+            environment={**host_facts(), "pytest": pytest.__version__, "toolchains": _toolchains(),
+                         "output_root": str(self.settings.output_root), "presets_root": str(self.settings.presets_root),
+                         "collection_errors": self.collection_errors},
+            summary=counts, items=items, compare=self._handoff(items),
+        )
+
+    def _handoff(self, items: list[ItemReport]) -> list[ExperimentHandoff]:
+        handoffs = []
+        builds = sorted((i for i in items if i.kind == "build"), key=lambda i: (i.experiment or "", i.preset or ""))
+        for experiment, group in itertools.groupby(builds, key=lambda i: i.experiment or ""):
+            ready: dict[str, str] = {}
+            not_ready: dict[str, str] = {}
+            model = None
+            for item in group:
+                model = model or item.properties.get("forge.model") or None
+                build_dir = item.properties.get("build_dir")
+                if not build_dir or item.outcome != "passed":
+                    not_ready[str(item.preset)] = item.message or f"item {item.outcome}"
+                    continue
+                try:
+                    entry = load_entry(Path(build_dir))
+                except ForgeError as exc:
+                    not_ready[str(item.preset)] = str(exc)
+                    continue
+                if comparable(entry) and entry.run_summary is not None:
+                    ready[str(item.preset)] = str(entry.run_summary.structured_result_path)
+                else:
+                    not_ready[str(item.preset)] = entry.readiness.reason
+            pairs = [ComparePair(left=left, right=right, left_result=ready[left], right_result=ready[right],
+                                 lab_command=lab_compare_command(ready[left], ready[right]))
+                     for left, right in itertools.combinations(sorted(ready), 2)]
+            handoffs.append(ExperimentHandoff(experiment=experiment, model=model, ready=sorted(ready),
+                                              not_ready=not_ready, pairs=pairs))
+        return handoffs
+
+    @staticmethod
+    def markdown(report: ForgeReport) -> str:
+        lines = ["## InferEdgeForge", "", "| item | outcome | cache | mean ms | p99 ms | min cos |", "|---|---|---|---|---|---|"]
+        for item in report.items:
+            p = item.properties
+            lines.append(f"| `{item.nodeid}` | {item.outcome} | {p.get('cache_hit', '-')} | {_num(p.get('mean_ms'), 3)} | "
+                         f"{_num(p.get('p99_ms'), 3)} | {_num(p.get('min_cosine'), 6)} |")
+        for handoff in report.compare:
+            for pair in handoff.pairs:
+                lines.append(f"\n`{pair.lab_command}`")
+        return "\n".join(lines) + "\n\n"
+
+
+def _toolchains() -> dict[str, Any]:
+    facts = {}
+    for name in BACKEND_NAMES:
+        availability = get_backend(name).available()
+        facts[name] = {"available": availability.ok, "reason": availability.reason, "versions": availability.versions}
+    return facts
