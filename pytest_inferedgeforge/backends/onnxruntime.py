@@ -95,7 +95,19 @@ def _capture_logging(log: Any) -> Iterator[None]:
         root.setLevel(previous_level)
 
 
+EXTERNAL_DATA_FILE = "model.onnx.data"
+
+
+def _with_external_data(artifact: Path) -> list[Path]:
+    """The artifact plus its external-data file, when the toolchain wrote one."""
+    data = artifact.with_name(EXTERNAL_DATA_FILE)
+    return [artifact, data] if data.is_file() else [artifact]
+
+
 class OnnxRuntimeBackend:
+    """Models whose weights live in external data get artifacts with external data too
+    (``model.onnx`` + ``model.onnx.data``), so an artifact never points back at the source."""
+
     name = "onnxruntime"
     artifact_filename = "model.onnx"
 
@@ -131,12 +143,18 @@ class OnnxRuntimeBackend:
         level = OPTIMIZATION_LEVELS[options.optimization_level]
         session_options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         session_options.optimized_model_filepath = str(artifact)
+        if request.model.external_data:
+            session_options.add_session_config_entry(
+                "session.optimized_model_external_initializers_file_name", EXTERNAL_DATA_FILE)
+            session_options.add_session_config_entry(
+                "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         request.log(f"optimizing graph at {level} into {artifact.name}")
         ort.InferenceSession(str(request.source), session_options, providers=["CPUExecutionProvider"])
         call = ToolCall(api="onnxruntime.InferenceSession", args={
             "path": str(request.source), "graph_optimization_level": level,
-            "optimized_model_filepath": artifact.name, "providers": ["CPUExecutionProvider"]})
-        return BuildOutput(artifacts=[artifact], calls=[call])
+            "optimized_model_filepath": artifact.name, "providers": ["CPUExecutionProvider"],
+            "external_initializers": EXTERNAL_DATA_FILE if request.model.external_data else None})
+        return BuildOutput(artifacts=_with_external_data(artifact), calls=[call])
 
     def _to_fp16(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
         import onnx
@@ -145,19 +163,24 @@ class OnnxRuntimeBackend:
         request.log(f"converting to float16 (keep_io_types={options.keep_io_types})")
         model = onnx.load(str(request.source))
         converted = convert_float_to_float16(model, keep_io_types=options.keep_io_types)
-        onnx.save(converted, str(artifact))
+        external = bool(request.model.external_data)
+        onnx.save(converted, str(artifact), save_as_external_data=external, all_tensors_to_one_file=True,
+                  location=EXTERNAL_DATA_FILE, size_threshold=1024)
         call = ToolCall(api="onnxruntime.transformers.float16.convert_float_to_float16",
-                        args={"keep_io_types": options.keep_io_types})
-        return BuildOutput(artifacts=[artifact], calls=[call])
+                        args={"keep_io_types": options.keep_io_types, "external_data": external})
+        return BuildOutput(artifacts=_with_external_data(artifact), calls=[call])
 
     def _quantize_dynamic(self, request: BuildRequest, artifact: Path) -> BuildOutput:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         # ConvInteger only has uint8 x uint8 kernels on CPU, so dynamic weights are uint8.
         request.log("quantizing weights dynamically (QUInt8)")
-        quantize_dynamic(str(request.source), str(artifact), weight_type=QuantType.QUInt8)
-        call = ToolCall(api="onnxruntime.quantization.quantize_dynamic", args={"weight_type": "QUInt8"})
-        return BuildOutput(artifacts=[artifact], calls=[call])
+        external = bool(request.model.external_data)
+        quantize_dynamic(str(request.source), str(artifact), weight_type=QuantType.QUInt8,
+                         use_external_data_format=external)
+        call = ToolCall(api="onnxruntime.quantization.quantize_dynamic",
+                        args={"weight_type": "QUInt8", "use_external_data_format": external})
+        return BuildOutput(artifacts=_with_external_data(artifact), calls=[call])
 
     def _quantize_static(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -170,11 +193,14 @@ class OnnxRuntimeBackend:
         quant_format = QuantFormat.QDQ if options.quant_format == "qdq" else QuantFormat.QOperator
         with tempfile.TemporaryDirectory(dir=request.work_dir.parent, prefix=".forge-quant-") as scratch:
             prepared = Path(scratch) / "preprocessed.onnx"
-            quant_pre_process(str(request.source), str(prepared), skip_symbolic_shape=True)
+            quant_pre_process(str(request.source), str(prepared), skip_symbolic_shape=True,
+                              save_as_external_data=bool(request.model.external_data), all_tensors_to_one_file=True,
+                              external_data_location="preprocessed.onnx.data")
             quantize_static(
                 str(prepared), str(artifact), _SampleReader(samples),
                 quant_format=quant_format, per_channel=options.per_channel,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                use_external_data_format=bool(request.model.external_data),
             )
         calls = [
             ToolCall(api="onnxruntime.quantization.shape_inference.quant_pre_process",
@@ -183,7 +209,7 @@ class OnnxRuntimeBackend:
                 "quant_format": quant_format.name, "per_channel": options.per_channel,
                 "activation_type": "QUInt8", "weight_type": "QInt8", "calibrate_method": method.name}),
         ]
-        return BuildOutput(artifacts=[artifact], calls=calls, calibration=calibration)
+        return BuildOutput(artifacts=_with_external_data(artifact), calls=calls, calibration=calibration)
 
     def load(self, artifact: Path, *, threads: int | None = None) -> OrtRunner:
         return OrtRunner(artifact, threads)

@@ -1,0 +1,87 @@
+"""Shared fixtures: a scratch workspace with the shipped presets and models, and model factories."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_inferedgeforge.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory laid out like the repository (presets/, models/), and the current directory."""
+    shutil.copytree(REPO / "presets", tmp_path / "presets")
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(tmp_path / "no-toolchains"))
+    return tmp_path
+
+
+def make_dynamic_model(path: Path) -> Path:
+    """A model in the style of a third-party export: symbolic batch, height and width, and an opset-13
+    graph of Conv, Relu, GlobalAveragePool, Flatten and MatMul that is unlike the shipped CNN."""
+    rng = np.random.default_rng(42)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.2, (8, 3, 3, 3)).astype(np.float32), "conv.w"),
+        numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), "conv.b"),
+        numpy_helper.from_array(rng.normal(0, 0.3, (8, 10)).astype(np.float32), "fc.w"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["pixel_values", "conv.w", "conv.b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("MatMul", ["f", "fc.w"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "exported",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="pytorch")
+    model.ir_version = 7
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture
+def dynamic_model(tmp_path: Path) -> Path:
+    return make_dynamic_model(tmp_path / "exported_dynamic.onnx")
+
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run the CLI in-process: ``code, out, err = cli("build", "--model", ...)``."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def flip_byte() -> Callable[[Path], None]:
+    """Tamper with a file by inverting one byte."""
+
+    def flip(path: Path, offset: int = 100) -> None:
+        data = bytearray(path.read_bytes())
+        data[offset] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    return flip
