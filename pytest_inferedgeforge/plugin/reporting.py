@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from pytest_inferedgeforge.core.errors import ForgeError
 from pytest_inferedgeforge.core.handoff import lab_compare_command
 from pytest_inferedgeforge.core.records import write_json_atomic
 from pytest_inferedgeforge.core.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
+from pytest_inferedgeforge.core.spec import is_spec_file
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
 
 _ITEM_FIELDS = {f"forge.{name}" for name in ("kind", "experiment", "spec", "preset", "backend", "target", "precision")}
@@ -64,7 +64,7 @@ class ForgeReporter:
         self.settings = settings
         self.rows: dict[str, _Row] = {}
         self.collection_errors: list[str] = []
-        self.started = time.time()
+        self.spec_errors = 0
 
     @property
     def is_worker(self) -> bool:
@@ -73,6 +73,15 @@ class ForgeReporter:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.collection_errors.append(f"{report.nodeid}: {report.longreprtext.strip().splitlines()[-1][:300]}")
+            if is_spec_file(Path(report.nodeid)):
+                self.spec_errors += 1
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """A broken spec is a collection error, but it must not stop the other experiments: when every
+        collection error is a spec error, run the rest (the run still fails on the error)."""
+        if session.testsfailed and session.testsfailed == self.spec_errors:
+            session.config.option.continue_on_collection_errors = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
