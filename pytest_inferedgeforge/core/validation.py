@@ -159,7 +159,13 @@ def forge_consistency(manifest: dict[str, Any]) -> list[Issue]:
 
 
 def artifact_location(entry: dict[str, Any], build_dir: Path, label: str) -> tuple[Path | None, list[Issue]]:
-    """Where an artifact entry's file is, refusing anything outside the build directory."""
+    """Where an artifact entry's file is, refusing anything outside the build directory.
+
+    Forge records name the file inside the build directory (``file``). Original
+    v0.1 records only have ``path``, relative to wherever that build ran; such a
+    path is tried as given and then by name inside the build directory, and is
+    only judged when it points at an existing file.
+    """
     root = build_dir.resolve()
     name = entry.get("file")
     if _non_empty(name):
@@ -176,6 +182,13 @@ def artifact_location(entry: dict[str, Any], build_dir: Path, label: str) -> tup
     if not _non_empty(recorded):
         return None, []
     candidate = Path(recorded).resolve()
+    if not candidate.exists():
+        by_name = root / Path(recorded).name
+        if Path(recorded).parent.name == root.name and by_name.is_file():
+            candidate = by_name
+        else:
+            return None, [Issue("WARNING", f"{label}.path",
+                                f"artifact not found at {recorded}; its hash cannot be re-verified here")]
     if not candidate.is_relative_to(root):
         return None, [Issue("ERROR", f"{label}.path", f"{recorded} escapes the build directory {root}")]
     return candidate, []
@@ -267,7 +280,8 @@ def verify_build_dir(build_dir: Path) -> ValidationReport:
             report.issues.append(Issue("ERROR", f"metadata.artifacts[{index}]", "must be an object"))
             continue
         location, found = artifact_location(entry, build_dir, f"metadata.artifacts[{index}]")
-        report.issues.extend(issue for issue in found if issue.level == "ERROR")
+        report.issues.extend(Issue("ERROR", issue.path, issue.message) for issue in found
+                             if issue.level == "ERROR" or "not found" in issue.message)
         if location is not None and _non_empty(entry.get("sha256")):
             report.issues.extend(_hash_issue(f"metadata.artifacts[{index}].sha256", location, entry["sha256"]))
     return report
