@@ -154,6 +154,8 @@ class BuildRecord:
 
 
 def load_build_record(build_dir: Path) -> BuildRecord:
+    """Load a published build; its paths are absolute so every record derived from it is CWD-independent."""
+    build_dir = build_dir.resolve()
     return BuildRecord(build_dir, load_metadata(build_dir / "metadata.json"), load_manifest(build_dir / "manifest.json"))
 
 
