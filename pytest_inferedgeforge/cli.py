@@ -432,6 +432,18 @@ def cmd_show_compare_command(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.core.handoff import lab_compare_command
 
     choice = choose_pair(_scan(args), args.left, args.right)
+    if args.json:
+        available = choice.available and choice.left is not None and choice.right is not None
+        _print_json({
+            "model": args.model, "status": "available" if available else "unavailable",
+            "reason": choice.reason, "next_step": choice.next_step,
+            "left": choice.left.preset_name if choice.left else None,
+            "right": choice.right.preset_name if choice.right else None,
+            "command": lab_compare_command(str(choice.left.run_summary.structured_result_path),  # type: ignore[union-attr]
+                                           str(choice.right.run_summary.structured_result_path))  # type: ignore[union-attr]
+            if available else None,
+        })
+        return 0 if available else 1
     print("Compare Command Preview")
     print("-----------------------")
     if not choice.available:
@@ -734,6 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="source model")
     p.add_argument("--left", default=None, help="left preset (give with --right)")
     p.add_argument("--right", default=None, help="right preset (give with --left)")
+    p.add_argument("--json", action="store_true", help="print the preview as JSON")
 
     p = _add(sub, "compare", cmd_compare, "tabulate latency and accuracy deltas of ready builds and plot them")
     p.add_argument("--dir", required=True, help="directory to search for builds")
