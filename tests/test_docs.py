@@ -1,0 +1,40 @@
+"""The docs cover every command and option, and README's set-up commands are the ones CI runs."""
+
+import argparse
+from pathlib import Path
+
+from pytest_inferedgeforge.cli import build_parser
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[f"{prefix}{name}"] = sub
+                found.update(_subparsers(sub, f"{prefix}{name} "))
+    return found
+
+
+def test_cli_reference_covers_every_command_and_option() -> None:
+    reference = (REPO / "docs/cli.md").read_text()
+    for name, parser in _subparsers(build_parser()).items():
+        assert f"## `{name}`" in reference or name == "toolchain", name
+        for action in parser._actions:
+            for option in action.option_strings:
+                assert option in reference, f"{name} {option} missing from docs/cli.md"
+
+
+def test_readme_names_every_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name in _subparsers(build_parser()):
+        assert name.split()[0] in readme, name
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci/run").read_text()
+    assert ".venv/bin/pytest tests/" in readme
+    assert ".venv/bin/pytest tests/" in ci
