@@ -278,3 +278,17 @@ def test_schema_command_lists_and_prints(cli) -> None:
 def test_usage_errors_exit_2(cli) -> None:
     assert cli("build", "--model", "x")[0] == 2
     assert cli("validate-manifest")[0] == 2
+
+
+@pytest.mark.parametrize("manifest", [
+    {"build": "x", "source_model": [], "artifact": 3, "runtime": None},
+    {"build": {}, "artifacts": "model.onnx", "source_model": {"path": "models/tiny_cnn.onnx", "external_data": [1]}},
+])
+def test_malformed_sections_are_errors_not_crashes(workspace: Path, cli, manifest: dict) -> None:
+    build_dir = Path("builds/x")
+    build_dir.mkdir(parents=True)
+    (build_dir / "manifest.json").write_text(json.dumps(manifest))
+    (build_dir / "metadata.json").write_text(json.dumps(manifest))
+    for argv in (("validate-manifest", "--build-dir", str(build_dir)), ("verify", str(build_dir))):
+        code, out, err = cli(*argv)
+        assert code == 1 and "ERROR" in out and "internal error" not in err

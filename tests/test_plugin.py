@@ -116,8 +116,8 @@ def test_tampered_artifact_fails_the_manifest_gate_naming_the_file(project: pyte
     result = project.runpytest("builds/")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*sha256 mismatch for */tiny_cnn__cpu__onnxruntime__cpu_int8/model.onnx*"])
-    gate = project.runpytest("--forge-validate", "builds", "-m", "nothing-else", "-p", "no:cacheprovider")
-    assert gate.ret != 0
+    gate = project.runpytest("ort.forge.yaml", "--forge-validate", "builds", "-k", "verify", "-p", "no:cacheprovider")
+    gate.assert_outcomes(passed=3, failed=1)
 
 
 def test_a_python_spec_uses_the_fixtures_per_preset(project: pytest.Pytester) -> None:
@@ -157,3 +157,11 @@ def test_xdist_builds_each_key_once_and_matches_serial(project: pytest.Pytester)
     misses = [item["properties"]["build_dir"] for item in builds if item["properties"]["cache_hit"] is False]
     assert sorted(misses) == sorted(set(misses)) and len(misses) == 4
     assert len(report["compare"]) == 3
+
+
+def test_without_benchmark_an_item_still_smoke_runs_the_artifact(project: pytest.Pytester) -> None:
+    result = project.runpytest("ort.forge.yaml", "-m", "fp16", "--forge-no-benchmark", "--junitxml", "j.xml")
+    result.assert_outcomes(passed=1)
+    properties = {p.get("name"): p.get("value") for p in ET.parse(project.path / "j.xml").getroot().iter("property")}
+    assert properties["smoke"] == "ok, output shapes [[1, 1000]]"
+    assert "mean_ms" not in properties

@@ -151,6 +151,8 @@ def read_preset_file(path: Path, preset_id: str) -> Preset:
         raise PresetError(f"{path}: Preset name mismatch for '{preset_id}': expected '{preset_id}', found '{preset.name}'.")
     if preset.backend != preset_id.split("/")[0]:
         raise PresetError(f"{path}: backend '{preset.backend}' does not match the directory '{preset_id.split('/')[0]}'")
+    if preset.calibration is not None and preset.calibration.dataset:
+        preset.calibration.dataset = str((path.parent / preset.calibration.dataset).resolve())
     return preset
 
 

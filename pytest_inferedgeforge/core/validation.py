@@ -209,7 +209,8 @@ def file_issues(manifest: dict[str, Any], build_dir: Path) -> list[Issue]:
     entries: list[tuple[str, dict[str, Any]]] = []
     if isinstance(manifest.get("artifact"), dict):
         entries.append(("artifact", manifest["artifact"]))
-    for index, entry in enumerate(manifest.get("artifacts") or []):
+    listed = manifest.get("artifacts")
+    for index, entry in enumerate(listed if isinstance(listed, list) else []):
         if isinstance(entry, dict):
             entries.append((f"artifacts[{index}]", entry))
     for label, entry in entries:
@@ -231,9 +232,13 @@ def file_issues(manifest: dict[str, Any], build_dir: Path) -> list[Issue]:
             if _non_empty(source.get("sha256")) and SHA256.match(source["sha256"]):
                 issues.extend(_hash_issue("source_model.sha256", source_path, source["sha256"]))
             source_root = source_path.resolve().parent
-            for index, item in enumerate(source.get("external_data") or []):
-                data_path = (source_root / str(item.get("path", ""))).resolve()
+            external = source.get("external_data")
+            for index, item in enumerate(external if isinstance(external, list) else []):
                 label = f"source_model.external_data[{index}]"
+                if not isinstance(item, dict):
+                    issues.append(Issue("ERROR", label, "must be an object"))
+                    continue
+                data_path = (source_root / str(item.get("path", ""))).resolve()
                 if not data_path.is_relative_to(source_root):
                     issues.append(Issue("ERROR", label, f"{item.get('path')} escapes {source_root}"))
                 else:
@@ -270,12 +275,15 @@ def verify_build_dir(build_dir: Path) -> ValidationReport:
         return report
     manifest = read_json_object(build_dir / "manifest.json", "Build manifest")
     for key in ("build_id", "build_key"):
-        left = (metadata.get("build") or {}).get(key)
-        right = (manifest.get("build") or {}).get(key)
+        left, right = _get(metadata, f"build.{key}"), _get(manifest, f"build.{key}")
         if left != right:
             report.issues.append(Issue("ERROR", f"metadata.build.{key}",
                                        f"metadata.json says {left!r} but manifest.json says {right!r}"))
-    for index, entry in enumerate(metadata.get("artifacts") or []):
+    artifacts = metadata.get("artifacts")
+    if not isinstance(artifacts, list) or not artifacts:
+        report.issues.append(Issue("ERROR", "metadata.artifacts", "metadata.json lists no artifacts"))
+        artifacts = []
+    for index, entry in enumerate(artifacts):
         if not isinstance(entry, dict):
             report.issues.append(Issue("ERROR", f"metadata.artifacts[{index}]", "must be an object"))
             continue

@@ -102,8 +102,24 @@ class ForgeItem(pytest.Item):
         record_properties(self, outcome)
         settings = get_settings(self.config)
         if not settings.benchmark or not (spec.benchmark.enabled or spec.accuracy.enabled):
+            self._smoke(outcome.record)
             return
         self._benchmark(outcome.record, settings)
+
+    def _smoke(self, record: BuildRecord) -> None:
+        """One inference on the artifact; the benchmark step covers this when it runs."""
+        from pytest_inferedgeforge.core.inputs import synthetic_samples
+
+        inputs = record.manifest.source_model.inputs or []
+        sample = synthetic_samples(inputs, record.manifest.input_shapes or {}, seed=0, count=1)[0]
+        try:
+            outputs = get_backend(self.preset.backend).load(record.artifact_path).run(sample)
+        except ForgeError as exc:
+            self.user_properties.append(("smoke", f"not run here: {exc}"))
+            return
+        except Exception as exc:
+            raise ForgeCheckFailed(f"smoke inference failed: {type(exc).__name__}: {exc}") from exc
+        self.user_properties.append(("smoke", f"ok, output shapes {[list(o.shape) for o in outputs]}"))
 
     def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
         spec = self.experiment.spec
