@@ -26,11 +26,12 @@ def _print_json(value: Any) -> None:
 
 
 def _print_report(header: str, report: Any, as_json: bool) -> int:
+    """The original validate-* output: verdict, file, counts, then one line per issue."""
     if as_json:
         _print_json(report.to_dict())
     else:
         print(f"{header}: {'valid' if report.valid else 'invalid'}")
-        print(f"{'Manifest' if header.startswith('Manifest') else 'Target'}: {report.target}")
+        print(f"Manifest: {report.target}")
         print(f"Errors: {len(report.errors)}")
         print(f"Warnings: {len(report.warnings)}")
         for issue in report.issues:
@@ -642,16 +643,7 @@ def cmd_validate_agent_manifest(args: argparse.Namespace) -> int:
 
     path = Path(args.manifest)
     report = validate_agent_manifest(read_json_object(path, "Agent manifest"), path)
-    if args.json:
-        _print_json(report.to_dict())
-        return 0 if report.valid else 1
-    print(f"Agent manifest validation: {'valid' if report.valid else 'invalid'}")
-    print(f"Manifest: {path}")
-    print(f"Errors: {len(report.errors)}")
-    print(f"Warnings: {len(report.warnings)}")
-    for issue in report.issues:
-        print(issue.line())
-    return 0 if report.valid else 1
+    return _print_report("Agent manifest validation", report, args.json)
 
 
 # -- parser ----------------------------------------------------------------------------------------
