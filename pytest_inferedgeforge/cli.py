@@ -202,7 +202,12 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
     build_dir = path.parent
     summary = load_run_summary(build_dir)
     if args.summary:
-        print(_summary_text(metadata, summary))
+        from pytest_inferedgeforge.core.catalog import judge_readiness
+        from pytest_inferedgeforge.core.records import load_manifest
+
+        manifest_path = build_dir / "manifest.json"
+        manifest = load_manifest(manifest_path) if manifest_path.exists() else None
+        print(_summary_text(metadata, summary, judge_readiness(build_dir, metadata, manifest, summary)))
         return 0
     has_lab = metadata.lab_compat is not None
     view = {
@@ -227,7 +232,7 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary_text(metadata: Any, summary: Any) -> str:
+def _summary_text(metadata: Any, summary: Any, readiness: Any) -> str:
     snapshot = metadata.preset_snapshot or {}
     artifact = metadata.artifacts[0] if metadata.artifacts else None
     runtime = metadata.lab_compat.runtime if metadata.lab_compat else None
@@ -258,7 +263,7 @@ def _summary_text(metadata: Any, summary: Any) -> str:
         lines += ["", "Execution Insight:",
                   "  benchmark evidence exists for this build; compare it with another variant in InferEdgeLab "
                   "compare or compare-latest"]
-    ready = summary is not None and summary.status == "completed"
+    ready = readiness.ready
     lines += ["", "Compare Readiness:"]
     if summary is None:
         lines += ["  Status     : pending", "  Reason     : run-benchmark has not been executed yet"]
@@ -266,7 +271,7 @@ def _summary_text(metadata: Any, summary: Any) -> str:
         lines += ["  Status     : ready", "  Reason     : benchmark result is present for this artifact",
                   "  Workflow   : build another preset variant, then compare results in InferEdgeLab"]
     else:
-        lines += ["  Status     : failed", f"  Reason     : {summary.error or 'last benchmark did not complete'}"]
+        lines += [f"  Status     : {readiness.state}", f"  Reason     : {readiness.reason}"]
     context = [("Preset", snapshot.get("name") or metadata.build.preset_name), ("Backend", metadata.build.backend),
                ("Target", metadata.build.target), ("Source", metadata.source_model.path),
                ("Artifact", artifact.path if artifact else None), ("Engine", runtime.engine if runtime else None),

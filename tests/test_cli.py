@@ -292,3 +292,14 @@ def test_malformed_sections_are_errors_not_crashes(workspace: Path, cli, manifes
     for argv in (("validate-manifest", "--build-dir", str(build_dir)), ("verify", str(build_dir))):
         code, out, err = cli(*argv)
         assert code == 1 and "ERROR" in out and "internal error" not in err
+
+
+def test_inspect_summary_reports_a_stale_benchmark(workspace: Path, cli, flip_byte) -> None:
+    cli(*BUILD, "onnxruntime/cpu_fp32")
+    cli("run-benchmark", str(FP32_DIR), "--runs", "2", "--warmup", "0")
+    code, out, _ = cli("inspect-build", "--summary", str(FP32_DIR / "metadata.json"))
+    assert code == 0 and "  Status     : ready" in out and "Mean (ms)  :" in out
+    flip_byte(FP32_DIR / "model.onnx")
+    code, out, _ = cli("inspect-build", "--summary", str(FP32_DIR / "metadata.json"))
+    assert "  Status     : stale" in out and "artifact changed since its benchmark" in out
+    assert "run run-benchmark to generate validation results" in out

@@ -36,7 +36,11 @@ if mode != "no-engine":
 print("&&&& PASSED TensorRT.trtexec")
 """
 STAND_IN_NVIDIA_SMI = """#!/bin/sh
-echo "{gpu}"
+if [ $# -eq 0 ]; then
+    echo "| NVIDIA-SMI 540.4.0    Driver Version: 540.4.0    CUDA Version: 12.6 |"
+else
+    echo "{gpu}"
+fi
 """
 
 
@@ -90,6 +94,7 @@ def test_availability_records_versions_and_gpu(stand_ins: Path) -> None:
     assert availability.ok
     assert availability.versions["tensorrt"] == "10.3.0"
     assert availability.versions["gpu"] == "Orin (nvgpu)" and availability.versions["compute_capability"] == "8.7"
+    assert availability.versions["driver"] == "540.4.0" and availability.versions["cuda"] == "12.6"
 
 
 @pytest.mark.parametrize(("preset_id", "expected", "absent"), [

@@ -13,6 +13,7 @@ calibration data would give an engine with meaningless scales.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -99,6 +100,34 @@ def detect_gpu() -> tuple[dict[str, str] | None, str | None]:
     return None, "no CUDA device: nvidia-smi is not on PATH and this is not a Jetson (/proc/device-tree/model)"
 
 
+def cuda_version() -> str | None:
+    """The CUDA version: the driver's (nvidia-smi banner), else the toolkit's (version.json, nvcc)."""
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            banner = subprocess.run([smi], capture_output=True, text=True, timeout=20, check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            banner = ""
+        match = re.search(r"CUDA Version:\s*([\d.]+)", banner)
+        if match:
+            return match.group(1)
+    version_file = Path("/usr/local/cuda/version.json")
+    if version_file.is_file():
+        try:
+            return str(json.loads(version_file.read_text())["cuda"]["version"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").is_file() else None)
+    if nvcc:
+        try:
+            output = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=20, check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        match = re.search(r"release ([\d.]+)", output)
+        return match.group(1) if match else None
+    return None
+
+
 def trtexec_version(trtexec: Path) -> str:
     try:
         result = subprocess.run([str(trtexec), "--help"], capture_output=True, text=True, timeout=30, check=False)
@@ -171,6 +200,9 @@ class TensorRTBackend:
         if gpu is None:
             return Availability(False, reason=f"{why}. TensorRT builds need an NVIDIA GPU. {RUN_HINT}")
         versions = {key: value for key, value in gpu.items() if value}
+        cuda = cuda_version()
+        if cuda:
+            versions["cuda"] = cuda
         if trtexec is not None:
             versions["trtexec"] = str(trtexec)
             versions["tensorrt"] = trtexec_version(trtexec)
