@@ -303,3 +303,21 @@ def test_inspect_summary_reports_a_stale_benchmark(workspace: Path, cli, flip_by
     code, out, _ = cli("inspect-build", "--summary", str(FP32_DIR / "metadata.json"))
     assert "  Status     : stale" in out and "artifact changed since its benchmark" in out
     assert "run run-benchmark to generate validation results" in out
+
+
+def test_rebuild_of_a_manifest_outside_a_build_dir_needs_output(workspace: Path, cli) -> None:
+    Path("m.json").write_text(json.dumps({"build": {"preset_name": "onnxruntime/cpu_fp32"},
+                                          "source_model": {"path": "models/tiny_cnn.onnx"}}))
+    code, _, err = cli("rebuild-from-manifest", "m.json")
+    assert code == 1 and "pass --output" in err
+    code, out, _ = cli("rebuild-from-manifest", "m.json", "--output", "rb")
+    assert code == 0 and "from the current preset" in out and "no artifact sha256" in out
+
+
+def test_garbage_preset_and_output_file_are_clean_errors(workspace: Path, cli) -> None:
+    Path("presets/onnxruntime/garbage.yaml").write_bytes(bytes(range(128, 256)))
+    code, _, err = cli("show-preset", "onnxruntime/garbage")
+    assert code == 1 and "garbage.yaml: preset file is not UTF-8 text" in err
+    Path("afile").write_text("")
+    code, _, err = cli(*BUILD[:-3], "--output", "afile", "--preset", "onnxruntime/cpu_fp32")
+    assert code == 1 and "exists and is not a directory" in err

@@ -257,6 +257,8 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
     if not availability.ok:
         raise ToolchainUnavailable(f"{plan.preset.name}: {availability.reason}")
     fingerprint = _fingerprint(plan, availability.versions)
+    if plan.output_root.exists() and not plan.output_root.is_dir():
+        raise ForgeError(f"output root {plan.output_root} exists and is not a directory")
     plan.output_root.mkdir(parents=True, exist_ok=True)
     lock_dir = plan.output_root / ".locks"
     lock_dir.mkdir(exist_ok=True)

@@ -136,6 +136,8 @@ def read_preset_file(path: Path, preset_id: str) -> Preset:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PresetError(f"{path}: cannot read preset file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{path}: preset file is not UTF-8 text") from exc
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

@@ -149,6 +149,9 @@ def rebuild_from_manifest(
     diff = _diff(snapshot, current)
 
     original_dir = manifest_path.parent.resolve()
+    if output is None and not (original_dir / "metadata.json").is_file():
+        raise ForgeError(f"{manifest_path} is not inside a build directory (no metadata.json beside it); "
+                         "pass --output to choose where the rebuild goes")
     root = output if output is not None else original_dir.parent.parent / "rebuilds"
     plan = plan_build(source, preset, root, input_shapes=manifest.get("input_shapes"), presets_root=presets_root)
     if plan.build_dir.resolve() == original_dir:
@@ -160,7 +163,7 @@ def rebuild_from_manifest(
     new_versions = record.manifest.toolchain.versions if record.manifest.toolchain else {}
     changes = {name: [old_versions.get(name), new_versions.get(name)]
                for name in sorted(set(old_versions) | set(new_versions))
-               if old_versions.get(name) != new_versions.get(name)}
+               if old_versions and old_versions.get(name) != new_versions.get(name)}
     old_artifact_sha = (manifest.get("artifact") or {}).get("sha256")
     new_artifact_sha = record.manifest.artifact.sha256
     reasons: list[str] = []
@@ -168,13 +171,16 @@ def rebuild_from_manifest(
     if old_artifact_sha and old_artifact_sha == new_artifact_sha:
         verdict = "bitwise"
     else:
-        reasons.append(f"artifact bytes differ (recorded {old_artifact_sha}, rebuilt {new_artifact_sha})")
+        reasons.append(f"artifact bytes differ (recorded {old_artifact_sha}, rebuilt {new_artifact_sha})"
+                       if old_artifact_sha else "the manifest records no artifact sha256 to compare bytes with")
         functional, why = _functional_check(original_dir, record, plan)
         if why:
             reasons.append(why)
         verdict = "functional" if functional is not None and functional.passed else "not_reproducible"
         if functional is not None and not functional.passed:
             reasons.extend(functional.failures)
+    if not old_versions:
+        reasons.append("the original record has no toolchain versions to compare")
     if changes:
         reasons.append("toolchain versions changed: " + ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in changes.items()))
     if recorded_sha and recorded_sha != current_sha:
