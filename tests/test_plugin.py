@@ -92,6 +92,8 @@ def test_json_report_and_junit_xml(project: pytest.Pytester) -> None:
     assert len(compare["tiny"]["pairs"]) == 6
     assert compare["tiny"]["pairs"][0]["lab_command"].startswith("python -m inferedgelab.cli compare ")
     assert compare["edge"]["ready"] == []
+    xmlschema = pytest.importorskip("xmlschema")
+    xmlschema.XMLSchema(str(REPO / "docs/schemas/junit.xsd")).validate(str(project.path / "junit.xml"))
     cases = ET.parse(project.path / "junit.xml").getroot().iter("testcase")
     properties = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
     props = properties["tiny[onnxruntime/cpu_int8]"]

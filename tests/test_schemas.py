@@ -23,6 +23,7 @@ def test_checked_in_schema_has_not_drifted(name: str) -> None:
 
 def test_no_stale_schema_files() -> None:
     assert sorted(p.name for p in SCHEMAS.glob("*.schema.json")) == sorted(f"{n}.schema.json" for n in schema_names())
+    assert sorted(p.name for p in SCHEMAS.iterdir()) == sorted([f"{n}.schema.json" for n in schema_names()] + ["junit.xsd"])
 
 
 def test_written_files_validate_against_their_schemas(workspace: Path) -> None:
