@@ -54,3 +54,21 @@ def test_inspect_build_reads_an_original_record(cli) -> None:
     view = json.loads(out)
     assert view["lab_profile_input"]["engine_path"] == "builds/yolov8n__jetson__tensorrt__jetson_fp16/model.engine"
     assert view["run_summary"] is None
+
+
+def test_the_original_module_entry_point_still_works() -> None:
+    import subprocess
+    import sys
+
+    completed = subprocess.run([sys.executable, "-m", "inferedgeforge.cli", "show-preset", "onnxruntime/nope",
+                                "--presets-root", str(FIXTURES.parent.parent / "presets")],
+                               capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("Error: Preset not found for ID 'onnxruntime/nope': ")
+
+
+def test_the_original_worker_summary_names_are_kept() -> None:
+    from inferedgeforge.handoff import build_worker_runtime_summary, metadata_to_worker_runtime_summary
+
+    assert build_worker_runtime_summary is metadata_to_worker_runtime_summary
+    assert build_worker_runtime_summary(_json("runtime_handoff_metadata.json"))["batch"] == 1

@@ -123,8 +123,8 @@ def find_preset_file(preset_id: str, root: Path) -> Path:
     candidates = [root / backend / f"{name}{suffix}" for suffix in PRESET_SUFFIXES]
     found = [path for path in candidates if path.is_file()]
     if not found:
-        available = ", ".join(entry.preset_id for entry in list_presets(root)) or "none"
-        raise PresetError(f"Preset not found for ID '{preset_id}' under {root} (available: {available})")
+        available = ", ".join(e.preset_id for e in list_presets(root) if e.error is None) or "none"
+        raise PresetError(f"Preset not found for ID '{preset_id}': {candidates[0]} (available: {available})")
     if len(found) > 1:
         raise PresetError(f"Preset ID '{preset_id}' is ambiguous: {', '.join(str(path) for path in found)}")
     return found[0]

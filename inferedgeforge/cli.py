@@ -1,0 +1,8 @@
+"""``python -m inferedgeforge.cli <command>``: the original entry point."""
+
+from pytest_inferedgeforge.cli import build_parser, main
+
+__all__ = ["build_parser", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
