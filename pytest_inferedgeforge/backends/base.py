@@ -59,6 +59,9 @@ class Runner(Protocol):
 
     def run(self, feeds: Sample) -> list[np.ndarray]: ...
 
+    # A runner whose toolchain preprocesses inputs itself (RKNN's mean/std) may also define
+    # ``prepare_reference(sample) -> sample`` so parity feeds the source model the same data.
+
 
 class Backend(Protocol):
     name: str

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from pytest_inferedgeforge.backends.base import Runner
 from pytest_inferedgeforge.core.inputs import Sample
 from pytest_inferedgeforge.core.spec import Thresholds
 
@@ -128,5 +129,5 @@ def check_parity(
     )
 
 
-def run_all(runner: object, samples: list[Sample]) -> list[list[np.ndarray]]:
-    return [runner.run(sample) for sample in samples]  # type: ignore[attr-defined]
+def run_all(runner: Runner, samples: list[Sample]) -> list[list[np.ndarray]]:
+    return [runner.run(sample) for sample in samples]
