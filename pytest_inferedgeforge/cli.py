@@ -307,7 +307,7 @@ def cmd_show_worker_summary(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.core.handoff import worker_runtime_summary
     from pytest_inferedgeforge.core.records import read_json_object
 
-    metadata_path = _metadata_path(args.metadata_path)
+    metadata_path = _metadata_path(args.metadata_path).resolve()
     manifest_path = metadata_path.parent / "manifest.json"
     manifest = read_json_object(manifest_path, "Build manifest") if manifest_path.exists() else None
     _print_json(worker_runtime_summary(read_json_object(metadata_path, "Build metadata"), manifest,

@@ -26,3 +26,14 @@ def test_real_lab_compare_accepts_two_forge_results(workspace: Path) -> None:
                                capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 0, completed.stderr
     assert "Overall judgement" in completed.stdout
+
+
+def test_real_lab_worker_contract_accepts_the_worker_summary(workspace: Path, cli) -> None:
+    contract = pytest.importorskip("inferedgelab.services.worker_contract")
+    import json
+
+    cli("build", "--model", "models/tiny_cnn.onnx", "--output", "builds", "--preset", "onnxruntime/cpu_int8")
+    code, out, _ = cli("show-worker-summary", "builds/tiny_cnn__cpu__onnxruntime__cpu_int8")
+    assert code == 0
+    request = contract.forge_summary_to_input_summary(json.loads(out))
+    assert request["options"]["precision"] == "int8" and request["options"]["height"] == 224

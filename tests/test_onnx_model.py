@@ -3,7 +3,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from pytest_inferedgeforge.core.errors import ModelError
+from pytest_inferedgeforge.core.errors import ForgeError, ModelError
 from pytest_inferedgeforge.core.onnx_model import (
     inspect_model,
     parse_input_shape,
@@ -72,3 +72,23 @@ def test_input_shape_argument_uses_the_trtexec_convention() -> None:
     for bad in ("input", "input:1x0x2", "input:axb"):
         with pytest.raises(ModelError):
             parse_input_shape(bad)
+
+
+def test_image_dataset_is_decoded_resized_scaled_and_batched(tmp_path: Path, dynamic_model: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from pytest_inferedgeforge.core.inputs import load_dataset
+
+    for index in range(5):
+        Image.new("RGB", (50, 40), color=(255, 0, 51 * index)).save(tmp_path / f"img_{index}.png")
+    info = inspect_model(dynamic_model)
+    samples = load_dataset(tmp_path, info, {"pixel_values": [2, 3, 32, 48]}, limit=None)
+    assert len(samples) == 2  # 5 images fill two batches of 2
+    batch = samples[0]["pixel_values"]
+    assert batch.shape == (2, 3, 32, 48) and batch.dtype == np.float32
+    assert np.allclose(batch[:, 0], 1.0) and np.allclose(batch[:, 1], 0.0)
+    assert np.allclose(batch[1, 2], 51 / 255)
+    (tmp_path / "img_9.png").write_bytes(b"not a png")
+    with pytest.raises(ForgeError, match="cannot decode image"):
+        load_dataset(tmp_path, info, {"pixel_values": [1, 3, 32, 48]}, limit=None)

@@ -1,8 +1,8 @@
 """Input samples for calibration, smoke runs, benchmarks and parity checks.
 
 Samples are either seeded synthetic arrays shaped from the model, or read from
-a dataset directory of ``.npy`` files (single-input models) or ``.npz`` files
-keyed by input name. Either way the exact bytes are hashed, so a record can say
+a dataset directory of ``.npy`` files (single-input models), ``.npz`` files
+keyed by input name, or images (single image input). Either way the exact bytes are hashed, so a record can say
 which data a build or a check saw.
 
 Synthetic data: floats are uniform in [0, 1) (an image already scaled to
@@ -52,29 +52,34 @@ def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]]
     return samples
 
 
+ARRAY_SUFFIXES = (".npy", ".npz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
 def load_dataset(
     directory: Path, model: ModelInfo | InputList, shapes: dict[str, list[int]], *, limit: int | None
 ) -> list[Sample]:
-    """Read ``.npy``/``.npz`` samples in name order; each must match the input shapes exactly."""
+    """Read samples in name order: ``.npy``/``.npz`` arrays, or images for a single image input.
+
+    Arrays must match the input shapes exactly. Images are preprocessed as documented in
+    docs/experiments.md: RGB (or grey for one channel), bilinear resize to the input's
+    height x width, scaled to [0, 1], NCHW or NHWC as the input's channel dim says; a batch
+    of N takes N consecutive images.
+    """
     if not directory.is_dir():
         raise ForgeError(f"dataset directory not found: {directory}")
-    files = sorted(path for path in directory.iterdir() if path.suffix in (".npy", ".npz"))
-    if not files:
-        raise ForgeError(f"dataset directory {directory} holds no .npy or .npz files")
-    inputs = model.inputs if isinstance(model, ModelInfo) else model
-    names = [tensor.name for tensor in inputs]
-    samples: list[Sample] = []
-    for path in files[:limit]:
-        try:
-            if path.suffix == ".npy":
-                if len(names) != 1:
-                    raise ForgeError(f"{path}: a .npy sample only fits a single-input model; use .npz keyed by input name")
-                sample = {names[0]: np.load(path, allow_pickle=False)}
-            else:
-                with np.load(path, allow_pickle=False) as archive:
-                    sample = {name: archive[name] for name in names}
-        except (ValueError, OSError, KeyError) as exc:
-            raise ForgeError(f"{path}: cannot read dataset sample: {exc}") from exc
+    entries = sorted(path for path in directory.iterdir() if path.suffix.lower() in ARRAY_SUFFIXES + IMAGE_SUFFIXES)
+    arrays = [path for path in entries if path.suffix.lower() in ARRAY_SUFFIXES]
+    images = [path for path in entries if path.suffix.lower() in IMAGE_SUFFIXES]
+    if arrays and images:
+        raise ForgeError(f"dataset directory {directory} mixes arrays and images; keep one kind")
+    if not entries:
+        raise ForgeError(f"dataset directory {directory} holds no .npy, .npz or image files")
+    inputs = list(model.inputs if isinstance(model, ModelInfo) else model)
+    if images:
+        return _image_samples(images, inputs, shapes, limit)
+    samples = [_array_sample(path, inputs) for path in arrays[:limit]]
+    for path, sample in zip(arrays, samples, strict=False):
         for tensor in inputs:
             array = sample[tensor.name]
             if list(array.shape) != shapes[tensor.name]:
@@ -82,7 +87,50 @@ def load_dataset(
                     f"{path}: input '{tensor.name}' has shape {list(array.shape)}, expected {shapes[tensor.name]}"
                 )
             sample[tensor.name] = array.astype(numpy_dtype(tensor), copy=False)
-        samples.append(sample)
+    return samples
+
+
+def _array_sample(path: Path, inputs: list[NamedInput]) -> Sample:
+    names = [tensor.name for tensor in inputs]
+    try:
+        if path.suffix.lower() == ".npy":
+            if len(names) != 1:
+                raise ForgeError(f"{path}: a .npy sample only fits a single-input model; use .npz keyed by input name")
+            return {names[0]: np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in names}
+    except (ValueError, OSError, KeyError) as exc:
+        raise ForgeError(f"{path}: cannot read dataset sample: {exc}") from exc
+
+
+def _image_samples(paths: list[Path], inputs: list[NamedInput], shapes: dict[str, list[int]],
+                   limit: int | None) -> list[Sample]:
+    from PIL import Image, UnidentifiedImageError
+
+    if len(inputs) != 1 or len(shapes[inputs[0].name]) != 4:
+        raise ForgeError("image datasets need a model with a single 4-D image input; use .npz for others")
+    tensor = inputs[0]
+    batch, *rest = shapes[tensor.name]
+    channels_first = rest[0] in (1, 3)
+    channels, height, width = rest if channels_first else (rest[2], rest[0], rest[1])
+    if channels not in (1, 3):
+        raise ForgeError(f"input '{tensor.name}' {shapes[tensor.name]} has no 1- or 3-channel axis for images")
+    groups = [paths[i:i + batch] for i in range(0, len(paths) - batch + 1, batch)][:limit]
+    if not groups:
+        raise ForgeError(f"{len(paths)} image(s) cannot fill one batch of {batch}")
+    samples = []
+    for group in groups:
+        pixels = []
+        for path in group:
+            try:
+                with Image.open(path) as image:
+                    converted = image.convert("RGB" if channels == 3 else "L").resize((width, height),
+                                                                                      Image.Resampling.BILINEAR)
+            except (UnidentifiedImageError, OSError) as exc:
+                raise ForgeError(f"{path}: cannot decode image: {exc}") from exc
+            array = np.asarray(converted, dtype=np.float32).reshape(height, width, channels) / 255.0
+            pixels.append(array.transpose(2, 0, 1) if channels_first else array)
+        samples.append({tensor.name: np.stack(pixels).astype(numpy_dtype(tensor))})
     return samples
 
 
