@@ -24,7 +24,7 @@ from filelock import FileLock
 
 from pytest_inferedgeforge.backends import Backend, BuildRequest, get_backend
 from pytest_inferedgeforge.core.environment import tool_facts
-from pytest_inferedgeforge.core.errors import ForgeError, ModelError, RecordError, ToolchainUnavailable
+from pytest_inferedgeforge.core.errors import ForgeError, RecordError, ToolchainUnavailable
 from pytest_inferedgeforge.core.hashing import sha256_file, sha256_json
 from pytest_inferedgeforge.core.inputs import Sample, load_dataset, samples_sha256, synthetic_samples
 from pytest_inferedgeforge.core.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
@@ -399,9 +399,3 @@ def _compose_records(
     )
     return metadata, manifest
 
-
-def ensure_model_path(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise ModelError(f"Model file not found: {path}")
-    return path
