@@ -13,10 +13,13 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge import __version__
 from pytest_inferedgeforge.core.errors import ForgeError
+
+if TYPE_CHECKING:
+    pass
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from pytest_inferedgeforge.backends import Backend, BuildRequest, get_backend
+from pytest_inferedgeforge.backends import Backend, BuildOutput, BuildRequest, get_backend
 from pytest_inferedgeforge.core.environment import tool_facts
 from pytest_inferedgeforge.core.errors import ForgeError, RecordError, ToolchainUnavailable
 from pytest_inferedgeforge.core.hashing import sha256_file, sha256_json
@@ -341,7 +341,7 @@ def _publish(work_dir: Path, build_dir: Path) -> None:
 def _compose_records(
     plan: BuildPlan,
     fingerprint: _Fingerprint,
-    output: Any,
+    output: BuildOutput,
     started: dt.datetime,
     finished: dt.datetime,
     duration: float,

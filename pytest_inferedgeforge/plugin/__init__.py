@@ -16,7 +16,7 @@ from pytest_inferedgeforge.core.spec import is_spec_file
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
 from pytest_inferedgeforge.plugin.items import ForgeSpecFile, ManifestFile, parametrize_forge_marker
 from pytest_inferedgeforge.plugin.reporting import ForgeReporter
-from pytest_inferedgeforge.plugin.settings import settings_from_config
+from pytest_inferedgeforge.plugin.settings import SETTINGS_KEY, settings_from_config
 
 BACKEND_MARKERS = {
     "onnxruntime": "ONNX Runtime items (embedded default backend)",
@@ -68,9 +68,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.append(directory)
     reporter = ForgeReporter(config, settings)
     config.pluginmanager.register(reporter, "inferedgeforge-reporter")
-
-
-SETTINGS_KEY = pytest.StashKey["object"]()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -50,7 +50,8 @@ def settings_from_config(config: pytest.Config) -> ForgeSettings:
     )
 
 
-def get_settings(config: pytest.Config) -> ForgeSettings:
-    from pytest_inferedgeforge.plugin import SETTINGS_KEY
+SETTINGS_KEY = pytest.StashKey[ForgeSettings]()
 
-    return config.stash[SETTINGS_KEY]  # type: ignore[return-value]
+
+def get_settings(config: pytest.Config) -> ForgeSettings:
+    return config.stash[SETTINGS_KEY]
