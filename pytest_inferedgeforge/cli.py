@@ -117,6 +117,9 @@ def _dry_run(args: argparse.Namespace) -> int:
     backend = get_backend(preset.backend)
     build_dir = output / build_dir_name(model, preset)
     shapes: dict[str, list[int]] | None = None
+    batch: int | None = None
+    height: int | None = None
+    width: int | None = None
     notes: list[str] = []
     if model.exists():
         plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape))
@@ -124,7 +127,6 @@ def _dry_run(args: argparse.Namespace) -> int:
         batch, height, width = plan.shape_context
     else:
         notes.append(f"model file not found: {model}; shapes and hash are unknown until it exists")
-        batch = height = width = None
     artifact = str(build_dir / backend.artifact_filename)
     availability = backend.available()
     _print_json({
@@ -441,21 +443,23 @@ def cmd_show_compare_command(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.core.handoff import lab_compare_command
 
     choice = choose_pair(_scan(args), args.left, args.right)
+    command = None
+    if choice.left is not None and choice.right is not None:
+        assert choice.left.run_summary is not None and choice.right.run_summary is not None  # comparable() checked
+        command = lab_compare_command(str(choice.left.run_summary.structured_result_path),
+                                      str(choice.right.run_summary.structured_result_path))
     if args.json:
-        available = choice.available and choice.left is not None and choice.right is not None
         _print_json({
-            "model": args.model, "status": "available" if available else "unavailable",
+            "model": args.model, "status": "available" if command else "unavailable",
             "reason": choice.reason, "next_step": choice.next_step,
             "left": choice.left.preset_name if choice.left else None,
             "right": choice.right.preset_name if choice.right else None,
-            "command": lab_compare_command(str(choice.left.run_summary.structured_result_path),  # type: ignore[union-attr]
-                                           str(choice.right.run_summary.structured_result_path))  # type: ignore[union-attr]
-            if available else None,
+            "command": command,
         })
-        return 0 if available else 1
+        return 0 if command else 1
     print("Compare Command Preview")
     print("-----------------------")
-    if not choice.available:
+    if command is None or choice.left is None or choice.right is None:
         print(f"Model : {args.model}")
         print("Status: unavailable")
         print(f"Reason: {choice.reason}")
@@ -464,13 +468,11 @@ def cmd_show_compare_command(args: argparse.Namespace) -> int:
         print("---------")
         print(f"- {choice.next_step}")
         return 1
-    assert choice.left is not None and choice.right is not None
     print(f"Model       : {args.model}")
     print(f"Left Preset : {choice.left.preset_name}")
     print(f"Right Preset: {choice.right.preset_name}")
     print("")
-    print(lab_compare_command(str(choice.left.run_summary.structured_result_path),
-                              str(choice.right.run_summary.structured_result_path)))
+    print(command)
     print("")
     print("Next Step")
     print("---------")
@@ -586,7 +588,7 @@ def cmd_toolchain_list(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.backends import BACKEND_NAMES, get_backend
     from pytest_inferedgeforge.core.toolchains import rknn_env_dir
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in BACKEND_NAMES:
         availability = get_backend(name).available()
         location = str(rknn_env_dir()) if name == "rknn" else (availability.versions.get("trtexec") or "this environment")

@@ -25,17 +25,13 @@ class PairChoice:
     reason: str | None
     next_step: str | None
 
-    @property
-    def available(self) -> bool:
-        return self.left is not None and self.right is not None
-
 
 def comparable(entry: BuildEntry) -> bool:
     """Ready, and its structured result file still exists."""
     if not entry.readiness.ready or entry.run_summary is None:
         return False
     path = entry.run_summary.structured_result_path
-    return bool(path) and Path(path).is_file()
+    return path is not None and Path(path).is_file()
 
 
 def choose_pair(entries: list[BuildEntry], left: str | None, right: str | None) -> PairChoice:

@@ -69,7 +69,7 @@ def worker_runtime_summary(metadata: dict[str, Any], manifest: dict[str, Any] | 
     snapshot = metadata.get("preset_snapshot") or {}
     options, hints = snapshot.get("build_options") or {}, snapshot.get("metadata") or {}
     build, source = metadata["build"], metadata["source_model"]
-    summary = {
+    summary: dict[str, Any] = {
         "source_model_path": _first_str(m_source.get("path"), source.get("path")),
         "source_model_sha256": _first_str(m_source.get("sha256"), source.get("sha256")),
         "backend": _first_str(m_runtime.get("engine"), m_build.get("backend"), lab.get("engine"), build.get("backend")),

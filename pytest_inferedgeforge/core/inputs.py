@@ -14,28 +14,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from pytest_inferedgeforge.core.errors import ForgeError
-from pytest_inferedgeforge.core.onnx_model import ModelInfo, numpy_dtype
+from pytest_inferedgeforge.core.onnx_model import InputRecordLike, ModelInfo, numpy_dtype
 
 Sample = dict[str, np.ndarray]
 
 
-class NamedInput(Protocol):
-    name: str
-    dtype: str
-
-
-InputList = Sequence[NamedInput]
+InputList = Sequence[InputRecordLike]
 
 
 def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]], *, seed: int, count: int) -> list[Sample]:
     """Seeded samples for every input; ``model`` is a ModelInfo or anything listing named, typed inputs."""
     rng = np.random.default_rng(seed)
-    inputs = model.inputs if isinstance(model, ModelInfo) else model
+    inputs: InputList = model.inputs if isinstance(model, ModelInfo) else model
     samples: list[Sample] = []
     for _ in range(count):
         sample: Sample = {}
@@ -75,7 +69,7 @@ def load_dataset(
         raise ForgeError(f"dataset directory {directory} mixes arrays and images; keep one kind")
     if not entries:
         raise ForgeError(f"dataset directory {directory} holds no .npy, .npz or image files")
-    inputs = list(model.inputs if isinstance(model, ModelInfo) else model)
+    inputs: list[InputRecordLike] = list(model.inputs if isinstance(model, ModelInfo) else model)
     if images:
         return _image_samples(images, inputs, shapes, limit)
     samples = [_array_sample(path, inputs) for path in arrays[:limit]]
@@ -90,7 +84,7 @@ def load_dataset(
     return samples
 
 
-def _array_sample(path: Path, inputs: list[NamedInput]) -> Sample:
+def _array_sample(path: Path, inputs: list[InputRecordLike]) -> Sample:
     names = [tensor.name for tensor in inputs]
     try:
         if path.suffix.lower() == ".npy":
@@ -103,7 +97,7 @@ def _array_sample(path: Path, inputs: list[NamedInput]) -> Sample:
         raise ForgeError(f"{path}: cannot read dataset sample: {exc}") from exc
 
 
-def _image_samples(paths: list[Path], inputs: list[NamedInput], shapes: dict[str, list[int]],
+def _image_samples(paths: list[Path], inputs: list[InputRecordLike], shapes: dict[str, list[int]],
                    limit: int | None) -> list[Sample]:
     from PIL import Image, UnidentifiedImageError
 

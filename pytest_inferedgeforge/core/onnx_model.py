@@ -10,12 +10,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnx
 from onnx.external_data_helper import uses_external_data
 
 from pytest_inferedgeforge.core.errors import ModelError
+
+
+class InputRecordLike(Protocol):
+    """Anything naming an input and its dtype string: a TensorInfo, or an InputRecord read from a manifest."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dtype(self) -> str: ...
+
 
 Dim = int | str | None
 """A model dimension: a fixed size, a symbolic name, or unknown."""
@@ -192,7 +204,8 @@ def primary_shape_context(shapes: dict[str, list[int]]) -> tuple[int, int, int]:
     return batch, height, width
 
 
-def numpy_dtype(tensor: TensorInfo) -> np.dtype:
+def numpy_dtype(tensor: TensorInfo | InputRecordLike) -> np.dtype:
+    """The NumPy dtype of a model input (float32 when the model does not say)."""
     if tensor.dtype == "unknown":
         return np.dtype(np.float32)
     return np.dtype(tensor.dtype)

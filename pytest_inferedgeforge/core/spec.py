@@ -61,7 +61,7 @@ class AccuracySpec(BaseModel):
         default_factory=dict, description="Per-precision overrides of the default thresholds.")
 
     def thresholds_for(self, precision: str) -> Thresholds:
-        return self.thresholds.get(precision, DEFAULT_THRESHOLDS[precision])  # type: ignore[index]
+        return self.thresholds.get(precision, DEFAULT_THRESHOLDS[precision])  # type: ignore[call-overload]
 
 
 class ExperimentSpec(BaseModel):

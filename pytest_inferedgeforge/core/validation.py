@@ -12,7 +12,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import jsonschema
 
@@ -61,7 +61,7 @@ class ValidationReport:
         }
 
 
-def _non_empty(value: Any) -> bool:
+def _non_empty(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and value.strip() != ""
 
 

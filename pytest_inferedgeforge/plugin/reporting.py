@@ -103,7 +103,7 @@ class ForgeReporter:
         for row in builds:
             p = row.properties
             name = f"{p.get('forge.experiment')}[{p.get('forge.preset')}]"
-            cache = {True: "hit", False: "miss"}.get(p.get("cache_hit"), "-")
+            cache = {True: "hit", False: "miss"}.get(bool(p["cache_hit"]), "-") if "cache_hit" in p else "-"
             terminalreporter.write_line(
                 f"{name[:48]:<48} {row.outcome:<8} {cache:<5} {_size(p.get('artifact_size_bytes')):>9} "
                 f"{_num(p.get('mean_ms'), 3):>9} {_num(p.get('p99_ms'), 3):>9} {_num(p.get('min_cosine'), 6):>10} "
