@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge import __version__
+from pytest_inferedgeforge.argtypes import count_at_least
 from pytest_inferedgeforge.core.errors import ForgeError
 
 if TYPE_CHECKING:
@@ -724,14 +725,14 @@ def build_parser() -> argparse.ArgumentParser:
              "accuracy_evidence.json. --via lab runs 'python -m inferedgelab.cli profile' instead.")
     p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
     p.add_argument("--via", choices=("native", "lab"), default="native", help="who runs the benchmark (default: native)")
-    p.add_argument("--warmup", type=int, default=5, help="warmup iterations (default 5)")
-    p.add_argument("--runs", type=int, default=30, help="measured iterations (default 30)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: runtime decides)")
-    p.add_argument("--samples", type=int, default=8, help="input samples for parity and benchmark (default 8)")
+    p.add_argument("--warmup", type=count_at_least(0), default=5, help="warmup iterations (default 5)")
+    p.add_argument("--runs", type=count_at_least(1), default=30, help="measured iterations (default 30)")
+    p.add_argument("--threads", type=count_at_least(1), default=None, help="intra-op threads (default: runtime decides)")
+    p.add_argument("--samples", type=count_at_least(1), default=8, help="input samples for parity and benchmark (default 8)")
     p.add_argument("--seed", type=int, default=1234, help="seed of synthetic inputs (default 1234)")
     p.add_argument("--dataset", default=None, help="directory of .npy/.npz inputs instead of synthetic ones")
     p.add_argument("--no-accuracy", action="store_true", help="skip the parity check against the source model")
-    p.add_argument("--timeout", type=int, default=LAB_TIMEOUT_S, help="seconds before --via lab is stopped")
+    p.add_argument("--timeout", type=count_at_least(1), default=LAB_TIMEOUT_S, help="seconds before --via lab is stopped")
 
     for name, handler, text in (
         ("list-builds", cmd_list_builds, "list builds grouped by source model, with readiness"),
@@ -785,8 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-id", required=True)
     p.add_argument("--agent-type", required=True, choices=AGENT_TYPES)
     p.add_argument("--priority", required=True, type=int, help="0..100")
-    p.add_argument("--latency-budget-ms", required=True, type=int)
-    p.add_argument("--deadline-ms", required=True, type=int)
+    p.add_argument("--latency-budget-ms", required=True, type=count_at_least(1))
+    p.add_argument("--deadline-ms", required=True, type=count_at_least(1))
     p.add_argument("--input-type", required=True)
     p.add_argument("--output-type", required=True)
     p.add_argument("--fallback-mode", required=True, choices=FALLBACK_MODES)

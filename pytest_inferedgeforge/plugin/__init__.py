@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_inferedgeforge.argtypes import count_at_least
 from pytest_inferedgeforge.core.presets import PRECISIONS, list_presets
 from pytest_inferedgeforge.core.spec import is_spec_file
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
@@ -43,9 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rebuild even when a verified cached build exists")
     group.addoption("--forge-no-benchmark", action="store_true", default=False,
                     help="skip the benchmark and parity steps (build and invariants only)")
-    group.addoption("--forge-runs", type=int, default=None, metavar="N",
+    group.addoption("--forge-runs", type=count_at_least(1), default=None, metavar="N",
                     help="override every spec's measured benchmark iterations")
-    group.addoption("--forge-warmup", type=int, default=None, metavar="N",
+    group.addoption("--forge-warmup", type=count_at_least(0), default=None, metavar="N",
                     help="override every spec's warmup iterations")
     parser.addini("forge_output", "root for build directories", default="builds")
     parser.addini("forge_presets", "presets root", default="presets")
