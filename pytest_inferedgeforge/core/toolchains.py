@@ -85,11 +85,18 @@ def install_rknn(progress: Callable[[str], None]) -> dict[str, Any]:
         progress(f"creating venv {env_dir}")
         venv.EnvBuilder(with_pip=True, clear=False).create(env_dir)
     progress(f"pip install {RKNN_REQUIREMENT} (about 5.6 GB with torch; minutes)")
-    result = subprocess.run([str(env_python(env_dir)), "-m", "pip", "install", "--disable-pip-version-check",
-                             RKNN_REQUIREMENT], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = " | ".join(result.stderr.strip().splitlines()[-5:])
-        raise ForgeError(f"pip install {RKNN_REQUIREMENT} failed in {env_dir}: {tail}")
+    process = subprocess.Popen([str(env_python(env_dir)), "-m", "pip", "install", "--disable-pip-version-check",
+                                "--progress-bar", "off", RKNN_REQUIREMENT],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    tail: list[str] = []
+    for line in process.stdout:
+        line = line.strip()
+        if line and not line.startswith("WARNING: Location"):
+            tail = [*tail[-4:], line]
+            progress(f"pip: {line[:100]}")
+    if process.wait() != 0:
+        raise ForgeError(f"pip install {RKNN_REQUIREMENT} failed in {env_dir}: {' | '.join(tail)}")
     progress("checking the toolkit imports")
     reply = ask_worker(env_python(env_dir), {"op": "version"}, timeout_s=600)
     if not reply.get("ok"):
