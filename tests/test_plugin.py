@@ -167,3 +167,14 @@ def test_without_benchmark_an_item_still_smoke_runs_the_artifact(project: pytest
     properties = {p.get("name"): p.get("value") for p in ET.parse(project.path / "j.xml").getroot().iter("property")}
     assert properties["smoke"] == "ok, output shapes [[1, 1000]]"
     assert "mean_ms" not in properties
+
+
+def test_only_forge_manifests_are_collected_and_a_missing_metadata_still_fails(project: pytest.Pytester) -> None:
+    project.runpytest("ort.forge.yaml", "-m", "fp32").assert_outcomes(passed=1)
+    web = project.path / "site" / "manifest.json"
+    web.parent.mkdir()
+    web.write_text('{"name": "a web app manifest", "icons": []}')
+    (project.path / "builds/tiny_cnn__cpu__onnxruntime__cpu_fp32/metadata.json").unlink()
+    result = project.runpytest("builds/", "site/")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*metadata.json*not found*"])

@@ -74,9 +74,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_spec_file(file_path):
         return ForgeSpecFile.from_parent(parent, path=file_path)
-    if file_path.name == "manifest.json":
+    if file_path.name == "manifest.json" and _is_forge_manifest(file_path):
         return ManifestFile.from_parent(parent, path=file_path)
     return None
+
+
+def _is_forge_manifest(path: Path) -> bool:
+    """A build directory's manifest (metadata.json beside it, or Forge's schema_version inside), not some
+    unrelated file that happens to be called manifest.json."""
+    if (path.parent / "metadata.json").exists():
+        return True
+    try:
+        return "inferedgeforge-manifest" in path.read_text(encoding="utf-8", errors="ignore")[:4096]
+    except OSError:
+        return False
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
