@@ -144,3 +144,14 @@ def test_a_failing_toolchain_leaves_a_failure_record_not_a_build_dir(workspace: 
     builds = workspace / "builds"
     assert not (builds / "tiny_cnn__cpu__onnxruntime__cpu_int8").exists()
     assert not list(builds.glob(".tmp-*"))
+
+
+def test_work_dirs_left_by_a_killed_build_are_cleaned_up(workspace: Path) -> None:
+    stale = workspace / "builds/.tmp-tiny_cnn__cpu__onnxruntime__cpu_fp32-deadbeef"
+    stale.mkdir(parents=True)
+    (stale / "model.onnx").write_bytes(b"half written")
+    other = workspace / "builds/.tmp-other__cpu__onnxruntime__cpu_fp32-deadbeef"
+    other.mkdir()
+    _build(workspace, "onnxruntime/cpu_fp32")
+    assert not stale.exists()
+    assert other.exists()  # another build's work dir is not ours to remove

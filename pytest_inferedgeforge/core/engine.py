@@ -263,12 +263,21 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
     lock_dir = plan.output_root / ".locks"
     lock_dir.mkdir(exist_ok=True)
     with FileLock(str(lock_dir / f"{plan.build_dir.name}.lock")):
+        _remove_leftovers(plan)
         cached, reason = _reuse_or_reason(plan, fingerprint.build_key)
         if cached is not None and not force:
             return BuildOutcome(cached, cached=True, reason=reason)
         if force:
             reason = "forced rebuild"
         return _build_fresh(plan, fingerprint, reason, progress)
+
+
+def _remove_leftovers(plan: BuildPlan) -> None:
+    """Work dirs of this build name left by a killed process; only the lock holder creates them, so any
+    that exist while we hold the lock are dead."""
+    for pattern in (f".tmp-{plan.build_dir.name}-*", f".old-{plan.build_dir.name}-*"):
+        for leftover in plan.output_root.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _build_fresh(plan: BuildPlan, fingerprint: _Fingerprint, reason: str, progress: Progress | None) -> BuildOutcome:
