@@ -120,7 +120,7 @@ def test_unavailable_toolchains_fail_with_the_reason_and_leave_no_build_dir(work
         _build(workspace, preset_id)
     message = str(excinfo.value)
     assert ("trtexec" in message) if preset_id.startswith("tensorrt") else ("toolchain install rknn" in message)
-    assert not list((workspace / "builds").glob("*__*")) if (workspace / "builds").exists() else True
+    assert not (workspace / "builds").exists()  # refused before anything is written
 
 
 def test_same_stem_models_from_different_directories_do_not_overwrite_each_other(workspace: Path) -> None:
