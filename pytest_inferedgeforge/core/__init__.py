@@ -1,1 +1,1 @@
-"""The engine behind both faces of Forge. Nothing here imports pytest."""
+"""The engine behind both faces of Forge (plugin and CLI); it has no dependency on the test framework."""

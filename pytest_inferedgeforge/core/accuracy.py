@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from pytest_inferedgeforge.backends.base import Runner
-from pytest_inferedgeforge.core.inputs import Sample
-from pytest_inferedgeforge.core.spec import Thresholds
+from ..backends.base import Runner
+from .inputs import Sample
+from .spec import Thresholds
 
 ACCURACY_EVIDENCE_SCHEMA_VERSION = "inferedgeforge-accuracy-evidence-v1"
 REFERENCE_DESCRIPTION = "source model, fp32, onnxruntime CPUExecutionProvider"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.core.validation import Issue, ValidationReport
+from .validation import Issue, ValidationReport
 
 AGENT_SCHEMA_VERSION = "inferedge-agent-manifest-v1"
 TELEMETRY_VERSION = "inferedge-agent-telemetry-v1"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.core.catalog import load_entry
-from pytest_inferedgeforge.core.errors import ForgeError
-from pytest_inferedgeforge.core.hashing import sha256_file
-from pytest_inferedgeforge.core.records import read_json_object, write_json_atomic
+from .catalog import load_entry
+from .errors import ForgeError
+from .hashing import sha256_file
+from .records import read_json_object, write_json_atomic
 
 
 def validate_accuracy_payload(payload: dict[str, Any], source: Path) -> None:

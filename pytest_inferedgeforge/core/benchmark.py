@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from pytest_inferedgeforge.backends.base import Runner
-from pytest_inferedgeforge.core.inputs import Sample
-from pytest_inferedgeforge.core.records import LatencyStats
+from ..backends.base import Runner
+from .inputs import Sample
+from .records import LatencyStats
 
 
 def measure(runner: Runner, samples: list[Sample], *, warmup: int, runs: int) -> list[float]:

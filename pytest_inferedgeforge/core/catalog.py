@@ -12,9 +12,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pytest_inferedgeforge.core.errors import RecordError, describe_validation_error
-from pytest_inferedgeforge.core.hashing import sha256_file
-from pytest_inferedgeforge.core.records import (
+from .errors import RecordError, describe_validation_error
+from .hashing import sha256_file
+from .records import (
     BuildMetadata,
     Manifest,
     RunSummary,
@@ -22,7 +22,7 @@ from pytest_inferedgeforge.core.records import (
     load_metadata,
     read_json_object,
 )
-from pytest_inferedgeforge.core.validation import artifact_location
+from .validation import artifact_location
 
 RUN_SUMMARY_FILE = "run_summary.json"
 

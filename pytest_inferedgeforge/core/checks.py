@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_inferedgeforge.core.engine import BuildRecord
-from pytest_inferedgeforge.core.validation import verify_build_dir
+from .engine import BuildRecord
+from .validation import verify_build_dir
 
 
 @dataclass(frozen=True)

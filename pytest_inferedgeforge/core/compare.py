@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pytest_inferedgeforge.core.catalog import BuildEntry
-from pytest_inferedgeforge.core.errors import ForgeError
-from pytest_inferedgeforge.core.handoff import lab_compare_command
+from .catalog import BuildEntry
+from .errors import ForgeError
+from .handoff import lab_compare_command
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,14 @@ from typing import Any
 
 from filelock import FileLock
 
-from pytest_inferedgeforge.backends import Backend, BuildOutput, BuildRequest, get_backend
-from pytest_inferedgeforge.core.environment import tool_facts
-from pytest_inferedgeforge.core.errors import ForgeError, RecordError, ToolchainUnavailable
-from pytest_inferedgeforge.core.hashing import sha256_file, sha256_json
-from pytest_inferedgeforge.core.inputs import Sample, load_dataset, samples_sha256, synthetic_samples
-from pytest_inferedgeforge.core.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
-from pytest_inferedgeforge.core.presets import CalibrationSpec, Preset, build_dir_suffix
-from pytest_inferedgeforge.core.records import (
+from ..backends import Backend, BuildOutput, BuildRequest, get_backend
+from .environment import tool_facts
+from .errors import ForgeError, RecordError, ToolchainUnavailable
+from .hashing import sha256_file, sha256_json
+from .inputs import Sample, load_dataset, samples_sha256, synthetic_samples
+from .onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
+from .presets import CalibrationSpec, Preset, build_dir_suffix
+from .records import (
     RECORD_FORMAT,
     Artifact,
     BuildInfo,
@@ -53,7 +53,7 @@ from pytest_inferedgeforge.core.records import (
     metadata_to_dict,
     write_json_atomic,
 )
-from pytest_inferedgeforge.core.validation import validate_manifest_data, verify_build_dir
+from .validation import validate_manifest_data, verify_build_dir
 
 LOG_FILE = "build.log"
 Progress = Callable[[str], None]

@@ -7,8 +7,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.core.errors import ForgeError
-from pytest_inferedgeforge.core.records import BuildMetadata
+from .errors import ForgeError
+from .records import BuildMetadata
 
 LAB_MODULE = "inferedgelab.cli"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_inferedgeforge.core.errors import ForgeError
-from pytest_inferedgeforge.core.onnx_model import InputRecordLike, ModelInfo, numpy_dtype
+from .errors import ForgeError
+from .onnx_model import InputRecordLike, ModelInfo, numpy_dtype
 
 Sample = dict[str, np.ndarray]
 

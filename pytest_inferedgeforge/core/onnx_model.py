@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx.external_data_helper import uses_external_data
 
-from pytest_inferedgeforge.core.errors import ModelError
+from .errors import ModelError
 
 
 class InputRecordLike(Protocol):

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pytest_inferedgeforge.core.accuracy import ParityResult, check_parity, run_all
-from pytest_inferedgeforge.core.engine import (
+from .accuracy import ParityResult, check_parity, run_all
+from .engine import (
     BuildOutcome,
     build,
     format_timestamp,
@@ -29,12 +29,12 @@ from pytest_inferedgeforge.core.engine import (
     plan_build,
     utc_now,
 )
-from pytest_inferedgeforge.core.errors import ForgeError, PresetError, RecordError, ToolchainUnavailable
-from pytest_inferedgeforge.core.hashing import sha256_file
-from pytest_inferedgeforge.core.inputs import samples_sha256, synthetic_samples
-from pytest_inferedgeforge.core.presets import BACKEND_TRAITS, Preset, load_preset
-from pytest_inferedgeforge.core.records import drop_nulls, read_json_object, write_json_atomic
-from pytest_inferedgeforge.core.spec import DEFAULT_THRESHOLDS
+from .errors import ForgeError, PresetError, RecordError, ToolchainUnavailable
+from .hashing import sha256_file
+from .inputs import samples_sha256, synthetic_samples
+from .presets import BACKEND_TRAITS, Preset, load_preset
+from .records import drop_nulls, read_json_object, write_json_atomic
+from .spec import DEFAULT_THRESHOLDS
 
 REPRODUCIBILITY_FILE = "reproducibility.json"
 REPRODUCIBILITY_SCHEMA_VERSION = "inferedgeforge-reproducibility-v1"

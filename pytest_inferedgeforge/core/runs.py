@@ -16,20 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.backends import get_backend
-from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
-from pytest_inferedgeforge.core.accuracy import AccuracyEvidence, ParityResult, check_parity, run_all
-from pytest_inferedgeforge.core.benchmark import measure, summarize
-from pytest_inferedgeforge.core.catalog import RUN_SUMMARY_FILE
-from pytest_inferedgeforge.core.engine import BuildRecord, format_timestamp, load_build_record, utc_now
-from pytest_inferedgeforge.core.environment import host_facts
-from pytest_inferedgeforge.core.errors import ForgeError, ToolchainUnavailable
-from pytest_inferedgeforge.core.handoff import lab_profile_argv, shell_join
-from pytest_inferedgeforge.core.hashing import sha256_file
-from pytest_inferedgeforge.core.inputs import Sample, load_dataset, samples_sha256, synthetic_samples
-from pytest_inferedgeforge.core.records import RunSummary, write_json_atomic
-from pytest_inferedgeforge.core.spec import DEFAULT_THRESHOLDS, Thresholds
-from pytest_inferedgeforge.core.structured_result import StructuredResult, result_file_name
+from ..backends import get_backend
+from ..backends.onnxruntime import OrtRunner
+from .accuracy import AccuracyEvidence, ParityResult, check_parity, run_all
+from .benchmark import measure, summarize
+from .catalog import RUN_SUMMARY_FILE
+from .engine import BuildRecord, format_timestamp, load_build_record, utc_now
+from .environment import host_facts
+from .errors import ForgeError, ToolchainUnavailable
+from .handoff import lab_profile_argv, shell_join
+from .hashing import sha256_file
+from .inputs import Sample, load_dataset, samples_sha256, synthetic_samples
+from .records import RunSummary, write_json_atomic
+from .spec import DEFAULT_THRESHOLDS, Thresholds
+from .structured_result import StructuredResult, result_file_name
 
 ACCURACY_EVIDENCE_FILE = "accuracy_evidence.json"
 RESULTS_DIR = "results"

@@ -14,13 +14,13 @@ from pydantic import BaseModel
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from pytest_inferedgeforge.core.accuracy import AccuracyEvidence
-    from pytest_inferedgeforge.core.presets import Preset
-    from pytest_inferedgeforge.core.records import BuildMetadata, Manifest, RunSummary
-    from pytest_inferedgeforge.core.report import ForgeReport
-    from pytest_inferedgeforge.core.reproducibility import ReproducibilityReport
-    from pytest_inferedgeforge.core.spec import ExperimentSpec
-    from pytest_inferedgeforge.core.structured_result import StructuredResult
+    from .accuracy import AccuracyEvidence
+    from .presets import Preset
+    from .records import BuildMetadata, Manifest, RunSummary
+    from .report import ForgeReport
+    from .reproducibility import ReproducibilityReport
+    from .spec import ExperimentSpec
+    from .structured_result import StructuredResult
 
     return {
         "preset": Preset,

@@ -13,8 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from pytest_inferedgeforge.core.errors import PresetError, SpecError, describe_validation_error
-from pytest_inferedgeforge.core.presets import Preset, load_preset
+from .errors import PresetError, SpecError, describe_validation_error
+from .presets import Preset, load_preset
 
 
 class Thresholds(BaseModel):

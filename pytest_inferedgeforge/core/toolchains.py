@@ -22,7 +22,7 @@ from typing import Any
 
 import platformdirs
 
-from pytest_inferedgeforge.core.errors import ForgeError
+from .errors import ForgeError
 
 RKNN_REQUIREMENT = "rknn-toolkit2==2.5.0"
 MARKER = "forge-toolchain.json"

@@ -16,9 +16,9 @@ from typing import Any, Literal, TypeGuard
 
 import jsonschema
 
-from pytest_inferedgeforge.core.errors import RecordError
-from pytest_inferedgeforge.core.hashing import sha256_file
-from pytest_inferedgeforge.core.records import Manifest, read_json_object
+from .errors import RecordError
+from .hashing import sha256_file
+from .records import Manifest, read_json_object
 
 Level = Literal["ERROR", "WARNING"]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
