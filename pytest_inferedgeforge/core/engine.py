@@ -26,7 +26,7 @@ from ..backends import Backend, BuildOutput, BuildRequest, get_backend
 from .environment import tool_facts
 from .errors import ForgeError, RecordError, ToolchainUnavailable
 from .hashing import sha256_file, sha256_json
-from .inputs import Sample, load_dataset, samples_sha256, synthetic_samples
+from .inputs import InputList, Sample, load_dataset, samples_sha256, synthetic_samples
 from .onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
 from .presets import CalibrationSpec, Preset, build_dir_suffix
 from .records import (
@@ -321,19 +321,42 @@ def _build_fresh(plan: BuildPlan, fingerprint: _Fingerprint, reason: str, progre
     return BuildOutcome(load_build_record(plan.build_dir), cached=False, reason=reason)
 
 
-def _smoke_run(plan: BuildPlan, artifact: Path, log: _BuildLog) -> None:
-    """Load the artifact and run it once, so a build that cannot execute is never published."""
+@dataclass(frozen=True)
+class SmokeResult:
+    runner: str | None
+    """Where it ran; None when the backend cannot load artifacts on this machine."""
+    detail: str
+    """The output shapes when it ran, else why it did not."""
+
+
+def smoke_run(backend: Backend, artifact: Path, inputs: InputList, shapes: dict[str, list[int]]) -> SmokeResult:
+    """Load an artifact and run one seeded sample through it.
+
+    A backend that cannot load artifacts here is reported, not failed; an artifact that loads but
+    does not run raises :class:`ForgeError`.
+    """
     try:
-        runner = plan.backend.load(artifact)
+        runner = backend.load(artifact)
     except ToolchainUnavailable as exc:
-        log(f"smoke run skipped: {exc}")
-        return
-    sample = synthetic_samples(plan.model, plan.input_shapes, seed=0, count=1)[0]
+        return SmokeResult(None, str(exc))
+    sample = synthetic_samples(inputs, shapes, seed=0, count=1)[0]
     try:
         outputs = runner.run(sample)
     except Exception as exc:
-        raise ForgeError(f"{plan.preset.name}: the built artifact failed its smoke run: {exc}") from exc
-    log(f"smoke run ok on {runner.description}: output shapes {[list(o.shape) for o in outputs]}")
+        raise ForgeError(f"the artifact failed its smoke run: {type(exc).__name__}: {exc}") from exc
+    return SmokeResult(runner.description, f"output shapes {[list(o.shape) for o in outputs]}")
+
+
+def _smoke_run(plan: BuildPlan, artifact: Path, log: _BuildLog) -> None:
+    """Run the fresh artifact once, so a build that cannot execute is never published."""
+    try:
+        result = smoke_run(plan.backend, artifact, plan.model.inputs, plan.input_shapes)
+    except ForgeError as exc:
+        raise ForgeError(f"{plan.preset.name}: {exc}") from exc
+    if result.runner is None:
+        log(f"smoke run skipped: {result.detail}")
+    else:
+        log(f"smoke run ok on {result.runner}: {result.detail}")
 
 
 def _publish(work_dir: Path, build_dir: Path) -> None:

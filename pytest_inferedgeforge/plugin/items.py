@@ -11,7 +11,7 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_inferedgeforge.backends import get_backend
 from pytest_inferedgeforge.core.checks import build_invariants
-from pytest_inferedgeforge.core.engine import BuildOutcome, BuildRecord, build, plan_build
+from pytest_inferedgeforge.core.engine import BuildOutcome, BuildRecord, build, plan_build, smoke_run
 from pytest_inferedgeforge.core.errors import ForgeError, PresetError, SpecError
 from pytest_inferedgeforge.core.presets import Preset, load_preset
 from pytest_inferedgeforge.core.runs import RunSettings, run_native
@@ -108,18 +108,13 @@ class ForgeItem(pytest.Item):
 
     def _smoke(self, record: BuildRecord) -> None:
         """One inference on the artifact; the benchmark step covers this when it runs."""
-        from pytest_inferedgeforge.core.inputs import synthetic_samples
-
-        inputs = record.manifest.source_model.inputs or []
-        sample = synthetic_samples(inputs, record.manifest.input_shapes or {}, seed=0, count=1)[0]
         try:
-            outputs = get_backend(self.preset.backend).load(record.artifact_path).run(sample)
+            result = smoke_run(get_backend(self.preset.backend), record.artifact_path,
+                               record.manifest.source_model.inputs or [], record.manifest.input_shapes or {})
         except ForgeError as exc:
-            self.user_properties.append(("smoke", f"not run here: {exc}"))
-            return
-        except Exception as exc:
-            raise ForgeCheckFailed(f"smoke inference failed: {type(exc).__name__}: {exc}") from exc
-        self.user_properties.append(("smoke", f"ok, output shapes {[list(o.shape) for o in outputs]}"))
+            raise ForgeCheckFailed(f"smoke inference failed: {exc}") from exc
+        self.user_properties.append(("smoke", f"ok, {result.detail}" if result.runner else
+                                     f"not run here: {result.detail}"))
 
     def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
         spec = self.experiment.spec
