@@ -202,7 +202,7 @@ def _fingerprint(plan: BuildPlan, versions: dict[str, str]) -> _Fingerprint:
     return _Fingerprint(source_sha, external, versions, sha256_json(parts), parts)
 
 
-def _reuse_or_reason(plan: BuildPlan, key: str) -> tuple[BuildRecord | None, str]:
+def _reuse_or_reason(plan: BuildPlan, fingerprint: _Fingerprint) -> tuple[BuildRecord | None, str]:
     """A verified cached build for this key, or the reason a (re)build is needed."""
     build_dir = plan.build_dir
     if not build_dir.exists():
@@ -217,17 +217,17 @@ def _reuse_or_reason(plan: BuildPlan, key: str) -> tuple[BuildRecord | None, str
             f"{build_dir} already holds a build of a different source model ({recorded_source}); two models with "
             f"the stem '{plan.source.stem}' cannot share the output root {plan.output_root}: use another --output"
         )
-    if manifest.build.build_key != key:
-        return None, _describe_change(manifest, plan)
+    if manifest.build.build_key != fingerprint.build_key:
+        return None, _describe_change(manifest, plan, fingerprint.source_sha256)
     report = verify_build_dir(build_dir)
     if not report.valid:
         return None, f"cached build failed verification ({report.errors[0].line()}); rebuilding"
     return load_build_record(build_dir), "cache hit: same build key, hashes verified"
 
 
-def _describe_change(manifest: Manifest, plan: BuildPlan) -> str:
+def _describe_change(manifest: Manifest, plan: BuildPlan, source_sha256: str) -> str:
     changes = []
-    if manifest.source_model.sha256 != sha256_file(plan.source):
+    if manifest.source_model.sha256 != source_sha256:
         changes.append("source model changed")
     if manifest.preset_snapshot != drop_nulls(plan.preset.snapshot()):
         changes.append("preset changed")
@@ -264,7 +264,7 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
     lock_dir.mkdir(exist_ok=True)
     with FileLock(str(lock_dir / f"{plan.build_dir.name}.lock")):
         _remove_leftovers(plan)
-        cached, reason = _reuse_or_reason(plan, fingerprint.build_key)
+        cached, reason = _reuse_or_reason(plan, fingerprint)
         if cached is not None and not force:
             return BuildOutcome(cached, cached=True, reason=reason)
         if force:

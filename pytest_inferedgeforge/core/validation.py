@@ -265,15 +265,13 @@ def verify_build_dir(build_dir: Path) -> ValidationReport:
     """A whole-record check: the manifest, the metadata, and that both describe the same build."""
     if not build_dir.is_dir():
         raise RecordError(f"Build directory not found: {build_dir}")
-    report = validate_manifest_file(build_dir / "manifest.json")
-    report.target = build_dir
-    metadata_path = build_dir / "metadata.json"
+    manifest = read_json_object(build_dir / "manifest.json", "Build manifest")
+    report = validate_manifest_data(manifest, build_dir, build_dir)
     try:
-        metadata = read_json_object(metadata_path, "Build metadata")
+        metadata = read_json_object(build_dir / "metadata.json", "Build metadata")
     except RecordError as exc:
         report.issues.append(Issue("ERROR", "metadata.json", str(exc)))
         return report
-    manifest = read_json_object(build_dir / "manifest.json", "Build manifest")
     for key in ("build_id", "build_key"):
         left, right = _get(metadata, f"build.{key}"), _get(manifest, f"build.{key}")
         if left != right:
