@@ -5,16 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .handoff import first_text
 from .validation import Issue, ValidationReport
 
 AGENT_SCHEMA_VERSION = "inferedge-agent-manifest-v1"
 TELEMETRY_VERSION = "inferedge-agent-telemetry-v1"
 AGENT_TYPES = ("vision", "voice", "safety", "utility")
 FALLBACK_MODES = ("none", "drop_stale", "degrade_backend", "skip_low_priority", "notify_only")
-
-
-def _first(*values: Any) -> str:
-    return next((v for v in values if isinstance(v, str) and v.strip()), "")
 
 
 def create_agent_manifest(manifest: dict[str, Any], manifest_path: str, *, agent_id: str, agent_type: str,
@@ -25,11 +22,12 @@ def create_agent_manifest(manifest: dict[str, Any], manifest_path: str, *, agent
                           telemetry_contract_version: str = TELEMETRY_VERSION,
                           guard_policy: dict[str, Any] | None = None) -> dict[str, Any]:
     runtime, build, artifact = (manifest.get(k) or {} for k in ("runtime", "build", "artifact"))
-    backend = required_backend or _first(runtime.get("engine"), build.get("backend"))
-    device = device_target or _first(runtime.get("device"), build.get("target"))
-    chosen_precision = precision or _first(runtime.get("precision"), artifact.get("precision"))
-    artifact_path = runtime_artifact_path or _first(runtime.get("artifact_path"), artifact.get("path"),
-                                                    artifact.get("model_path"))
+    # The original writes "" for anything it cannot infer.
+    backend = required_backend or first_text(runtime.get("engine"), build.get("backend")) or ""
+    device = device_target or first_text(runtime.get("device"), build.get("target")) or ""
+    chosen_precision = precision or first_text(runtime.get("precision"), artifact.get("precision")) or ""
+    artifact_path = runtime_artifact_path or first_text(runtime.get("artifact_path"), artifact.get("path"),
+                                                        artifact.get("model_path")) or ""
     payload: dict[str, Any] = {
         "schema_version": AGENT_SCHEMA_VERSION, "agent_id": agent_id, "agent_type": agent_type,
         "priority": priority, "latency_budget_ms": latency_budget_ms, "deadline_ms": deadline_ms,

@@ -15,6 +15,11 @@ from .hashing import sha256_file
 from .records import read_json_object, write_json_atomic
 
 
+def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics that are numbers (booleans are not), in payload order."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
 def validate_accuracy_payload(payload: dict[str, Any], source: Path) -> None:
     """Lab's enrich-result rules: a task, and metrics with at least one number."""
     task, metrics = payload.get("task"), payload.get("metrics")
@@ -22,7 +27,7 @@ def validate_accuracy_payload(payload: dict[str, Any], source: Path) -> None:
         raise ForgeError(f"{source}: accuracy payload must include a non-empty string field: task")
     if not isinstance(metrics, dict):
         raise ForgeError(f"{source}: accuracy payload must include a dict field: metrics")
-    if not any(isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()):
+    if not numeric_metrics(metrics):
         raise ForgeError(f"{source}: accuracy payload metrics must include at least one numeric metric value")
     if "dataset" in payload and not isinstance(payload["dataset"], dict):
         raise ForgeError(f"{source}: accuracy payload field dataset must be an object")
@@ -50,8 +55,7 @@ def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
     result = read_json_object(result_path, "Structured result")
     accuracy = dict(payload)
     accuracy["artifact_sha256"] = current
-    accuracy.setdefault("metric_name", next(k for k, v in payload["metrics"].items()
-                                            if isinstance(v, int | float) and not isinstance(v, bool)))
+    accuracy.setdefault("metric_name", next(iter(numeric_metrics(payload["metrics"]))))
     extra = dict(result.get("extra") or {})
     extra["enrichment"] = {"source": "inferedgeforge attach-accuracy", "accuracy_json_path": str(payload_path),
                            "replaces_existing_accuracy": bool(result.get("accuracy"))}

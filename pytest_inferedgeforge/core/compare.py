@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .attach import numeric_metrics
 from .catalog import BuildEntry
 from .errors import ForgeError
 from .handoff import lab_compare_command
@@ -98,8 +99,7 @@ def _attached_metrics(entry: BuildEntry) -> dict[str, float]:
     if not path or not Path(path).is_file():
         return {}
     accuracy = json.loads(Path(path).read_text(encoding="utf-8")).get("accuracy") or {}
-    metrics = accuracy.get("metrics") or {}
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return numeric_metrics(accuracy.get("metrics") or {})
 
 
 def _row(entry: BuildEntry) -> CandidateRow:

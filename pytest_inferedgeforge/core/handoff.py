@@ -41,7 +41,8 @@ def lab_compare_command(left: str, right: str) -> str:
     return shell_join(["python", "-m", LAB_MODULE, "compare", left, right])
 
 
-def _first_str(*values: Any) -> str | None:
+def first_text(*values: Any) -> str | None:
+    """The first non-blank string among ``values``: the original's precedence rule for handoff fields."""
     return next((value for value in values if isinstance(value, str) and value.strip()), None)
 
 
@@ -70,24 +71,24 @@ def worker_runtime_summary(metadata: dict[str, Any], manifest: dict[str, Any] | 
     options, hints = snapshot.get("build_options") or {}, snapshot.get("metadata") or {}
     build, source = metadata["build"], metadata["source_model"]
     summary: dict[str, Any] = {
-        "source_model_path": _first_str(m_source.get("path"), source.get("path")),
-        "source_model_sha256": _first_str(m_source.get("sha256"), source.get("sha256")),
-        "backend": _first_str(m_runtime.get("engine"), m_build.get("backend"), lab.get("engine"), build.get("backend")),
-        "target": _first_str(m_runtime.get("device"), m_build.get("target"), lab.get("device"), build.get("target")),
-        "precision": _first_str(m_runtime.get("precision"), m_artifact.get("precision"), lab.get("precision"),
+        "source_model_path": first_text(m_source.get("path"), source.get("path")),
+        "source_model_sha256": first_text(m_source.get("sha256"), source.get("sha256")),
+        "backend": first_text(m_runtime.get("engine"), m_build.get("backend"), lab.get("engine"), build.get("backend")),
+        "target": first_text(m_runtime.get("device"), m_build.get("target"), lab.get("device"), build.get("target")),
+        "precision": first_text(m_runtime.get("precision"), m_artifact.get("precision"), lab.get("precision"),
                                 options.get("precision")),
     }
     for key in ("batch", "height", "width"):
         summary[key] = _first_positive(m_runtime.get(key), lab.get(f"requested_{key}"), hints.get(f"requested_{key}"))
     summary.update({
-        "artifact_path": _first_str(m_runtime.get("artifact_path"), m_artifact.get("model_path"), m_artifact.get("path"),
+        "artifact_path": first_text(m_runtime.get("artifact_path"), m_artifact.get("model_path"), m_artifact.get("path"),
                                     lab.get("runtime_artifact_path"), first.get("path")),
-        "artifact_sha256": _first_str(m_artifact.get("sha256"), first.get("sha256")),
-        "artifact_type": _first_str(m_artifact.get("format"), first.get("format")),
+        "artifact_sha256": first_text(m_artifact.get("sha256"), first.get("sha256")),
+        "artifact_type": first_text(m_artifact.get("format"), first.get("format")),
         "metadata_path": str(metadata_path) if metadata_path is not None else None,
         "manifest_path": str(manifest_path) if manifest_path is not None else None,
-        "preset_name": _first_str(m_build.get("preset_name"), build.get("preset_name"), snapshot.get("name")),
-        "build_id": _first_str(m_build.get("build_id"), build.get("build_id")),
+        "preset_name": first_text(m_build.get("preset_name"), build.get("preset_name"), snapshot.get("name")),
+        "build_id": first_text(m_build.get("build_id"), build.get("build_id")),
     })
     for key, value in summary.items():
         if key in ("batch", "height", "width"):
