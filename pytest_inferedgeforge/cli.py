@@ -107,6 +107,18 @@ def _input_shapes(values: list[str] | None) -> dict[str, list[int]]:
     return shapes
 
 
+def _input_values(values: list[str] | None) -> dict[str, Any] | None:
+    from pytest_inferedgeforge.core.inputs import parse_value_rule
+
+    rules: dict[str, Any] = {}
+    for value in values or []:
+        name, rule = parse_value_rule(value)
+        if name in rules:
+            raise ForgeError(f"--input-value given twice for input '{name}'")
+        rules[name] = rule
+    return rules or None
+
+
 def _dry_run(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.backends import get_backend
     from pytest_inferedgeforge.core.engine import build_dir_name, plan_build
@@ -123,7 +135,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     width: int | None = None
     notes: list[str] = []
     if model.exists():
-        plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape))
+        plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape),
+                          input_values=_input_values(args.input_value))
         shapes = plan.input_shapes
         batch, height, width = plan.shape_context
     else:
@@ -164,7 +177,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     presets_root = Path(args.presets_root)
     preset = load_preset(args.preset, presets_root)
     plan = plan_build(Path(args.model), preset, Path(args.output), input_shapes=_input_shapes(args.input_shape),
-                      presets_root=presets_root)
+                      presets_root=presets_root, input_values=_input_values(args.input_value))
     with _status(f"Building {preset.name}...") as status:
         outcome = build(plan, progress=lambda message: status.update(f"{preset.name}: {message}"),
                         force=args.force)
@@ -703,6 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the build plan as JSON; write nothing")
     p.add_argument("--input-shape", action="append", metavar="NAME:1x3x224x224",
                    help="concrete shape for an input with dynamic dims (repeatable; trtexec --shapes convention)")
+    p.add_argument("--input-value", action="append", metavar="NAME=RULE",
+                   help="synthetic values of an input for calibration, smoke run and parity: NAME=16000 (constant), "
+                        "NAME=8000|16000 (choice) or NAME=-1..1 (range) (repeatable)")
     p.add_argument("--force", action="store_true", help="rebuild even when a verified cached build exists")
     p.add_argument("--json", action="store_true", help="print the build outcome as JSON")
     _presets_root(p)

@@ -47,6 +47,10 @@ class BuildOutput:
     calls: list[ToolCall]
     calibration: Calibration | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    """The artifact's quantization audit (int8 builds): see core/quant_audit.py."""
+    warnings: list[str] = field(default_factory=list)
+    """What the toolchain did silently that a reviewer must know, e.g. clamped fp16 weights."""
 
 
 class Runner(Protocol):

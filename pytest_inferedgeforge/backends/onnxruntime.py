@@ -8,18 +8,19 @@ statically (calibrated, QDQ) or dynamically.
 from __future__ import annotations
 
 import logging
-import tempfile
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from pytest_inferedgeforge.backends.base import Availability, BuildOutput, BuildRequest
 from pytest_inferedgeforge.core.errors import BuildFailed, PresetError, describe_validation_error
 from pytest_inferedgeforge.core.inputs import Sample
+from pytest_inferedgeforge.core.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
 from pytest_inferedgeforge.core.records import ToolCall
 
 OPTIMIZATION_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -39,6 +40,10 @@ class OnnxRuntimeOptions(BaseModel):
     per_channel: bool = True
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     intra_op_threads: PositiveInt | None = None
+    op_block_list: list[str] = Field(default_factory=list, description=(
+        "int8: op types left unquantized; fp16: op types kept in fp32 (added to ORT's own block list)."))
+    nodes_to_exclude: list[str] = Field(default_factory=list, description=(
+        "int8: node names left unquantized; fp16: node names kept in fp32."))
 
 
 def parse_options(build_options: dict[str, Any], preset_name: str) -> OnnxRuntimeOptions:
@@ -55,7 +60,7 @@ class OrtRunner:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # errors reach the caller as exceptions, not as stderr noise
         self.session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
         self.description = "onnxruntime CPUExecutionProvider"
         self.settings = {"provider": "CPUExecutionProvider", "intra_op_threads": threads or 0,
@@ -96,6 +101,39 @@ def _capture_logging(log: Any) -> Iterator[None]:
 
 
 EXTERNAL_DATA_FILE = "model.onnx.data"
+QDQ_MIN_OPSET = 13
+"""Per-channel QDQ needs ``DequantizeLinear(axis)``, which arrived in opset 13."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:400]
+
+
+def _prepare_for_quantization(request: BuildRequest, scratch: Path, *, upgrade_opset: bool) -> tuple[Path, list[ToolCall]]:
+    """The pre-processing both quantization paths need: an opset QDQ can express (static only),
+    then ORT's quant_pre_process, which folds ``Constant`` weights into initializers and infers shapes."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    source, calls = request.source, []
+    external = bool(request.model.external_data)
+    if upgrade_opset and request.model.opset < QDQ_MIN_OPSET:
+        import onnx
+        from onnx import version_converter
+
+        request.log(f"upgrading opset {request.model.opset} -> {QDQ_MIN_OPSET} (onnx.version_converter) for QDQ")
+        upgraded = version_converter.convert_version(onnx.load(str(source)), QDQ_MIN_OPSET)
+        source = scratch / "upgraded.onnx"
+        onnx.save(upgraded, str(source), save_as_external_data=external, all_tensors_to_one_file=True,
+                  location="upgraded.onnx.data")
+        calls.append(ToolCall(api="onnx.version_converter.convert_version",
+                              args={"from_opset": request.model.opset, "target_version": QDQ_MIN_OPSET}))
+    prepared = scratch / "preprocessed.onnx"
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True, save_as_external_data=external,
+                      all_tensors_to_one_file=True, external_data_location="preprocessed.onnx.data")
+    calls.append(ToolCall(api="onnxruntime.quantization.shape_inference.quant_pre_process",
+                          args={"skip_symbolic_shape": True}))
+    return prepared, calls
 
 
 def _with_external_data(artifact: Path) -> list[Path]:
@@ -128,13 +166,38 @@ class OnnxRuntimeBackend:
                     return self._optimize(request, options, artifact)
                 if options.precision == "fp16":
                     return self._to_fp16(request, options, artifact)
-                if options.quantization == "dynamic":
-                    return self._quantize_dynamic(request, artifact)
-                return self._quantize_static(request, options, artifact)
+                return self._quantize(request, options, artifact)
         except (PresetError, BuildFailed):
             raise
         except Exception as exc:
-            raise BuildFailed(f"onnxruntime {options.precision} build failed: {type(exc).__name__}: {exc}") from exc
+            raise BuildFailed(f"onnxruntime {options.precision} build failed: {type(exc).__name__}: "
+                              f"{_first_line(exc)}") from exc
+
+    def _quantize(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
+        """Quantize in a scratch directory inside the work directory, then prove the artifact is int8."""
+        import onnx
+
+        scratch = request.work_dir / ".quant-scratch"
+        scratch.mkdir()
+        try:
+            if options.quantization == "dynamic":
+                output = self._quantize_dynamic(request, options, artifact, scratch)
+            else:
+                output = self._quantize_static(request, options, artifact, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        audit = audit_quantization(onnx.load(str(artifact), load_external_data=False))
+        request.log(f"quantization audit: {audit['quantized_ops']} quantized op(s) {audit['by_op_type']}, "
+                    f"{audit['float_compute_nodes_total']} compute node(s) left in float")
+        if not audit["quantized_ops"]:
+            raise BuildFailed(
+                f"{request.preset.name}: int8 {options.quantization} quantization produced no quantized op "
+                f"({audit['float_compute_nodes_total']} compute node(s) left in float, e.g. "
+                f"{', '.join(audit['float_compute_nodes'][:3]) or 'none'}); the artifact would be int8 in name "
+                "only. The model's ops (or its If/Loop subgraphs) are not quantizable by this method: try "
+                + ("onnxruntime/cpu_int8_dynamic" if options.quantization == "static" else "another precision"))
+        output.quantization = audit
+        return output
 
     def _optimize(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
         import onnxruntime as ort
@@ -143,6 +206,7 @@ class OnnxRuntimeBackend:
         level = OPTIMIZATION_LEVELS[options.optimization_level]
         session_options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         session_options.optimized_model_filepath = str(artifact)
+        session_options.log_severity_level = 4
         if request.model.external_data:
             session_options.add_session_config_entry(
                 "session.optimized_model_external_initializers_file_name", EXTERNAL_DATA_FILE)
@@ -158,57 +222,75 @@ class OnnxRuntimeBackend:
 
     def _to_fp16(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
         import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
+        from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-        request.log(f"converting to float16 (keep_io_types={options.keep_io_types})")
         model = onnx.load(str(request.source))
-        converted = convert_float_to_float16(model, keep_io_types=options.keep_io_types)
+        folded = constants_to_initializers(model)
+        op_block_list = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(options.op_block_list))
+        request.log(f"converting to float16 (keep_io_types={options.keep_io_types}; kept in fp32: op types "
+                    f"{options.op_block_list or 'ORT defaults'}, nodes {options.nodes_to_exclude or 'none'})")
+        overflows = float16_overflows(model)
+        converted = convert_float_to_float16(model, keep_io_types=options.keep_io_types, op_block_list=op_block_list,
+                                             node_block_list=options.nodes_to_exclude or None)
+        halved = {t.name for t in converted.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16}
+        overflows = [overflow for overflow in overflows if overflow["tensor"] in halved]
+        warnings = [f"fp16: tensor '{o['tensor']}' has |value| up to {o['max_abs']:.6g}, beyond float16's 65504; "
+                    f"{o['elements_clamped']} element(s) clamped to +-65504 (keep its consumer in fp32 with "
+                    "build_options.op_block_list or nodes_to_exclude)" for o in overflows]
+        for warning in warnings:
+            request.log(f"WARNING: {warning}")
         external = bool(request.model.external_data)
         onnx.save(converted, str(artifact), save_as_external_data=external, all_tensors_to_one_file=True,
                   location=EXTERNAL_DATA_FILE, size_threshold=1024)
-        call = ToolCall(api="onnxruntime.transformers.float16.convert_float_to_float16",
-                        args={"keep_io_types": options.keep_io_types, "external_data": external})
-        return BuildOutput(artifacts=_with_external_data(artifact), calls=[call])
+        calls = [ToolCall(api="forge.constants_to_initializers", args={"folded": folded})] if folded else []
+        calls.append(ToolCall(api="onnxruntime.transformers.float16.convert_float_to_float16",
+                        args={"keep_io_types": options.keep_io_types, "external_data": external,
+                              "op_block_list": op_block_list, "node_block_list": options.nodes_to_exclude}))
+        return BuildOutput(artifacts=_with_external_data(artifact), calls=calls, warnings=warnings,
+                           details={"fp16_clamped": overflows} if overflows else {})
 
-    def _quantize_dynamic(self, request: BuildRequest, artifact: Path) -> BuildOutput:
+    def _quantize_dynamic(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path,
+                          scratch: Path) -> BuildOutput:
         from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization.registry import IntegerOpsRegistry
 
+        prepared, calls = _prepare_for_quantization(request, scratch, upgrade_opset=False)
+        op_types = sorted(set(IntegerOpsRegistry) - set(options.op_block_list))
         # ConvInteger only has uint8 x uint8 kernels on CPU, so dynamic weights are uint8.
-        request.log("quantizing weights dynamically (QUInt8)")
+        request.log("quantizing weights dynamically (QUInt8), subgraphs included")
         external = bool(request.model.external_data)
-        quantize_dynamic(str(request.source), str(artifact), weight_type=QuantType.QUInt8,
-                         use_external_data_format=external)
-        call = ToolCall(api="onnxruntime.quantization.quantize_dynamic",
-                        args={"weight_type": "QUInt8", "use_external_data_format": external})
-        return BuildOutput(artifacts=_with_external_data(artifact), calls=[call])
+        quantize_dynamic(str(prepared), str(artifact), weight_type=QuantType.QUInt8, use_external_data_format=external,
+                         op_types_to_quantize=op_types, nodes_to_exclude=options.nodes_to_exclude,
+                         extra_options={"EnableSubgraph": True})
+        calls.append(ToolCall(api="onnxruntime.quantization.quantize_dynamic", args={
+            "weight_type": "QUInt8", "use_external_data_format": external, "op_types_to_quantize": op_types,
+            "nodes_to_exclude": options.nodes_to_exclude, "extra_options": {"EnableSubgraph": True}}))
+        return BuildOutput(artifacts=_with_external_data(artifact), calls=calls)
 
-    def _quantize_static(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
+    def _quantize_static(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path,
+                         scratch: Path) -> BuildOutput:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
+        from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
         samples, calibration = request.calibration_samples()
         request.log(f"calibrating on {calibration.samples} {calibration.source} sample(s), sha256 {calibration.sha256}")
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[options.calibration_method]
         quant_format = QuantFormat.QDQ if options.quant_format == "qdq" else QuantFormat.QOperator
-        with tempfile.TemporaryDirectory(dir=request.work_dir.parent, prefix=".forge-quant-") as scratch:
-            prepared = Path(scratch) / "preprocessed.onnx"
-            quant_pre_process(str(request.source), str(prepared), skip_symbolic_shape=True,
-                              save_as_external_data=bool(request.model.external_data), all_tensors_to_one_file=True,
-                              external_data_location="preprocessed.onnx.data")
-            quantize_static(
-                str(prepared), str(artifact), _SampleReader(samples),
-                quant_format=quant_format, per_channel=options.per_channel,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                use_external_data_format=bool(request.model.external_data),
-            )
-        calls = [
-            ToolCall(api="onnxruntime.quantization.shape_inference.quant_pre_process",
-                     args={"skip_symbolic_shape": True}),
-            ToolCall(api="onnxruntime.quantization.quantize_static", args={
-                "quant_format": quant_format.name, "per_channel": options.per_channel,
-                "activation_type": "QUInt8", "weight_type": "QInt8", "calibrate_method": method.name}),
-        ]
+        # quantize_static's own default set (both registries), less the preset's block list.
+        op_types = sorted((set(QDQRegistry) | set(QLinearOpsRegistry)) - set(options.op_block_list))
+        prepared, calls = _prepare_for_quantization(request, scratch, upgrade_opset=True)
+        quantize_static(
+            str(prepared), str(artifact), _SampleReader(samples),
+            quant_format=quant_format, per_channel=options.per_channel, op_types_to_quantize=op_types,
+            nodes_to_exclude=options.nodes_to_exclude,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+            use_external_data_format=bool(request.model.external_data),
+        )
+        calls.append(ToolCall(api="onnxruntime.quantization.quantize_static", args={
+            "quant_format": quant_format.name, "per_channel": options.per_channel,
+            "activation_type": "QUInt8", "weight_type": "QInt8", "calibrate_method": method.name,
+            "op_types_to_quantize": op_types, "nodes_to_exclude": options.nodes_to_exclude}))
         return BuildOutput(artifacts=_with_external_data(artifact), calls=calls, calibration=calibration)
 
     def load(self, artifact: Path, *, threads: int | None = None) -> OrtRunner:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -55,8 +57,9 @@ class RknnOptions(BaseModel):
     quantized_dtype: Literal["w8a8", "w8a16", "w16a16i", "w16a16i_dfp", "w4a16"] = "w8a8"
     quantized_algorithm: Literal["normal", "mmse", "kl_divergence"] = "normal"
     quantized_method: Literal["channel", "layer"] = "channel"
-    mean_values: list[list[float]] | None = None
-    std_values: list[list[float]] | None = None
+    mean_values: list[list[float]] | None = Field(None, description=(
+        "One list per model input, one value per channel; default: identity (0) for every input's channels."))
+    std_values: list[list[float]] | None = Field(None, description="Like mean_values; default: identity (1).")
     timeout_s: PositiveInt = 1800
 
     @model_validator(mode="after")
@@ -75,18 +78,58 @@ def parse_options(build_options: dict[str, Any], preset_name: str) -> RknnOption
         raise PresetError(describe_validation_error(exc, f"preset {preset_name} build_options")) from exc
 
 
-def toolkit_config(options: RknnOptions, target: str) -> dict[str, Any]:
+def _channels(shape: list[int]) -> int:
+    """The length rknn-toolkit2 2.5.0 demands of an input's mean/std list: dim 1 (C of NCHW, and what it
+    checks for any input of rank 2 or more), else 1."""
+    return shape[1] if len(shape) >= 2 else 1
+
+
+def normalisation(options: RknnOptions, shapes: dict[str, list[int]]) -> tuple[list[list[float]], list[list[float]]]:
+    """Per-input mean and std values: the preset's, checked against the model, or identity per channel."""
+    channels = [_channels(shape) for shape in shapes.values()]
+    resolved = []
+    for key, given, identity in (("mean_values", options.mean_values, 0.0), ("std_values", options.std_values, 1.0)):
+        if given is None:
+            resolved.append([[identity] * count for count in channels])
+            continue
+        if len(given) != len(channels) or any(len(v) != c for v, c in zip(given, channels, strict=False)):
+            raise PresetError(
+                f"build_options.{key} {given} does not fit the model: it needs one list per input "
+                f"({', '.join(shapes)}) with one value per channel ({channels}); remove it for identity")
+        resolved.append(given)
+    return resolved[0], resolved[1]
+
+
+def toolkit_config(options: RknnOptions, target: str, shapes: dict[str, list[int]] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {"target_platform": options.target_platform or target}
     if options.optimization_level is not None:
         config["optimization_level"] = options.optimization_level
-    if options.mean_values is not None:
-        config["mean_values"] = options.mean_values
-    if options.std_values is not None:
-        config["std_values"] = options.std_values
+    if shapes is not None:
+        config["mean_values"], config["std_values"] = normalisation(options, shapes)
+    else:
+        if options.mean_values is not None:
+            config["mean_values"] = options.mean_values
+        if options.std_values is not None:
+            config["std_values"] = options.std_values
     if options.quantization:
         config.update(quantized_dtype=options.quantized_dtype, quantized_algorithm=options.quantized_algorithm,
                       quantized_method=options.quantized_method)
     return config
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def toolkit_error(stderr: str) -> str | None:
+    """The toolkit's own error line (``E <stage>: ...``), without colour codes or its version banner."""
+    lines = [_ANSI.sub("", line).strip() for line in stderr.splitlines()]
+    errors = [line[2:].strip() for line in lines if line.startswith("E ")]
+    errors = [error for error in errors if not error.startswith("rknn-toolkit2 version")
+              and not error.endswith("Traceback (most recent call last):")]
+    if not errors:
+        return None
+    first = errors[0]  # the toolkit logs the cause first, then the traceback around it
+    return first if len(first) <= 400 else f"{first[:250]} ... {first[-140:]}"
 
 
 def _write_dataset(samples: list[Sample], directory: Path) -> Path:
@@ -106,8 +149,30 @@ def _write_dataset(samples: list[Sample], directory: Path) -> Path:
     return dataset
 
 
+def _absolute_dataset(work_dir: Path, dataset_rel: str, scratch: Path) -> Path:
+    """A copy of ``dataset.txt`` naming the samples by absolute path, so the toolkit can run in a scratch
+    directory while the build directory keeps its relative, relocatable ``dataset.txt``."""
+    published = work_dir / dataset_rel
+    lines = [" ".join(str(published.parent / name) for name in line.split())
+             for line in published.read_text(encoding="utf-8").splitlines() if line.strip()]
+    copy = scratch / "dataset.txt"
+    copy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return copy
+
+
+RECIPE_LEVEL = "recipe-level (simulator re-conversion)"
+"""The label of figures measured on a re-conversion the simulator holds, not on the artifact's bytes."""
+
+
 class RknnRunner:
-    """A worker process holding the converted model (simulator) or the artifact on a device."""
+    """A worker process holding the artifact on a device, or a re-conversion in the simulator.
+
+    The simulator only runs a model converted in the same session, so on x86 the worker converts
+    again from the recorded request. rknn-toolkit2 2.5.0 output is not byte-deterministic (two
+    conversions differ in ~1,350 bytes: 8-byte values in the NPU command stream that look like host
+    addresses), so unless this re-conversion happens to equal the artifact byte for byte, every
+    figure it gives is labelled :data:`RECIPE_LEVEL` rather than attributed to the artifact.
+    """
 
     def __init__(self, artifact: Path, threads: int | None) -> None:
         artifact = artifact.resolve()  # the worker runs in another directory
@@ -116,29 +181,34 @@ class RknnRunner:
             raise ToolchainUnavailable(f"{request_path} is missing; the simulator needs the recorded conversion")
         recorded = json.loads(request_path.read_text(encoding="utf-8"))
         target = os.environ.get("FORGE_RKNN_TARGET")
+        self._scratch = tempfile.TemporaryDirectory(prefix="forge-rknn-")
+        scratch = Path(self._scratch.name)
         dataset = recorded.get("dataset")
         request = {
             "op": "serve", "model": recorded["model"], "config": recorded["config"],
             "do_quantization": recorded["do_quantization"],
-            "dataset": str(artifact.parent / dataset) if dataset else None,
+            "dataset": str(_absolute_dataset(artifact.parent, dataset, scratch)) if dataset else None,
+            "inputs": recorded.get("inputs"), "input_size_list": recorded.get("input_size_list"),
             "artifact": str(artifact), "target": target,
         }
-        self._scratch = tempfile.TemporaryDirectory(prefix="forge-rknn-")
         python = env_python(rknn_env_dir())
+        self._stderr = (scratch / "worker.stderr").open("w+", encoding="utf-8")
         self._process = subprocess.Popen([str(python), "-P", str(WORKER_SCRIPT)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                         cwd=str(artifact.parent / CALIBRATION_DIR) if dataset else None)
+                                         stdout=subprocess.PIPE, stderr=self._stderr, text=True, cwd=scratch)
         hello = self._send(request)
         exported = hello.get("export_sha256")
-        artifact_sha = sha256_file(artifact)
-        self.identical_to_artifact = exported == artifact_sha if exported else True
+        self.identical_to_artifact = bool(target) or exported == sha256_file(artifact)
+        self.evidence = "artifact" if self.identical_to_artifact else RECIPE_LEVEL
         where = f"rknn NPU ({target})" if target else "rknn-toolkit2 simulator (x86)"
-        note = "" if self.identical_to_artifact else ", in-memory conversion differs from the artifact bytes"
-        self.description = f"{where} via worker process{note}"
-        self.settings = {"runtime": where, "threads": threads, "identical_to_artifact": self.identical_to_artifact}
+        self.description = f"{where} via worker process" + (
+            "" if self.identical_to_artifact else f", {RECIPE_LEVEL}: not the artifact's bytes")
+        self.settings = {"runtime": where, "threads": threads, "identical_to_artifact": self.identical_to_artifact,
+                         "evidence": self.evidence}
         config = recorded["config"]
-        self._mean = np.asarray(config.get("mean_values") or [[0.0]], dtype=np.float32)[0]
-        self._std = np.asarray(config.get("std_values") or [[1.0]], dtype=np.float32)[0]
+        names = recorded.get("inputs") or []
+        self._normalisation = {name: (np.asarray(mean, np.float32), np.asarray(std, np.float32))
+                               for name, mean, std in zip(names, config.get("mean_values") or [],
+                                                          config.get("std_values") or [], strict=False)}
 
     def _send(self, message: dict[str, Any]) -> dict[str, Any]:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -146,10 +216,14 @@ class RknnRunner:
         self._process.stdin.flush()
         line = self._process.stdout.readline()
         if not line:
-            raise BuildFailed(f"rknn worker exited (code {self._process.poll()}) during '{message['op']}'")
+            self._stderr.seek(0)
+            cause = toolkit_error(self._stderr.read()) or "no error line"
+            raise BuildFailed(f"rknn worker exited (code {self._process.poll()}) during '{message['op']}': {cause}")
         reply = json.loads(line)
         if not reply.get("ok"):
-            raise BuildFailed(f"rknn worker failed on '{message['op']}': {reply.get('error')}")
+            self._stderr.seek(0)
+            cause = toolkit_error(self._stderr.read()) or reply.get("error")
+            raise BuildFailed(f"rknn worker failed on '{message['op']}': {cause}")
         return reply
 
     def run(self, feeds: Sample) -> list[np.ndarray]:
@@ -165,14 +239,17 @@ class RknnRunner:
         """The toolkit applies mean/std itself, so the source model must see the normalised input."""
         prepared = {}
         for name, array in sample.items():
-            if array.ndim == 4 and np.issubdtype(array.dtype, np.floating):
-                shape = (1, -1, 1, 1)
-                prepared[name] = ((array - self._mean.reshape(shape)) / self._std.reshape(shape)).astype(array.dtype)
-            else:
+            mean, std = self._normalisation.get(name, (None, None))
+            if mean is None or std is None or not np.issubdtype(array.dtype, np.floating) or (
+                    not mean.any() and (std == 1).all()):
                 prepared[name] = array
+                continue
+            shape = (1, -1, 1, 1) if array.ndim == 4 else (-1,)
+            prepared[name] = ((array - mean.reshape(shape)) / std.reshape(shape)).astype(array.dtype)
         return prepared
 
-    def __del__(self) -> None:
+    def close(self) -> None:
+        """Stop the worker and remove its scratch directory."""
         process = getattr(self, "_process", None)
         if process is not None and process.poll() is None:
             try:
@@ -182,6 +259,13 @@ class RknnRunner:
                 process.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 process.kill()
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
+        if getattr(self, "_scratch", None) is not None:
+            self._scratch.cleanup()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class RKNNBackend:
@@ -198,37 +282,51 @@ class RKNNBackend:
 
     def build(self, request: BuildRequest) -> BuildOutput:
         options = parse_options(request.preset.build_options, request.preset.name)
-        config = toolkit_config(options, request.preset.target)
+        config = toolkit_config(options, request.preset.target, request.input_shapes)
         artifact = request.work_dir / self.artifact_filename
         calibration = None
         dataset_rel = None
         details: dict[str, Any] = {"toolkit_log": TOOLKIT_LOG}
+        scratch = request.work_dir / ".rknn-scratch"
+        scratch.mkdir()
         if options.quantization:
             samples, calibration = request.calibration_samples()
             dataset = _write_dataset(samples, request.work_dir / CALIBRATION_DIR)
             dataset_rel = f"{CALIBRATION_DIR}/dataset.txt"
             details["dataset_txt_sha256"] = sha256_file(dataset)
-            request.log(f"calibration dataset: {len(samples)} NCHW .npy sample(s) in {dataset_rel}")
+            request.log(f"calibration dataset: {len(samples)} .npy sample(s) in {dataset_rel}")
         worker_request = {
             "op": "build", "model": str(request.source), "output": str(artifact), "config": config,
-            "do_quantization": bool(options.quantization), "dataset": "dataset.txt" if dataset_rel else None,
+            "do_quantization": bool(options.quantization),
+            "dataset": str(_absolute_dataset(request.work_dir, dataset_rel, scratch)) if dataset_rel else None,
+            "inputs": list(request.input_shapes), "input_size_list": list(request.input_shapes.values()),
             "verbose_file": str(request.work_dir / TOOLKIT_LOG),
         }
-        request.log(f"rknn-toolkit2 worker: config {config}, do_quantization={options.quantization}")
-        reply = ask_worker(env_python(rknn_env_dir()), worker_request, timeout_s=options.timeout_s,
-                           cwd=request.work_dir / CALIBRATION_DIR if dataset_rel else None)
-        for line in str(reply.pop("_stderr", "")).splitlines()[-200:]:
+        request.log(f"rknn-toolkit2 worker: config {config}, inputs {request.input_shapes}, "
+                    f"do_quantization={options.quantization}")
+        try:
+            reply = ask_worker(env_python(rknn_env_dir()), worker_request, timeout_s=options.timeout_s, cwd=scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)  # toolkit debug dumps (check*.onnx) never ship
+        stderr = str(reply.pop("_stderr", ""))
+        for line in stderr.splitlines()[-200:]:
             request.log(f"[rknn] {line}")
         if not reply.get("ok"):
-            raise BuildFailed(f"Failed to build RKNN artifact: {reply.get('error')}")
+            cause = toolkit_error(stderr) or str(reply.get("error")).splitlines()[0][:400]
+            raise BuildFailed(f"rknn-toolkit2 could not convert the model: {cause} (full toolkit output in the "
+                              "build log of the failure record)")
         if not artifact.is_file():
             raise BuildFailed("Failed to export RKNN artifact: the toolkit wrote no model.rknn")
         sidecar = {"model": str(request.source), "config": config, "do_quantization": bool(options.quantization),
-                   "dataset": dataset_rel}
+                   "dataset": dataset_rel, "inputs": worker_request["inputs"],
+                   "input_size_list": worker_request["input_size_list"]}
         (request.work_dir / REQUEST_FILE).write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
         details["versions"] = reply.get("versions")
-        return BuildOutput(artifacts=[artifact], calls=[ToolCall(**call) for call in reply.get("calls", [])],
-                           calibration=calibration, details=details)
+        calls = [ToolCall(**call) for call in reply.get("calls", [])]
+        for call in calls:  # record the dataset as the build directory holds it, not the scratch copy
+            if call.args and call.args.get("dataset"):
+                call.args["dataset"] = dataset_rel
+        return BuildOutput(artifacts=[artifact], calls=calls, calibration=calibration, details=details)
 
     def load(self, artifact: Path, *, threads: int | None = None) -> RknnRunner:
         if not self.available().ok:

@@ -6,8 +6,12 @@ protocol channel stays clean.
 
 Requests:
   {"op": "version"}
-  {"op": "build", "model", "output", "config", "do_quantization", "dataset", "verbose_file"}
-  {"op": "serve", "model", "config", "do_quantization", "dataset", "artifact", "target"}
+  {"op": "build", "model", "output", "config", "do_quantization", "dataset", "inputs", "input_size_list",
+   "verbose_file"}
+  {"op": "serve", "model", "config", "do_quantization", "dataset", "inputs", "input_size_list", "artifact", "target"}
+
+The caller runs the worker in a scratch directory: the toolkit writes debug dumps
+(``check*.onnx``) into the current directory.
       then any number of {"op": "infer", "inputs": [npy paths], "out_dir"} and finally {"op": "stop"}
 """
 
@@ -44,8 +48,12 @@ def convert(rknn, request, calls):
     config = request["config"]
     check("config", rknn.config(**config))
     calls.append({"api": "rknn.config", "args": config})
-    check("load_onnx", rknn.load_onnx(model=request["model"]))
-    calls.append({"api": "rknn.load_onnx", "args": {"model": request["model"]}})
+    load_args = {"model": request["model"]}
+    if request.get("inputs"):
+        # The resolved shapes: without them every model with a dynamic dim fails to convert.
+        load_args.update(inputs=request["inputs"], input_size_list=request["input_size_list"])
+    check("load_onnx", rknn.load_onnx(**load_args))
+    calls.append({"api": "rknn.load_onnx", "args": load_args})
     build_args = {"do_quantization": bool(request["do_quantization"])}
     if request.get("dataset"):
         build_args["dataset"] = request["dataset"]

@@ -102,6 +102,12 @@ def judge_readiness(build_dir: Path, metadata: BuildMetadata, manifest: Manifest
         return Readiness("stale", f"artifact changed since its benchmark (measured {measured[:12]}, now {current[:12]})")
     if manifest is not None and manifest.artifact.sha256 != measured:
         return Readiness("stale", "the benchmark measured a different artifact than the manifest records")
+    if summary.evidence not in (None, "artifact"):
+        return Readiness("pending", f"the last run measured a {summary.evidence}, not this artifact's bytes; "
+                                    "not ready for a device compare on that evidence")
+    if summary.accuracy and summary.accuracy.get("passed") is False:
+        return Readiness("failed", "the last run's accuracy parity failed: "
+                                   + "; ".join(summary.accuracy.get("failures") or [])[:300])
     if not summary.structured_result_path:
         return Readiness("ready", "benchmark result is present for this artifact (no structured result path)")
     return Readiness("ready", "benchmark result is present for this artifact")

@@ -26,7 +26,7 @@ from ..backends import Backend, BuildOutput, BuildRequest, get_backend
 from .environment import tool_facts
 from .errors import ForgeError, RecordError, ToolchainUnavailable
 from .hashing import sha256_file, sha256_json
-from .inputs import InputList, Sample, load_dataset, samples_sha256, synthetic_samples
+from .inputs import Sample, ValueRule, load_dataset, rules_snapshot, samples_sha256, synthetic_samples
 from .onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
 from .presets import CalibrationSpec, Preset, build_dir_suffix
 from .records import (
@@ -43,6 +43,8 @@ from .records import (
     Manifest,
     ManifestArtifact,
     ManifestRuntime,
+    QuantizationAudit,
+    SmokeRecord,
     SourceModel,
     Tool,
     Toolchain,
@@ -83,6 +85,12 @@ class BuildPlan:
     input_shapes: dict[str, list[int]]
     backend: Backend
     presets_root: Path | None = None
+    input_values: dict[str, ValueRule] | None = None
+    """Value rules of synthetic inputs (calibration, smoke run, parity); part of the build key."""
+    input_seed: int = 1234
+    """Seed of the smoke run's synthetic input: the first of the parity inputs."""
+    input_dataset: Path | None = None
+    """When given, the smoke run feeds this dataset's first sample instead."""
 
     @property
     def build_dir(self) -> Path:
@@ -106,10 +114,23 @@ class BuildPlan:
             record = Calibration(source="dataset", samples=len(samples), dataset=spec.dataset,
                                  sha256=samples_sha256(samples))
         else:
-            samples = synthetic_samples(self.model, self.input_shapes, seed=spec.seed, count=spec.samples)
+            samples = synthetic_samples(self.model, self.input_shapes, seed=spec.seed, count=spec.samples,
+                                        values=self.input_values)
             record = Calibration(source="synthetic", samples=len(samples), seed=spec.seed,
                                  sha256=samples_sha256(samples))
         return samples, record
+
+    def smoke_sample(self) -> tuple[Sample, SmokeRecord]:
+        """The smoke run's input: the first sample parity will use, and its record (runner filled in later)."""
+        if self.input_dataset is not None:
+            sample = load_dataset(self.input_dataset, self.model, self.input_shapes, limit=1)[0]
+            source = "dataset"
+        else:
+            sample = synthetic_samples(self.model, self.input_shapes, seed=self.input_seed, count=1,
+                                       values=self.input_values)[0]
+            source = "synthetic"
+        return sample, SmokeRecord(detail="not run", input_source=source, inputs_sha256=samples_sha256([sample]),  # type: ignore[arg-type]
+                                   dataset=str(self.input_dataset) if self.input_dataset else None)
 
 
 def plan_build(
@@ -119,6 +140,9 @@ def plan_build(
     *,
     input_shapes: dict[str, list[int]] | None = None,
     presets_root: Path | None = None,
+    input_values: dict[str, ValueRule] | None = None,
+    input_seed: int = 1234,
+    input_dataset: Path | None = None,
 ) -> BuildPlan:
     """Inspect the model and resolve shapes; raises before anything is written."""
     model = inspect_model(model_path)
@@ -128,6 +152,7 @@ def plan_build(
     return BuildPlan(
         source=model_path.resolve(), model=model, preset=preset, output_root=output_root,
         input_shapes=shapes, backend=get_backend(preset.backend), presets_root=presets_root,
+        input_values=input_values or None, input_seed=input_seed, input_dataset=input_dataset,
     )
 
 
@@ -199,6 +224,8 @@ def _fingerprint(plan: BuildPlan, versions: dict[str, str]) -> _Fingerprint:
         "toolchain": {"backend": plan.preset.backend, "versions": versions},
         "calibration_dataset": dataset_digest,
     }
+    if plan.input_values:
+        parts["input_values"] = rules_snapshot(plan.input_values)
     return _Fingerprint(source_sha, external, versions, sha256_json(parts), parts)
 
 
@@ -233,6 +260,8 @@ def _describe_change(manifest: Manifest, plan: BuildPlan, source_sha256: str) ->
         changes.append("preset changed")
     if manifest.input_shapes and manifest.input_shapes != plan.input_shapes:
         changes.append("input shapes changed")
+    if manifest.input_values != rules_snapshot(plan.input_values):
+        changes.append("input value rules changed")
     return "build inputs changed (" + (", ".join(changes) or "toolchain or record format changed") + "); rebuilding"
 
 
@@ -298,12 +327,12 @@ def _build_fresh(plan: BuildPlan, fingerprint: _Fingerprint, reason: str, progre
         for artifact in output.artifacts:
             if not artifact.is_file() or artifact.parent != work_dir:
                 raise ForgeError(f"{plan.backend.name} reported artifact {artifact.name} but did not write it")
-        _smoke_run(plan, output.artifacts[0], log)
+        smoke = _smoke_run(plan, output.artifacts[0], log)
         finished = utc_now()
         log(f"build finished in {time.perf_counter() - clock:.3f}s")
         (work_dir / LOG_FILE).write_text(log.text(), encoding="utf-8")
         metadata, manifest = _compose_records(plan, fingerprint, output, started, finished,
-                                              round(time.perf_counter() - clock, 3), work_dir)
+                                              round(time.perf_counter() - clock, 3), work_dir, smoke)
         write_json_atomic(work_dir / "metadata.json", metadata_to_dict(metadata))
         write_json_atomic(work_dir / "manifest.json", manifest_to_dict(manifest))
         _publish(work_dir, plan.build_dir)
@@ -329,34 +358,46 @@ class SmokeResult:
     """The output shapes when it ran, else why it did not."""
 
 
-def smoke_run(backend: Backend, artifact: Path, inputs: InputList, shapes: dict[str, list[int]]) -> SmokeResult:
-    """Load an artifact and run one seeded sample through it.
+def smoke_run(backend: Backend, artifact: Path, sample: Sample) -> SmokeResult:
+    """Load an artifact and run one sample through it.
 
-    A backend that cannot load artifacts here is reported, not failed; an artifact that loads but
-    does not run raises :class:`ForgeError`.
+    A backend that cannot load artifacts here is reported, not failed; an artifact that does not
+    load or does not run raises :class:`ForgeError` with the toolchain's own first line.
     """
     try:
         runner = backend.load(artifact)
     except ToolchainUnavailable as exc:
         return SmokeResult(None, str(exc))
-    sample = synthetic_samples(inputs, shapes, seed=0, count=1)[0]
+    except ForgeError:
+        raise
+    except Exception as exc:  # each runtime raises its own types for an unloadable artifact
+        raise ForgeError(f"the artifact does not load: {type(exc).__name__}: {_first_line(exc)}") from exc
     try:
         outputs = runner.run(sample)
     except Exception as exc:
-        raise ForgeError(f"the artifact failed its smoke run: {type(exc).__name__}: {exc}") from exc
+        raise ForgeError(f"the artifact failed its smoke run: {type(exc).__name__}: {_first_line(exc)}") from exc
     return SmokeResult(runner.description, f"output shapes {[list(o.shape) for o in outputs]}")
 
 
-def _smoke_run(plan: BuildPlan, artifact: Path, log: _BuildLog) -> None:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:400]
+
+
+def _smoke_run(plan: BuildPlan, artifact: Path, log: _BuildLog) -> SmokeRecord:
     """Run the fresh artifact once, so a build that cannot execute is never published."""
+    sample, record = plan.smoke_sample()
     try:
-        result = smoke_run(plan.backend, artifact, plan.model.inputs, plan.input_shapes)
+        result = smoke_run(plan.backend, artifact, sample)
     except ForgeError as exc:
         raise ForgeError(f"{plan.preset.name}: {exc}") from exc
+    record.runner, record.detail = result.runner, result.detail
     if result.runner is None:
         log(f"smoke run skipped: {result.detail}")
     else:
-        log(f"smoke run ok on {result.runner}: {result.detail}")
+        log(f"smoke run ok on {result.runner} ({record.input_source} input, sha256 {record.inputs_sha256}): "
+            f"{result.detail}")
+    return record
 
 
 def _publish(work_dir: Path, build_dir: Path) -> None:
@@ -378,6 +419,7 @@ def _compose_records(
     finished: dt.datetime,
     duration: float,
     work_dir: Path,
+    smoke: SmokeRecord,
 ) -> tuple[BuildMetadata, Manifest]:
     preset = plan.preset
     stamp = format_timestamp(started)
@@ -406,6 +448,10 @@ def _compose_records(
     toolchain = Toolchain(backend=preset.backend, versions=fingerprint.toolchain_versions, calls=output.calls,
                           log=LOG_FILE, details=output.details or None)
     tool = Tool(**tool_facts(plan.presets_root))
+    evidence: dict[str, Any] = {
+        "quantization": QuantizationAudit.model_validate(output.quantization) if output.quantization else None,
+        "warnings": output.warnings or None, "input_values": rules_snapshot(plan.input_values), "smoke": smoke,
+    }
     manifest = Manifest(
         build=build_info, source_model=source,
         artifact=ManifestArtifact(**primary.model_dump(), model_path=primary.path,
@@ -414,7 +460,7 @@ def _compose_records(
                                 model_path=primary.path, artifact_path=primary.path,
                                 batch=batch, height=height, width=width),
         preset_snapshot=preset.snapshot(), tool=tool, artifacts=artifacts, input_shapes=plan.input_shapes,
-        toolchain=toolchain, calibration=output.calibration,
+        toolchain=toolchain, calibration=output.calibration, **evidence,
     )
     report = validate_manifest_data(manifest_to_dict(manifest), work_dir, work_dir / "manifest.json")
     reasons = [issue.line() for issue in report.errors]
@@ -427,7 +473,7 @@ def _compose_records(
             engine_path=primary.path, runtime_artifact_path=primary.path,
             requested_batch=batch, requested_height=height, requested_width=width)),
         preset_snapshot=preset.snapshot(), input_shapes=plan.input_shapes, toolchain=toolchain,
-        calibration=output.calibration, tool=tool,
+        calibration=output.calibration, tool=tool, **evidence,
     )
     return metadata, manifest
 

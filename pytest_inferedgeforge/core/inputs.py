@@ -6,7 +6,9 @@ keyed by input name, or images (single image input). Either way the exact bytes 
 which data a build or a check saw.
 
 Synthetic data: floats are uniform in [0, 1) (an image already scaled to
-[0, 1]); integers are uniform in [0, 100); booleans are fair coin flips.
+[0, 1]); integers are uniform in [0, 100); booleans are fair coin flips. A
+per-input :class:`ValueRule` overrides that where the values mean something (a
+sample rate that must be 16000, token ids below the vocabulary size).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ForgeError
 from .onnx_model import InputRecordLike, ModelInfo, numpy_dtype
@@ -26,24 +30,88 @@ Sample = dict[str, np.ndarray]
 InputList = Sequence[InputRecordLike]
 
 
-def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]], *, seed: int, count: int) -> list[Sample]:
-    """Seeded samples for every input; ``model`` is a ModelInfo or anything listing named, typed inputs."""
+class ValueRule(BaseModel):
+    """How to fill one input with synthetic values: a constant, a choice, or a range; ``dtype: int``
+    makes a float input integer-valued (token ids fed as floats)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float | None = Field(None, description="Every element is this constant (e.g. a sample rate of 16000).")
+    choice: list[float] | None = Field(None, min_length=1, description="Each element is drawn from these values.")
+    range: tuple[float, float] | None = Field(None, description="Uniform in [low, high); integers for integer inputs.")
+    dtype: Literal["int", "float", "bool"] | None = Field(None, description="Kind of values to draw.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ValueRule:
+        given = [name for name in ("value", "choice", "range") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of value, choice or range, not {' and '.join(given)}")
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError(f"range [{self.range[0]}, {self.range[1]}) is empty: low must be below high")
+        if not given and self.dtype is None:
+            raise ValueError("give value, choice, range or dtype")
+        return self
+
+
+def _draw(rng: np.random.Generator, shape: list[int], dtype: np.dtype, rule: ValueRule | None) -> np.ndarray:
+    kind = rule.dtype if rule and rule.dtype else (
+        "bool" if dtype == np.bool_ else "int" if np.issubdtype(dtype, np.integer) else "float")
+    if rule is not None and rule.value is not None:
+        return np.full(shape, rule.value).astype(dtype)
+    if rule is not None and rule.choice is not None:
+        return rng.choice(np.asarray(rule.choice), size=shape).astype(dtype)
+    if kind == "bool":
+        return rng.random(shape) < 0.5 if dtype == np.bool_ else (rng.random(shape) < 0.5).astype(dtype)
+    low, high = rule.range if rule is not None and rule.range is not None else ((0, 100) if kind == "int" else (0, 1))
+    if kind == "int":
+        return rng.integers(int(np.ceil(low)), int(np.ceil(high)), size=shape).astype(dtype)
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]], *, seed: int, count: int,
+                      values: dict[str, ValueRule] | None = None) -> list[Sample]:
+    """Seeded samples for every input; ``model`` is a ModelInfo or anything listing named, typed inputs.
+
+    Samples are drawn one after another from one generator, so the first of ``count`` samples is
+    the same for every count: the smoke run's input is parity's first input.
+    """
     rng = np.random.default_rng(seed)
     inputs: InputList = model.inputs if isinstance(model, ModelInfo) else model
+    rules = values or {}
+    unknown = sorted(set(rules) - {tensor.name for tensor in inputs})
+    if unknown:
+        raise ForgeError(f"input value rules name unknown input(s) {', '.join(unknown)}; the model's inputs are "
+                         + ", ".join(tensor.name for tensor in inputs))
     samples: list[Sample] = []
     for _ in range(count):
-        sample: Sample = {}
-        for tensor in inputs:
-            shape = shapes[tensor.name]
-            dtype = numpy_dtype(tensor)
-            if dtype == np.bool_:
-                sample[tensor.name] = rng.random(shape) < 0.5
-            elif np.issubdtype(dtype, np.integer):
-                sample[tensor.name] = rng.integers(0, 100, size=shape).astype(dtype)
-            else:
-                sample[tensor.name] = rng.random(shape, dtype=np.float32).astype(dtype)
-        samples.append(sample)
+        samples.append({tensor.name: _draw(rng, shapes[tensor.name], numpy_dtype(tensor), rules.get(tensor.name))
+                        for tensor in inputs})
     return samples
+
+
+def rules_snapshot(values: dict[str, ValueRule] | None) -> dict[str, dict[str, object]] | None:
+    """The rules as recorded (and hashed into the build key): only what was given."""
+    if not values:
+        return None
+    return {name: rule.model_dump(mode="json", exclude_none=True) for name, rule in sorted(values.items())}
+
+
+def parse_value_rule(text: str) -> tuple[str, ValueRule]:
+    """``NAME=16000`` (constant), ``NAME=8000|16000`` (choice) or ``NAME=-1..1`` (range), as on the command line."""
+    name, sep, spec = text.partition("=")
+    if not sep or not name or not spec:
+        raise ForgeError(f"--input-value '{text}' must look like NAME=16000, NAME=8000|16000 or NAME=-1..1")
+    try:
+        if "|" in spec:
+            return name, ValueRule(choice=[float(part) for part in spec.split("|")])
+        if ".." in spec:
+            low, high = spec.split("..", 1)
+            return name, ValueRule(range=(float(low), float(high)))
+        return name, ValueRule(value=float(spec))
+    except ValidationError as exc:
+        raise ForgeError(f"--input-value '{text}': {exc.errors()[0]['msg']}") from exc
+    except ValueError as exc:
+        raise ForgeError(f"--input-value '{text}': not a number ({exc})") from exc
 
 
 ARRAY_SUFFIXES = (".npy", ".npz")

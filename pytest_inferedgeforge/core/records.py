@@ -20,7 +20,7 @@ from .errors import RecordError, describe_validation_error
 
 METADATA_SCHEMA_VERSION = "0.1.0"
 MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3
 """Forge's own record generation; part of the build key, so a format change invalidates caches."""
 
 
@@ -120,6 +120,26 @@ class Calibration(_Record):
     sha256: str = Field(description="Hash of the calibration samples exactly as fed to the toolchain.")
 
 
+class QuantizationAudit(_Record):
+    """What an int8 build really quantized, read back from the artifact (subgraphs included)."""
+
+    quantized_ops: int = Field(description="QuantizeLinear/DequantizeLinear, QLinear*, *Integer, DynamicQuantize* ops.")
+    quantized_ops_in_subgraphs: int = 0
+    by_op_type: dict[str, int]
+    float_compute_nodes_total: int = Field(description="Conv/MatMul/Gemm/LSTM/... nodes left in float.")
+    float_compute_nodes: list[str] = Field(description="Their names and op types (the first 50).")
+
+
+class SmokeRecord(_Record):
+    """The one inference every fresh artifact must survive before it is published."""
+
+    runner: str | None = Field(None, description="Where it ran; null when this host cannot load the artifact.")
+    detail: str
+    input_source: Literal["synthetic", "dataset"]
+    inputs_sha256: str = Field(description="Hash of the exact inputs fed (the same inputs parity uses first).")
+    dataset: str | None = None
+
+
 class Tool(_Record):
     inferedgeforge_version: str
     python_version: str
@@ -144,6 +164,11 @@ class BuildMetadata(_Record):
     toolchain: Toolchain | None = None
     calibration: Calibration | None = None
     tool: Tool | None = None
+    quantization: QuantizationAudit | None = None
+    warnings: list[str] | None = Field(None, description="What the toolchain did that a reviewer must know "
+                                                         "(clamped fp16 weights, ...).")
+    input_values: dict[str, Any] | None = Field(None, description="Value rules of the synthetic inputs.")
+    smoke: SmokeRecord | None = None
 
 
 class ManifestArtifact(Artifact):
@@ -177,6 +202,11 @@ class Manifest(_Record):
     input_shapes: dict[str, list[int]] | None = None
     toolchain: Toolchain | None = None
     calibration: Calibration | None = None
+    quantization: QuantizationAudit | None = None
+    warnings: list[str] | None = Field(None, description="What the toolchain did that a reviewer must know "
+                                                         "(clamped fp16 weights, ...).")
+    input_values: dict[str, Any] | None = Field(None, description="Value rules of the synthetic inputs.")
+    smoke: SmokeRecord | None = None
 
 
 RUN_SUMMARY_SCHEMA_VERSION = "inferedgeforge-run-summary-v1"
@@ -219,6 +249,9 @@ class RunSummary(_Record):
     device: str | None = None
     precision: str | None = None
     runner: str | None = Field(None, description="Where the artifact ran, e.g. onnxruntime CPUExecutionProvider.")
+    evidence: str | None = Field(None, description=(
+        "'artifact' when the figures were measured on the artifact's bytes; 'recipe-level (simulator "
+        "re-conversion)' when the runtime could only run its own re-conversion of the recorded recipe."))
     settings: dict[str, Any] | None = None
     warmup: int | None = None
     runs: int | None = None

@@ -7,7 +7,10 @@ touches the original build, and ends in a verdict:
 * **bitwise**: the rebuilt artifact has the same sha256;
 * **functional**: the bytes differ but both artifacts give outputs within the
   preset precision's parity thresholds on the same inputs (figures kept);
-* **not_reproducible**: with the reasons.
+* **not_reproducible**: with the reasons;
+* **not_verifiable_here**: the bytes differ and this host cannot run both
+  artifacts themselves (the RKNN simulator runs only its own re-conversions, so
+  comparing two of them would compare a recipe with itself and could not fail).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from .engine import (
 )
 from .errors import ForgeError, PresetError, RecordError, ToolchainUnavailable
 from .hashing import sha256_file
-from .inputs import samples_sha256, synthetic_samples
+from .inputs import ValueRule, samples_sha256, synthetic_samples
 from .presets import BACKEND_TRAITS, Preset, load_preset
 from .records import drop_nulls, read_json_object, write_json_atomic
 from .spec import DEFAULT_THRESHOLDS
@@ -67,7 +70,7 @@ class ReproducibilityReport(BaseModel):
     preset: PresetCheck
     toolchain_versions: dict[str, dict[str, str]]
     toolchain_changes: dict[str, list[str | None]]
-    verdict: Literal["bitwise", "functional", "not_reproducible"]
+    verdict: Literal["bitwise", "functional", "not_reproducible", "not_verifiable_here"]
     functional: ParityResult | None = None
     reasons: list[str]
 
@@ -153,7 +156,11 @@ def rebuild_from_manifest(
         raise ForgeError(f"{manifest_path} is not inside a build directory (no metadata.json beside it); "
                          "pass --output to choose where the rebuild goes")
     root = output if output is not None else original_dir.parent.parent / "rebuilds"
-    plan = plan_build(source, preset, root, input_shapes=manifest.get("input_shapes"), presets_root=presets_root)
+    recorded_values = manifest.get("input_values")
+    values = {name: ValueRule.model_validate(rule) for name, rule in recorded_values.items()} \
+        if isinstance(recorded_values, dict) else None
+    plan = plan_build(source, preset, root, input_shapes=manifest.get("input_shapes"), presets_root=presets_root,
+                      input_values=values)
     if plan.build_dir.resolve() == original_dir:
         raise ForgeError(f"the rebuild would overwrite the original build {original_dir}; choose another --output")
     outcome = build(plan, force=True)
@@ -176,7 +183,12 @@ def rebuild_from_manifest(
         functional, why = _functional_check(original_dir, record, plan)
         if why:
             reasons.append(why)
-        verdict = "functional" if functional is not None and functional.passed else "not_reproducible"
+        if functional is not None and functional.evidence != "artifact":
+            verdict = "not_verifiable_here"
+            reasons.append(f"not verifiable on this host: the runtime here ran {functional.evidence}s, not the two "
+                           "artifacts; run the functional check on a device")
+        else:
+            verdict = "functional" if functional is not None and functional.passed else "not_reproducible"
         if functional is not None and not functional.passed:
             reasons.extend(functional.failures)
     if not old_versions:
@@ -214,10 +226,14 @@ def _functional_check(original_dir: Path, record: Any, plan: Any) -> tuple[Parit
         new_runner = plan.backend.load(record.artifact_path)
     except ToolchainUnavailable as exc:
         return None, f"functional check impossible here: {exc}"
-    samples = synthetic_samples(plan.model, plan.input_shapes, seed=1234, count=4)
+    samples = synthetic_samples(plan.model, plan.input_shapes, seed=1234, count=4, values=plan.input_values)
     names = [output.name for output in plan.model.outputs]
-    return check_parity(
+    result = check_parity(
         run_all(old_runner, samples), run_all(new_runner, samples), names,
         thresholds=DEFAULT_THRESHOLDS[plan.preset.precision or "fp32"], input_source="synthetic",
         inputs_sha256=samples_sha256(samples), candidate=f"rebuilt artifact vs original, {new_runner.description}",
-    ), None
+    )
+    evidence = {str(getattr(runner, "evidence", "artifact")) for runner in (old_runner, new_runner)} - {"artifact"}
+    if evidence:
+        result.evidence = evidence.pop()
+    return result, None

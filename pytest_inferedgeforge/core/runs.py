@@ -26,9 +26,9 @@ from .environment import host_facts
 from .errors import ForgeError, ToolchainUnavailable
 from .handoff import lab_profile_argv, shell_join
 from .hashing import sha256_file
-from .inputs import Sample, load_dataset, samples_sha256, synthetic_samples
+from .inputs import Sample, ValueRule, load_dataset, samples_sha256, synthetic_samples
 from .records import RunSummary, write_json_atomic
-from .spec import DEFAULT_THRESHOLDS, Thresholds
+from .spec import DEFAULT_THRESHOLDS, OutputCheck, Thresholds
 from .structured_result import StructuredResult, result_file_name
 
 ACCURACY_EVIDENCE_FILE = "accuracy_evidence.json"
@@ -48,6 +48,9 @@ class RunSettings:
     thresholds: Thresholds | None = None
     """None: the per-precision default."""
     keep_latencies: bool = True
+    values: dict[str, ValueRule] | None = None
+    """Value rules of synthetic inputs; None: the rules the build recorded."""
+    output_checks: dict[str, OutputCheck] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,14 +99,19 @@ def _verified_artifact_sha(record: BuildRecord) -> str:
     return actual
 
 
-def _samples(record: BuildRecord, settings: RunSettings) -> tuple[list[Sample], str]:
+def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = None) -> tuple[list[Sample], str]:
+    """The inputs of a run: the dataset's, or synthetic ones under the settings' (else the recorded) value rules."""
     inputs = record.manifest.source_model.inputs or []
     if not inputs or not record.manifest.input_shapes:
         raise ForgeError(f"{record.manifest_path} records no input shapes; rebuild it with this Forge version")
     shapes = record.manifest.input_shapes
+    count = count or settings.samples
     if settings.dataset is not None:
-        return load_dataset(settings.dataset, inputs, shapes, limit=settings.samples), "dataset"
-    return synthetic_samples(inputs, shapes, seed=settings.seed, count=settings.samples), "synthetic"
+        return load_dataset(settings.dataset, inputs, shapes, limit=count), "dataset"
+    values = settings.values
+    if values is None and record.manifest.input_values:
+        values = {name: ValueRule.model_validate(rule) for name, rule in record.manifest.input_values.items()}
+    return synthetic_samples(inputs, shapes, seed=settings.seed, count=count, values=values), "synthetic"
 
 
 def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
@@ -122,17 +130,20 @@ def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
         if not availability.ok:
             raise ToolchainUnavailable(availability.reason or "toolchain unavailable")
         runner = backend.load(record.artifact_path, threads=settings.threads)
-        samples, input_source = _samples(record, settings)
+        evidence = str(getattr(runner, "evidence", "artifact"))
+        samples, input_source = run_samples(record, settings)
         latencies = measure(runner, samples, warmup=settings.warmup, runs=settings.runs)
         stats = summarize(latencies)
         parity = None
         if settings.accuracy:
             parity = _parity(record, runner, samples, input_source, settings)
+            parity.evidence = evidence
             outcome.parity = parity
             outcome.evidence_path = _write_evidence(record, sha, parity)
         finished = utc_now()
         summary = RunSummary(
             **base, status="completed", returncode=0, runner=runner.description, settings=runner.settings,
+            evidence=evidence,
             mean_ms=stats.mean_ms, p99_ms=stats.p99_ms, latency=stats,
             latencies_ms=[round(value, 6) for value in latencies] if settings.keep_latencies else None,
             accuracy=parity.model_dump(mode="json") if parity else None,
@@ -165,6 +176,7 @@ def _parity(record: BuildRecord, runner: Any, samples: list[Sample], input_sourc
     return check_parity(
         run_all(reference, reference_inputs), run_all(runner, samples), output_names, thresholds=thresholds,
         input_source=input_source, inputs_sha256=samples_sha256(samples), candidate=runner.description,  # type: ignore[arg-type]
+        checks=settings.output_checks,
     )
 
 
@@ -198,6 +210,7 @@ def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetim
         "artifact_sha256": summary.artifact_sha256_at_run,
         "source_model_sha256": record.manifest.source_model.sha256,
         "runner": summary.runner,
+        "forge_evidence": summary.evidence,
     }
     if latency is not None:
         extra["latency_ms"] = latency.model_dump()

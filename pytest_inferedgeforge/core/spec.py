@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from .errors import PresetError, SpecError, describe_validation_error
+from .inputs import ValueRule
 from .presets import Preset, load_preset
 
 
@@ -25,6 +26,30 @@ class Thresholds(BaseModel):
     min_cosine: float | None = Field(None, ge=-1, le=1, description="Lowest cosine similarity of any output.")
     max_abs_error: float | None = Field(None, ge=0, description="Largest absolute difference of any output element.")
     min_top1_agreement: float | None = Field(None, ge=0, le=1, description="Share of samples with the same argmax.")
+    min_channel_cosine: float | None = Field(None, ge=-1, le=1, description=(
+        "Lowest cosine of any single channel (see accuracy.outputs.channel_axis). A channel that varies in the "
+        "reference but is constant in the artifact fails whatever this says."))
+
+
+class OutputCheck(BaseModel):
+    """How to read one output for parity: where its channels and classes are, and its tolerances."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_axis: int | None = Field(None, description=(
+        "Axis of per-channel figures; default: 1 for outputs of rank 3 and more (a rank-2 [N, C] output's "
+        "classes are judged by class agreement instead); -1 counts from the end."))
+    per_channel: bool = Field(True, description="Compute per-channel figures and the collapsed-channel check.")
+    class_axis: int | None = Field(None, description=(
+        "Axis of class scores for top-1/top-5 agreement; default: 1 for rank 2 and 4+, the last axis for rank 3."))
+    score_channels: tuple[int, int] | None = Field(None, description=(
+        "[start, stop) of the score entries along class_axis, e.g. [4, 84] for a YOLO head [N, 4+80, anchors]."))
+    classes: bool = Field(True, description="Compute class agreement for this output at all.")
+    atol: float | None = Field(None, ge=0, description="Absolute tolerance (Polygraphy style); enforced when set.")
+    rtol: float | None = Field(None, ge=0, description="Relative tolerance (Polygraphy style); enforced when set.")
+    error_stat: Literal["elemwise", "max", "mean", "median", "quantile"] = Field("elemwise", description=(
+        "elemwise: every element within atol or rtol; otherwise that statistic of the errors."))
+    error_quantile: float = Field(0.99, gt=0, le=1, description="The quantile for error_stat: quantile.")
 
 
 DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
@@ -42,6 +67,9 @@ class InputsSpec(BaseModel):
     seed: int = Field(1234, description="Seed of synthetic inputs (different from the calibration seed).")
     samples: PositiveInt = Field(8, description="How many inputs to compare and cycle through in the benchmark.")
     dataset: str | None = Field(None, description="Directory of .npy/.npz inputs, relative to the spec file.")
+    values: dict[str, ValueRule] | None = Field(None, description=(
+        "Per-input rules for synthetic values: {value: 16000}, {choice: [8000, 16000]}, {range: [0, 256]}, "
+        "{dtype: int}. Also used for calibration, the smoke run and rebuild checks."))
 
 
 class BenchmarkSpec(BaseModel):
@@ -59,6 +87,8 @@ class AccuracySpec(BaseModel):
     enabled: bool = True
     thresholds: dict[Literal["fp32", "fp16", "int8"], Thresholds] = Field(
         default_factory=dict, description="Per-precision overrides of the default thresholds.")
+    outputs: dict[str, OutputCheck] = Field(default_factory=dict, description=(
+        "Per-output parity settings by output name; outputs not named get the defaults."))
 
     def thresholds_for(self, precision: str) -> Thresholds:
         return self.thresholds.get(precision, DEFAULT_THRESHOLDS[precision])  # type: ignore[call-overload]

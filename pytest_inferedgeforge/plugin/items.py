@@ -14,7 +14,7 @@ from pytest_inferedgeforge.core.checks import build_invariants
 from pytest_inferedgeforge.core.engine import BuildOutcome, BuildRecord, build, plan_build, smoke_run
 from pytest_inferedgeforge.core.errors import ForgeError, PresetError, SpecError
 from pytest_inferedgeforge.core.presets import Preset, load_preset
-from pytest_inferedgeforge.core.runs import RunSettings, run_native
+from pytest_inferedgeforge.core.runs import RunSettings, run_native, run_samples
 from pytest_inferedgeforge.core.spec import Experiment, load_experiment
 from pytest_inferedgeforge.core.validation import verify_build_dir
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
@@ -36,7 +36,7 @@ def preset_marks(preset: Preset) -> list[pytest.MarkDecorator]:
 
 
 def build_for_test(config: pytest.Config, model: Path, preset: Preset,
-                   input_shapes: dict[str, list[int]] | None = None) -> BuildOutcome:
+                   input_shapes: dict[str, list[int]] | None = None, experiment: Experiment | None = None) -> BuildOutcome:
     """Skip (or fail, when required) on a missing toolchain; build or reuse; check every invariant."""
     settings = get_settings(config)
     availability = get_backend(preset.backend).available()
@@ -45,8 +45,11 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
         if preset.backend in settings.required_backends:
             pytest.fail(f"--forge-require {preset.backend}: {reason}", pytrace=False)
         pytest.skip(reason)
+    inputs = experiment.spec.inputs if experiment is not None else None
     plan = plan_build(model, preset, settings.output_root, input_shapes=input_shapes,
-                      presets_root=settings.presets_root)
+                      presets_root=settings.presets_root, input_values=inputs.values if inputs else None,
+                      input_seed=inputs.seed if inputs else 1234,
+                      input_dataset=experiment.dataset if experiment is not None else None)
     outcome = build(plan, force=settings.rebuild)
     violations = build_invariants(outcome.record)
     if violations:
@@ -98,7 +101,7 @@ class ForgeItem(pytest.Item):
 
     def runtest(self) -> None:
         spec = self.experiment.spec
-        outcome = build_for_test(self.config, self.experiment.model, self.preset, spec.inputs.shapes)
+        outcome = build_for_test(self.config, self.experiment.model, self.preset, spec.inputs.shapes, self.experiment)
         record_properties(self, outcome)
         settings = get_settings(self.config)
         if not settings.benchmark or not (spec.benchmark.enabled or spec.accuracy.enabled):
@@ -109,23 +112,26 @@ class ForgeItem(pytest.Item):
     def _smoke(self, record: BuildRecord) -> None:
         """One inference on the artifact; the benchmark step covers this when it runs."""
         try:
-            result = smoke_run(get_backend(self.preset.backend), record.artifact_path,
-                               record.manifest.source_model.inputs or [], record.manifest.input_shapes or {})
+            samples, _ = run_samples(record, self._run_settings(get_settings(self.config)), count=1)
+            result = smoke_run(get_backend(self.preset.backend), record.artifact_path, samples[0])
         except ForgeError as exc:
             raise ForgeCheckFailed(f"smoke inference failed: {exc}") from exc
         self.user_properties.append(("smoke", f"ok, {result.detail}" if result.runner else
                                      f"not run here: {result.detail}"))
 
-    def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
+    def _run_settings(self, settings: ForgeSettings) -> RunSettings:
         spec = self.experiment.spec
-        run_settings = RunSettings(
+        return RunSettings(
             warmup=settings.warmup if settings.warmup is not None else spec.benchmark.warmup,
             runs=settings.runs if settings.runs is not None else spec.benchmark.runs,
             threads=spec.benchmark.threads, seed=spec.inputs.seed, samples=spec.inputs.samples,
             dataset=self.experiment.dataset, accuracy=spec.accuracy.enabled,
             thresholds=spec.accuracy.thresholds_for(str(self.preset.precision)),
+            values=spec.inputs.values, output_checks=spec.accuracy.outputs,
         )
-        run = run_native(record.build_dir, run_settings)
+
+    def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
+        run = run_native(record.build_dir, self._run_settings(settings))
         summary = run.summary
         self.user_properties.extend([("run_status", summary.status), ("run_summary_path", str(run.summary_path))])
         if not run.completed:
@@ -133,7 +139,8 @@ class ForgeItem(pytest.Item):
         latency = summary.latency
         assert latency is not None
         self.user_properties.extend([
-            ("runner", summary.runner), ("mean_ms", latency.mean_ms), ("p50_ms", latency.p50_ms),
+            ("runner", summary.runner), ("evidence", summary.evidence), ("mean_ms", latency.mean_ms),
+            ("p50_ms", latency.p50_ms),
             ("p99_ms", latency.p99_ms), ("fps", latency.fps), ("runs", summary.runs),
             ("structured_result_path", str(run.structured_result_path)),
         ])
@@ -141,11 +148,14 @@ class ForgeItem(pytest.Item):
             parity = run.parity
             self.user_properties.extend([
                 ("min_cosine", parity.min_cosine), ("max_abs_error", parity.max_abs_error),
-                ("top1_agreement", parity.top1_agreement), ("parity_passed", parity.passed),
+                ("top1_agreement", parity.top1_agreement), ("min_channel_cosine", parity.min_channel_cosine),
+                ("parity_passed", parity.passed),
                 ("accuracy_evidence_path", str(run.evidence_path)),
             ])
             if not parity.passed:
-                raise ForgeCheckFailed("accuracy parity vs the source model failed: " + "; ".join(parity.failures))
+                warnings = record.manifest.warnings or []
+                raise ForgeCheckFailed("accuracy parity vs the source model failed: " + "; ".join(parity.failures)
+                                       + "".join(f"; build warning: {warning}" for warning in warnings[:3]))
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         return _clean_failure(excinfo) or super().repr_failure(excinfo, style)

@@ -110,6 +110,8 @@ class ForgeReporter:
                 f"{_num(p.get('top1_agreement'), 2):>5}")
             if row.outcome == "skipped" and row.message:
                 terminalreporter.write_line(f"    skipped: {row.message}")
+            if p.get("evidence") not in (None, "artifact"):
+                terminalreporter.write_line(f"    figures above: {p['evidence']}, not measured on the artifact")
         if self.settings.report_path and not self.is_worker:
             terminalreporter.write_line(f"Forge report: {self.settings.report_path}")
 
@@ -178,11 +180,12 @@ class ForgeReporter:
 
     @staticmethod
     def markdown(report: ForgeReport) -> str:
-        lines = ["## InferEdgeForge", "", "| item | outcome | cache | mean ms | p99 ms | min cos |", "|---|---|---|---|---|---|"]
+        lines = ["## InferEdgeForge", "", "| item | outcome | cache | mean ms | p99 ms | min cos | measured on |",
+                 "|---|---|---|---|---|---|---|"]
         for item in report.items:
             p = item.properties
             lines.append(f"| `{item.nodeid}` | {item.outcome} | {p.get('cache_hit', '-')} | {_num(p.get('mean_ms'), 3)} | "
-                         f"{_num(p.get('p99_ms'), 3)} | {_num(p.get('min_cosine'), 6)} |")
+                         f"{_num(p.get('p99_ms'), 3)} | {_num(p.get('min_cosine'), 6)} | {p.get('evidence') or '-'} |")
         for handoff in report.compare:
             for pair in handoff.pairs:
                 lines.append(f"\n`{pair.lab_command}`")

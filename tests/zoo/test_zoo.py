@@ -1,0 +1,102 @@
+"""The real-model zoo: every model x preset either passes with honest figures or fails with one clear line.
+
+Each model runs once through the real plugin (``pytest <spec> --forge-report``) in a
+subprocess, exactly as a user runs it; each model x preset is then one test that
+holds the item to the outcome written in tests/zoo/zoo.yaml. A changed outcome,
+a traceback or an "internal error" in a message fails, so the table in zoo.yaml is
+the record of what Forge does with real third-party models.
+
+Models come from their registry wheels (tests/zoo/fetch_zoo.py). Without network they
+are skipped with the reason, unless ``FORGE_ZOO_REQUIRED=1`` (CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fetch_zoo import ZooUnavailable, fetch, load_zoo
+from text_images import write_text_dataset
+
+ZOO_DIR = Path(__file__).resolve().parent
+REPO = ZOO_DIR.parent.parent
+ZOO = yaml.safe_load((ZOO_DIR / "zoo.yaml").read_text(encoding="utf-8"))["models"]
+
+pytestmark = pytest.mark.zoo
+
+CASES = [(name, preset) for name, entry in ZOO.items() for preset in entry["expect"]]
+
+
+def _model_path(name: str) -> Path:
+    try:
+        return fetch(load_zoo()[name])
+    except ZooUnavailable as exc:
+        if os.environ.get("FORGE_ZOO_REQUIRED") == "1":
+            pytest.fail(f"zoo model {name} unavailable and FORGE_ZOO_REQUIRED=1: {exc}", pytrace=False)
+        pytest.skip(f"zoo model {name} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def zoo_reports() -> dict[str, dict[str, Any]]:
+    """Each model's pytest run, made by its first case and read by the others."""
+    return {}
+
+
+def _run_model(name: str, root: Path) -> dict[str, Any]:
+    """One pytest session over the model's spec; returns the report's items by preset, plus the output."""
+    entry = ZOO[name]
+    spec = {"name": name, "model": str(_model_path(name)), "presets": list(entry["expect"]), **entry.get("spec", {})}
+    if "text_dataset" in entry:
+        write_text_dataset(root / "dataset", **entry["text_dataset"])
+        spec.setdefault("inputs", {})["dataset"] = "dataset"
+    presets = root / "presets"
+    shutil.copytree(REPO / "presets", presets)
+    shutil.copytree(ZOO_DIR / "presets", presets, dirs_exist_ok=True)
+    spec_path = root / f"{name}.forge.yaml"
+    spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    report = root / "report.json"
+    command = [sys.executable, "-m", "pytest", str(spec_path), "-p", "no:cacheprovider", "-q",
+               "--forge-output", str(root / "builds"), "--forge-presets", str(presets),
+               "--forge-report", str(report), "--forge-runs", "3", "--forge-warmup", "1", "--rootdir", str(root)]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=1800, check=False)
+    if not report.is_file():
+        pytest.fail(f"pytest over {spec_path} wrote no report (exit {done.returncode}):\n{done.stdout[-3000:]}"
+                    f"{done.stderr[-2000:]}", pytrace=False)
+    items = json.loads(report.read_text(encoding="utf-8"))["items"]
+    return {"items": {item["preset"]: item for item in items}, "output": done.stdout + done.stderr,
+            "cwd_files": sorted(path.name for path in root.iterdir())}
+
+
+@pytest.mark.parametrize(("name", "preset"), CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_outcome_is_the_recorded_one(name: str, preset: str, zoo_reports: dict[str, dict[str, Any]],
+                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    if name not in zoo_reports:
+        zoo_reports[name] = _run_model(name, tmp_path_factory.mktemp(name))
+    run = zoo_reports[name]
+    expected = ZOO[name]["expect"][preset]
+    item = run["items"].get(preset)
+    assert item is not None, f"no report item for {name} x {preset}:\n{run['output'][-3000:]}"
+    message = item.get("message") or ""
+    assert "Traceback" not in run["output"] and "internal error" not in run["output"].lower()
+    assert "\n" not in message
+    if item["outcome"] == "skipped" and expected["outcome"] != "skipped" and "unavailable" in message:
+        pytest.skip(f"{name} x {preset}: {message}")
+    assert item["outcome"] == expected["outcome"], f"{name} x {preset}: {item['outcome']}: {message}"
+    if expected["outcome"] == "failed":
+        assert re.search(expected["reason"], message), f"{name} x {preset} failed for another reason: {message}"
+    else:
+        properties = item["properties"]
+        assert properties["parity_passed"] is True
+        assert properties["min_cosine"] >= expected.get("min_cosine", 0.99), properties
+    expected_files = {f"{name}.forge.yaml", "report.json", "builds", "presets", "dataset"}
+    assert set(run["cwd_files"]) <= expected_files, \
+        f"something was written to the working directory: {run['cwd_files']}"
