@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from fetch_zoo import ZooUnavailable, fetch, load_zoo
 from text_images import write_text_dataset
 
