@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from graphs import sample_rate_model
 
-from pytest_inferedgeforge.core.engine import build, plan_build, smoke_run
+from pytest_inferedgeforge.core.engine import build, plan_build
 from pytest_inferedgeforge.core.errors import ForgeError
 from pytest_inferedgeforge.core.inputs import ValueRule, parse_value_rule, synthetic_samples
 from pytest_inferedgeforge.core.onnx_model import TensorInfo
 from pytest_inferedgeforge.core.presets import load_preset
 from pytest_inferedgeforge.core.reproducibility import rebuild_from_manifest
+from pytest_inferedgeforge.core.smoke import smoke_run
 
 REPO = Path(__file__).resolve().parent.parent
 INPUTS = [TensorInfo("x", "float32", (2, 3)), TensorInfo("sr", "int64", ()), TensorInfo("ids", "float32", (4,))]

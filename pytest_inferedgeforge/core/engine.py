@@ -55,6 +55,7 @@ from .records import (
     metadata_to_dict,
     write_json_atomic,
 )
+from .smoke import smoke_build
 from .validation import validate_manifest_data, verify_build_dir
 
 LOG_FILE = "build.log"
@@ -327,7 +328,7 @@ def _build_fresh(plan: BuildPlan, fingerprint: _Fingerprint, reason: str, progre
         for artifact in output.artifacts:
             if not artifact.is_file() or artifact.parent != work_dir:
                 raise ForgeError(f"{plan.backend.name} reported artifact {artifact.name} but did not write it")
-        smoke = _smoke_run(plan, output.artifacts[0], log)
+        smoke = smoke_build(plan, output.artifacts[0], log)
         finished = utc_now()
         log(f"build finished in {time.perf_counter() - clock:.3f}s")
         (work_dir / LOG_FILE).write_text(log.text(), encoding="utf-8")
@@ -348,56 +349,6 @@ def _build_fresh(plan: BuildPlan, fingerprint: _Fingerprint, reason: str, progre
         raise
     failure_record.unlink(missing_ok=True)
     return BuildOutcome(load_build_record(plan.build_dir), cached=False, reason=reason)
-
-
-@dataclass(frozen=True)
-class SmokeResult:
-    runner: str | None
-    """Where it ran; None when the backend cannot load artifacts on this machine."""
-    detail: str
-    """The output shapes when it ran, else why it did not."""
-
-
-def smoke_run(backend: Backend, artifact: Path, sample: Sample) -> SmokeResult:
-    """Load an artifact and run one sample through it.
-
-    A backend that cannot load artifacts here is reported, not failed; an artifact that does not
-    load or does not run raises :class:`ForgeError` with the toolchain's own first line.
-    """
-    try:
-        runner = backend.load(artifact)
-    except ToolchainUnavailable as exc:
-        return SmokeResult(None, str(exc))
-    except ForgeError:
-        raise
-    except Exception as exc:  # each runtime raises its own types for an unloadable artifact
-        raise ForgeError(f"the artifact does not load: {type(exc).__name__}: {_first_line(exc)}") from exc
-    try:
-        outputs = runner.run(sample)
-    except Exception as exc:
-        raise ForgeError(f"the artifact failed its smoke run: {type(exc).__name__}: {_first_line(exc)}") from exc
-    return SmokeResult(runner.description, f"output shapes {[list(o.shape) for o in outputs]}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:400]
-
-
-def _smoke_run(plan: BuildPlan, artifact: Path, log: _BuildLog) -> SmokeRecord:
-    """Run the fresh artifact once, so a build that cannot execute is never published."""
-    sample, record = plan.smoke_sample()
-    try:
-        result = smoke_run(plan.backend, artifact, sample)
-    except ForgeError as exc:
-        raise ForgeError(f"{plan.preset.name}: {exc}") from exc
-    record.runner, record.detail = result.runner, result.detail
-    if result.runner is None:
-        log(f"smoke run skipped: {result.detail}")
-    else:
-        log(f"smoke run ok on {result.runner} ({record.input_source} input, sha256 {record.inputs_sha256}): "
-            f"{result.detail}")
-    return record
 
 
 def _publish(work_dir: Path, build_dir: Path) -> None:

@@ -11,10 +11,11 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_inferedgeforge.backends import get_backend
 from pytest_inferedgeforge.core.checks import build_invariants
-from pytest_inferedgeforge.core.engine import BuildOutcome, BuildRecord, build, plan_build, smoke_run
+from pytest_inferedgeforge.core.engine import BuildOutcome, BuildRecord, build, plan_build
 from pytest_inferedgeforge.core.errors import ForgeError, PresetError, SpecError
 from pytest_inferedgeforge.core.presets import Preset, load_preset
 from pytest_inferedgeforge.core.runs import RunSettings, run_native, run_samples
+from pytest_inferedgeforge.core.smoke import smoke_run
 from pytest_inferedgeforge.core.spec import Experiment, load_experiment
 from pytest_inferedgeforge.core.validation import verify_build_dir
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
