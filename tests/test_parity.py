@@ -71,6 +71,13 @@ def test_class_agreement_is_per_time_step_for_sequence_outputs() -> None:
     assert parity.class_axis == 2 and parity.top1_agreement == pytest.approx(0.5)
 
 
+def test_a_channel_below_float16_resolution_is_not_called_collapsed() -> None:
+    reference = [np.full((1, 3, 50), 1000.0, np.float32) + RNG.uniform(0, 0.05, (1, 3, 50)).astype(np.float32)]
+    rounded = [np.round(reference[0] * 2) / 2]  # float16 spacing at 1000 is 0.5
+    parity = compare_outputs("features", reference, rounded)
+    assert parity.collapsed_channels_total == 0
+
+
 def test_rank_two_outputs_are_judged_by_classes_not_channels() -> None:
     reference = [RNG.random((1, 1000)).astype(np.float32) for _ in range(4)]
     flat = [r.copy() for r in reference]

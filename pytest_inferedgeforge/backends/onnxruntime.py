@@ -113,7 +113,10 @@ def _first_line(exc: BaseException) -> str:
 def _prepare_for_quantization(request: BuildRequest, scratch: Path, *, upgrade_opset: bool) -> tuple[Path, list[ToolCall]]:
     """The pre-processing both quantization paths need: an opset QDQ can express (static only),
     then ORT's quant_pre_process, which folds ``Constant`` weights into initializers and infers shapes."""
+    import onnxruntime
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    onnxruntime.set_default_logger_severity(3)  # its sessions' warnings are not the user's business
 
     source, calls = request.source, []
     external = bool(request.model.external_data)

@@ -61,7 +61,11 @@ def smoke_build(plan: BuildPlan, artifact: Path, log: Callable[[str], None]) -> 
     try:
         result = smoke_run(plan.backend, artifact, sample)
     except ForgeError as exc:
-        raise ForgeError(f"{plan.preset.name}: {exc}") from exc
+        hint = ""
+        if record.input_source == "synthetic" and not plan.input_values:
+            hint = (" (it was fed seeded synthetic values; if an input's values matter, such as a sample rate or "
+                    "token ids, give them with --input-value NAME=RULE or the spec's inputs.values)")
+        raise ForgeError(f"{plan.preset.name}: {exc}{hint}") from exc
     record.runner, record.detail = result.runner, result.detail
     if result.runner is None:
         log(f"smoke run skipped: {result.detail}")
