@@ -60,6 +60,9 @@ class Runner(Protocol):
     """Where it runs, e.g. "onnxruntime CPUExecutionProvider" or "rknn simulator"."""
     settings: dict[str, Any]
     """Thread and provider settings, recorded with every benchmark."""
+    evidence: str
+    """What the figures are measured on: "artifact" (its bytes), or a label saying what else, such as a
+    simulator's re-conversion of the recorded recipe; recorded with every run and parity check."""
 
     def run(self, feeds: Sample) -> list[np.ndarray]: ...
 

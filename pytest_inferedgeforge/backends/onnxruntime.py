@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from pytest_inferedgeforge.backends.base import Availability, BuildOutput, BuildRequest
-from pytest_inferedgeforge.core.errors import BuildFailed, PresetError, describe_validation_error
+from pytest_inferedgeforge.core.errors import BuildFailed, PresetError, describe_validation_error, first_line
 from pytest_inferedgeforge.core.inputs import Sample
 from pytest_inferedgeforge.core.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
 from pytest_inferedgeforge.core.records import ToolCall
@@ -63,6 +63,7 @@ class OrtRunner:
         options.log_severity_level = 4  # errors reach the caller as exceptions, not as stderr noise
         self.session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
         self.description = "onnxruntime CPUExecutionProvider"
+        self.evidence = "artifact"
         self.settings = {"provider": "CPUExecutionProvider", "intra_op_threads": threads or 0,
                          "onnxruntime": ort.__version__}
 
@@ -103,11 +104,6 @@ def _capture_logging(log: Any) -> Iterator[None]:
 EXTERNAL_DATA_FILE = "model.onnx.data"
 QDQ_MIN_OPSET = 13
 """Per-channel QDQ needs ``DequantizeLinear(axis)``, which arrived in opset 13."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:400]
 
 
 def _prepare_for_quantization(request: BuildRequest, scratch: Path, *, upgrade_opset: bool) -> tuple[Path, list[ToolCall]]:
@@ -174,7 +170,7 @@ class OnnxRuntimeBackend:
             raise
         except Exception as exc:
             raise BuildFailed(f"onnxruntime {options.precision} build failed: {type(exc).__name__}: "
-                              f"{_first_line(exc)}") from exc
+                              f"{first_line(exc)}") from exc
 
     def _quantize(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
         """Quantize in a scratch directory inside the work directory, then prove the artifact is int8."""

@@ -27,7 +27,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from pytest_inferedgeforge.backends.base import Availability, BuildOutput, BuildRequest
-from pytest_inferedgeforge.core.errors import BuildFailed, PresetError, ToolchainUnavailable, describe_validation_error
+from pytest_inferedgeforge.core.errors import (
+    BuildFailed,
+    PresetError,
+    ToolchainUnavailable,
+    describe_validation_error,
+    first_line,
+)
 from pytest_inferedgeforge.core.hashing import sha256_file
 from pytest_inferedgeforge.core.inputs import Sample
 from pytest_inferedgeforge.core.records import ToolCall
@@ -312,7 +318,7 @@ class RKNNBackend:
         for line in stderr.splitlines()[-200:]:
             request.log(f"[rknn] {line}")
         if not reply.get("ok"):
-            cause = toolkit_error(stderr) or str(reply.get("error")).splitlines()[0][:400]
+            cause = toolkit_error(stderr) or first_line(str(reply.get("error")))
             raise BuildFailed(f"rknn-toolkit2 could not convert the model: {cause} (full toolkit output in the "
                               "build log of the failure record)")
         if not artifact.is_file():

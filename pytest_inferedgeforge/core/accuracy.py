@@ -109,9 +109,13 @@ def _axis(axis: int | None, ndim: int) -> int | None:
     return axis % ndim
 
 
-def _per_channel(parity: OutputParity, ref: np.ndarray, got: np.ndarray, axis: int | None) -> None:
-    axis = _axis(axis, ref.ndim)
-    if axis is None or ref.ndim < 2 or ref.shape[axis] < 2:
+def _default_channel_axis(ndim: int) -> int | None:
+    return 1 if ndim >= 3 else None
+
+
+def _per_channel(parity: OutputParity, ref: np.ndarray, got: np.ndarray, check: OutputCheck) -> None:
+    axis = _axis(check.channel_axis if check.channel_axis is not None else _default_channel_axis(ref.ndim), ref.ndim)
+    if not check.per_channel or axis is None or ref.ndim < 2 or ref.shape[axis] < 2:
         return
     ref_c = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
     got_c = np.moveaxis(got, axis, 0).reshape(got.shape[axis], -1)
@@ -184,9 +188,7 @@ def compare_outputs(name: str, reference: list[np.ndarray], candidate: list[np.n
         name=name, shape=list(np.shape(reference[0])), cosine=round(_cosine(ref, got), 8),
         max_abs_error=float(diff.max()) if diff.size else 0.0, mean_abs_error=float(diff.mean()) if diff.size else 0.0,
     )
-    if check.per_channel:
-        channel_axis = check.channel_axis if check.channel_axis is not None else (1 if ref.ndim >= 3 else None)
-        _per_channel(parity, ref, got, channel_axis)
+    _per_channel(parity, ref, got, check)
     _classes(parity, ref, got, check)
     _tolerances(parity, ref, diff, check)
     return parity
@@ -256,6 +258,7 @@ def check_parity(
     inputs_sha256: str,
     candidate: str,
     checks: dict[str, OutputCheck] | None = None,
+    evidence: str = "artifact",
 ) -> ParityResult:
     """Compare per-sample outputs of the reference and the candidate, output by output."""
     checks = checks or {}
@@ -268,6 +271,7 @@ def check_parity(
     top1 = [o.top1_agreement for o in outputs if o.top1_agreement is not None]
     return ParityResult(
         samples=len(reference_outputs), input_source=input_source, inputs_sha256=inputs_sha256, candidate=candidate,
+        evidence=evidence,
         outputs=outputs, min_cosine=min(o.cosine for o in outputs),
         max_abs_error=max(o.max_abs_error for o in outputs), top1_agreement=min(top1) if top1 else None,
         min_channel_cosine=min(channel) if (channel := [o.min_channel_cosine for o in outputs

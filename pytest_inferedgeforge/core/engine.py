@@ -26,7 +26,13 @@ from ..backends import Backend, BuildOutput, BuildRequest, get_backend
 from .environment import tool_facts
 from .errors import ForgeError, RecordError, ToolchainUnavailable
 from .hashing import sha256_file, sha256_json
-from .inputs import Sample, ValueRule, load_dataset, rules_snapshot, samples_sha256, synthetic_samples
+from .inputs import (
+    Sample,
+    ValueRule,
+    input_samples,
+    rules_snapshot,
+    samples_sha256,
+)
 from .onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
 from .presets import CalibrationSpec, Preset, build_dir_suffix
 from .records import (
@@ -110,27 +116,18 @@ class BuildPlan:
 
     def calibration_samples(self) -> tuple[list[Sample], Calibration]:
         spec = self.calibration_spec()
-        if spec.dataset:
-            samples = load_dataset(Path(spec.dataset), self.model, self.input_shapes, limit=spec.samples)
-            record = Calibration(source="dataset", samples=len(samples), dataset=spec.dataset,
-                                 sha256=samples_sha256(samples))
-        else:
-            samples = synthetic_samples(self.model, self.input_shapes, seed=spec.seed, count=spec.samples,
-                                        values=self.input_values)
-            record = Calibration(source="synthetic", samples=len(samples), seed=spec.seed,
-                                 sha256=samples_sha256(samples))
+        samples, source = input_samples(self.model, self.input_shapes, count=spec.samples, seed=spec.seed,
+                                        dataset=Path(spec.dataset) if spec.dataset else None, values=self.input_values)
+        record = Calibration(source=source, samples=len(samples), sha256=samples_sha256(samples),
+                             **({"dataset": spec.dataset} if spec.dataset else {"seed": spec.seed}))
         return samples, record
 
     def smoke_sample(self) -> tuple[Sample, SmokeRecord]:
         """The smoke run's input: the first sample parity will use, and its record (runner filled in later)."""
-        if self.input_dataset is not None:
-            sample = load_dataset(self.input_dataset, self.model, self.input_shapes, limit=1)[0]
-            source = "dataset"
-        else:
-            sample = synthetic_samples(self.model, self.input_shapes, seed=self.input_seed, count=1,
-                                       values=self.input_values)[0]
-            source = "synthetic"
-        return sample, SmokeRecord(detail="not run", input_source=source, inputs_sha256=samples_sha256([sample]),  # type: ignore[arg-type]
+        samples, source = input_samples(self.model, self.input_shapes, count=1, seed=self.input_seed,
+                                        dataset=self.input_dataset, values=self.input_values)
+        sample = samples[0]
+        return sample, SmokeRecord(detail="not run", input_source=source, inputs_sha256=samples_sha256([sample]),
                                    dataset=str(self.input_dataset) if self.input_dataset else None)
 
 

@@ -39,6 +39,12 @@ class RecordError(ForgeError):
     """A build record (metadata, manifest, run summary) is missing or malformed."""
 
 
+def first_line(error: BaseException | str, limit: int = 400) -> str:
+    """The first line of an error (a toolchain's message can be pages long), cut to ``limit`` characters."""
+    text = str(error).strip() or (type(error).__name__ if isinstance(error, BaseException) else "")
+    return text.splitlines()[0][:limit] if text else ""
+
+
 def describe_validation_error(error: ValidationError, source: str) -> str:
     """Render a pydantic error as one line: ``<source>: field 'a.b': <reason>``.
 

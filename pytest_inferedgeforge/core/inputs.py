@@ -28,6 +28,7 @@ Sample = dict[str, np.ndarray]
 
 
 InputList = Sequence[InputRecordLike]
+InputSource = Literal["synthetic", "dataset"]
 
 
 class ValueRule(BaseModel):
@@ -87,6 +88,23 @@ def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]]
         samples.append({tensor.name: _draw(rng, shapes[tensor.name], numpy_dtype(tensor), rules.get(tensor.name))
                         for tensor in inputs})
     return samples
+
+
+def input_samples(inputs: ModelInfo | InputList, shapes: dict[str, list[int]], *, count: int, seed: int,
+                  dataset: Path | None = None,
+                  values: dict[str, ValueRule] | None = None) -> tuple[list[Sample], InputSource]:
+    """The inputs every check feeds (smoke run, parity, rebuild check): the dataset's first ``count``
+    samples when one is given, else seeded synthetic ones under the value rules; and which it was."""
+    if dataset is not None:
+        return load_dataset(dataset, inputs, shapes, limit=count), "dataset"
+    return synthetic_samples(inputs, shapes, seed=seed, count=count, values=values), "synthetic"
+
+
+def rules_from_record(recorded: object) -> dict[str, ValueRule] | None:
+    """The value rules a build recorded as ``input_values`` (see :func:`rules_snapshot`), or None."""
+    if not isinstance(recorded, dict) or not recorded:
+        return None
+    return {name: ValueRule.model_validate(rule) for name, rule in recorded.items()}
 
 
 def rules_snapshot(values: dict[str, ValueRule] | None) -> dict[str, dict[str, object]] | None:

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx.external_data_helper import uses_external_data
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 
 class InputRecordLike(Protocol):
@@ -108,14 +108,14 @@ def inspect_model(path: Path) -> ModelInfo:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several unrelated types for garbage bytes
-        raise ModelError(f"{path} is not a valid ONNX model: {_first_line(exc)}") from exc
+        raise ModelError(f"{path} is not a valid ONNX model: {first_line(exc, 300)}") from exc
     if not model.graph.node or not model.opset_import:
         raise ModelError(f"{path} is not a valid ONNX model: it has no graph nodes or no opset import")
     external = _external_data_files(model, path.parent)
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
-        raise ModelError(f"{path} is not a valid ONNX model: {_first_line(exc)}") from exc
+        raise ModelError(f"{path} is not a valid ONNX model: {first_line(exc, 300)}") from exc
     initializer_names = {tensor.name for tensor in model.graph.initializer}
     inputs = tuple(_tensor_info(value) for value in model.graph.input if value.name not in initializer_names)
     if not inputs:
@@ -130,11 +130,6 @@ def inspect_model(path: Path) -> ModelInfo:
         outputs=tuple(_tensor_info(value) for value in model.graph.output),
         external_data=external,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 _SHAPE_ARG = re.compile(r"^(?P<name>.+):(?P<dims>\d+(?:[x,]\d+)*)$")

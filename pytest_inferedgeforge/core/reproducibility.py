@@ -34,7 +34,7 @@ from .engine import (
 )
 from .errors import ForgeError, PresetError, RecordError, ToolchainUnavailable
 from .hashing import sha256_file
-from .inputs import ValueRule, load_dataset, samples_sha256, synthetic_samples
+from .inputs import input_samples, rules_from_record, samples_sha256
 from .presets import BACKEND_TRAITS, Preset, load_preset
 from .records import drop_nulls, read_json_object, write_json_atomic
 from .spec import DEFAULT_THRESHOLDS
@@ -156,14 +156,11 @@ def rebuild_from_manifest(
         raise ForgeError(f"{manifest_path} is not inside a build directory (no metadata.json beside it); "
                          "pass --output to choose where the rebuild goes")
     root = output if output is not None else original_dir.parent.parent / "rebuilds"
-    recorded_values = manifest.get("input_values")
-    values = {name: ValueRule.model_validate(rule) for name, rule in recorded_values.items()} \
-        if isinstance(recorded_values, dict) else None
     smoke = manifest.get("smoke")
     recorded_dataset = smoke.get("dataset") if isinstance(smoke, dict) else None
     dataset = Path(recorded_dataset) if isinstance(recorded_dataset, str) and Path(recorded_dataset).is_dir() else None
     plan = plan_build(source, preset, root, input_shapes=manifest.get("input_shapes"), presets_root=presets_root,
-                      input_values=values, input_dataset=dataset)
+                      input_values=rules_from_record(manifest.get("input_values")), input_dataset=dataset)
     if plan.build_dir.resolve() == original_dir:
         raise ForgeError(f"the rebuild would overwrite the original build {original_dir}; choose another --output")
     outcome = build(plan, force=True)
@@ -229,18 +226,16 @@ def _functional_check(original_dir: Path, record: Any, plan: Any) -> tuple[Parit
         new_runner = plan.backend.load(record.artifact_path)
     except ToolchainUnavailable as exc:
         return None, f"functional check impossible here: {exc}"
-    if plan.input_dataset is not None:  # the inputs the original build's smoke run saw
-        samples, source = load_dataset(plan.input_dataset, plan.model, plan.input_shapes, limit=4), "dataset"
-    else:
-        samples = synthetic_samples(plan.model, plan.input_shapes, seed=1234, count=4, values=plan.input_values)
-        source = "synthetic"
+    # the inputs the original build's smoke run saw: its dataset, else its value rules
+    samples, source = input_samples(plan.model, plan.input_shapes, count=4, seed=1234, dataset=plan.input_dataset,
+                                    values=plan.input_values)
     names = [output.name for output in plan.model.outputs]
-    result = check_parity(
+    # Not the artifacts' own figures when either runner could only run a re-conversion.
+    evidence = next((runner.evidence for runner in (old_runner, new_runner) if runner.evidence != "artifact"),
+                    "artifact")
+    return check_parity(
         run_all(old_runner, samples), run_all(new_runner, samples), names,
-        thresholds=DEFAULT_THRESHOLDS[plan.preset.precision or "fp32"], input_source=source,  # type: ignore[arg-type]
+        thresholds=DEFAULT_THRESHOLDS[plan.preset.precision or "fp32"], input_source=source,
         inputs_sha256=samples_sha256(samples), candidate=f"rebuilt artifact vs original, {new_runner.description}",
-    )
-    evidence = {str(getattr(runner, "evidence", "artifact")) for runner in (old_runner, new_runner)} - {"artifact"}
-    if evidence:
-        result.evidence = evidence.pop()
-    return result, None
+        evidence=evidence,
+    ), None

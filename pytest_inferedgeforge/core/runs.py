@@ -26,7 +26,7 @@ from .environment import host_facts
 from .errors import ForgeError, ToolchainUnavailable
 from .handoff import lab_profile_argv, shell_join
 from .hashing import sha256_file
-from .inputs import Sample, ValueRule, load_dataset, samples_sha256, synthetic_samples
+from .inputs import InputSource, Sample, ValueRule, input_samples, rules_from_record, samples_sha256
 from .records import RunSummary, write_json_atomic
 from .spec import DEFAULT_THRESHOLDS, OutputCheck, Thresholds
 from .structured_result import StructuredResult, result_file_name
@@ -99,19 +99,15 @@ def _verified_artifact_sha(record: BuildRecord) -> str:
     return actual
 
 
-def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = None) -> tuple[list[Sample], str]:
+def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = None) -> tuple[list[Sample], InputSource]:
     """The inputs of a run: the dataset's, or synthetic ones under the settings' (else the recorded) value rules."""
     inputs = record.manifest.source_model.inputs or []
     if not inputs or not record.manifest.input_shapes:
         raise ForgeError(f"{record.manifest_path} records no input shapes; rebuild it with this Forge version")
     shapes = record.manifest.input_shapes
-    count = count or settings.samples
-    if settings.dataset is not None:
-        return load_dataset(settings.dataset, inputs, shapes, limit=count), "dataset"
-    values = settings.values
-    if values is None and record.manifest.input_values:
-        values = {name: ValueRule.model_validate(rule) for name, rule in record.manifest.input_values.items()}
-    return synthetic_samples(inputs, shapes, seed=settings.seed, count=count, values=values), "synthetic"
+    values = settings.values if settings.values is not None else rules_from_record(record.manifest.input_values)
+    return input_samples(inputs, shapes, count=count or settings.samples, seed=settings.seed,
+                         dataset=settings.dataset, values=values)
 
 
 def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
@@ -130,20 +126,18 @@ def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
         if not availability.ok:
             raise ToolchainUnavailable(availability.reason or "toolchain unavailable")
         runner = backend.load(record.artifact_path, threads=settings.threads)
-        evidence = str(getattr(runner, "evidence", "artifact"))
         samples, input_source = run_samples(record, settings)
         latencies = measure(runner, samples, warmup=settings.warmup, runs=settings.runs)
         stats = summarize(latencies)
         parity = None
         if settings.accuracy:
             parity = _parity(record, runner, samples, input_source, settings)
-            parity.evidence = evidence
             outcome.parity = parity
             outcome.evidence_path = _write_evidence(record, sha, parity)
         finished = utc_now()
         summary = RunSummary(
             **base, status="completed", returncode=0, runner=runner.description, settings=runner.settings,
-            evidence=evidence,
+            evidence=runner.evidence,
             mean_ms=stats.mean_ms, p99_ms=stats.p99_ms, latency=stats,
             latencies_ms=[round(value, 6) for value in latencies] if settings.keep_latencies else None,
             accuracy=parity.model_dump(mode="json") if parity else None,
@@ -161,7 +155,7 @@ def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
     return outcome
 
 
-def _parity(record: BuildRecord, runner: Any, samples: list[Sample], input_source: str,
+def _parity(record: BuildRecord, runner: Any, samples: list[Sample], input_source: InputSource,
             settings: RunSettings) -> ParityResult:
     source = Path(record.manifest.source_model.path)
     if not source.is_file():
@@ -175,8 +169,8 @@ def _parity(record: BuildRecord, runner: Any, samples: list[Sample], input_sourc
     thresholds = settings.thresholds or DEFAULT_THRESHOLDS[record.manifest.runtime.precision]
     return check_parity(
         run_all(reference, reference_inputs), run_all(runner, samples), output_names, thresholds=thresholds,
-        input_source=input_source, inputs_sha256=samples_sha256(samples), candidate=runner.description,  # type: ignore[arg-type]
-        checks=settings.output_checks,
+        input_source=input_source, inputs_sha256=samples_sha256(samples), candidate=runner.description,
+        checks=settings.output_checks, evidence=runner.evidence,
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends import Backend
-from .errors import ForgeError, ToolchainUnavailable
+from .errors import ForgeError, ToolchainUnavailable, first_line
 from .inputs import Sample
 from .records import SmokeRecord
 
@@ -42,17 +42,12 @@ def smoke_run(backend: Backend, artifact: Path, sample: Sample) -> SmokeResult:
     except ForgeError:
         raise
     except Exception as exc:  # each runtime raises its own types for an unloadable artifact
-        raise ForgeError(f"the artifact does not load: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise ForgeError(f"the artifact does not load: {type(exc).__name__}: {first_line(exc)}") from exc
     try:
         outputs = runner.run(sample)
     except Exception as exc:
-        raise ForgeError(f"the artifact failed its smoke run: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise ForgeError(f"the artifact failed its smoke run: {type(exc).__name__}: {first_line(exc)}") from exc
     return SmokeResult(runner.description, f"output shapes {[list(o.shape) for o in outputs]}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:400]
 
 
 def smoke_build(plan: BuildPlan, artifact: Path, log: Callable[[str], None]) -> SmokeRecord:
