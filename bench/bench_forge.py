@@ -25,7 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
-from pytest_inferedgeforge.core.benchmark import measure
+from pytest_inferedgeforge.engine.benchmark import measure
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "models" / "tiny_cnn.onnx"
@@ -42,8 +42,8 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 FORGE_BUILD = """
 import resource, sys, time
 from pathlib import Path
-from pytest_inferedgeforge.core.engine import build, plan_build
-from pytest_inferedgeforge.core.presets import load_preset
+from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.model.presets import load_preset
 start = time.perf_counter()
 preset = load_preset("onnxruntime/cpu_fp32", Path(sys.argv[3]))
 build(plan_build(Path(sys.argv[1]), preset, Path(sys.argv[2])), force=True)

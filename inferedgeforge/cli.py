@@ -1,6 +1,6 @@
 """``python -m inferedgeforge.cli <command>``: the original entry point."""
 
-from pytest_inferedgeforge.cli import build_parser, main
+from pytest_inferedgeforge.cli.main import build_parser, main
 
 __all__ = ["build_parser", "main"]
 

@@ -1,6 +1,6 @@
 """The original ``inferedgeforge.handoff`` worker/runtime summary functions (contract §2.6)."""
 
-from pytest_inferedgeforge.core.handoff import worker_runtime_summary as build_worker_runtime_summary
+from pytest_inferedgeforge.handoff.lab import worker_runtime_summary as build_worker_runtime_summary
 
 metadata_to_worker_runtime_summary = build_worker_runtime_summary
 

@@ -1,5 +1,5 @@
 """``python -m pytest_inferedgeforge`` runs the CLI."""
 
-from pytest_inferedgeforge.cli import main
+from pytest_inferedgeforge.cli.main import main
 
 raise SystemExit(main())

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_inferedgeforge.cli import main
+from pytest_inferedgeforge.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -19,8 +19,8 @@ def _imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(("layer", "forbidden"), [
-    ("core", ("pytest", "_pytest", "pytest_inferedgeforge.plugin", "pytest_inferedgeforge.cli")),
-    ("backends", ("pytest", "_pytest", "pytest_inferedgeforge.plugin", "pytest_inferedgeforge.cli")),
+    ("core", ("pytest", "_pytest", "pytest_inferedgeforge.plugin", "pytest_inferedgeforge.cli.main")),
+    ("backends", ("pytest", "_pytest", "pytest_inferedgeforge.plugin", "pytest_inferedgeforge.cli.main")),
 ])
 def test_layer_does_not_import(layer: str, forbidden: tuple[str, ...]) -> None:
     offenders = [

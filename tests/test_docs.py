@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from pytest_inferedgeforge.cli import build_parser
+from pytest_inferedgeforge.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,10 +19,10 @@ def _subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, 
 
 
 def test_cli_reference_is_generated_from_the_parser() -> None:
-    from pytest_inferedgeforge.clidocs import render
+    from pytest_inferedgeforge.cli.docs import render
 
     assert (REPO / "docs/cli.md").read_text() == render(), \
-        "docs/cli.md drifted; run: python -m pytest_inferedgeforge.clidocs > docs/cli.md"
+        "docs/cli.md drifted; run: python -m pytest_inferedgeforge.cli.docs > docs/cli.md"
 
 
 def test_readme_names_every_command() -> None:

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from graphs import sample_rate_model
 
-from pytest_inferedgeforge.core.engine import build, plan_build
-from pytest_inferedgeforge.core.errors import ForgeError
-from pytest_inferedgeforge.core.inputs import ValueRule, parse_value_rule, synthetic_samples
-from pytest_inferedgeforge.core.onnx_model import TensorInfo
-from pytest_inferedgeforge.core.presets import load_preset
-from pytest_inferedgeforge.core.reproducibility import rebuild_from_manifest
-from pytest_inferedgeforge.core.smoke import smoke_run
+from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
+from pytest_inferedgeforge.engine.smoke import smoke_run
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.inputs import ValueRule, parse_value_rule, synthetic_samples
+from pytest_inferedgeforge.model.onnx_model import TensorInfo
+from pytest_inferedgeforge.model.presets import load_preset
 
 REPO = Path(__file__).resolve().parent.parent
 INPUTS = [TensorInfo("x", "float32", (2, 3)), TensorInfo("sr", "int64", ()), TensorInfo("ids", "float32", (4,))]
@@ -69,7 +69,7 @@ def test_the_rule_is_recorded_and_used_by_the_rebuild_check(workspace: Path) -> 
 
 
 def test_an_artifact_that_does_not_load_is_a_clean_error(workspace: Path) -> None:
-    from pytest_inferedgeforge.backends import get_backend
+    from pytest_inferedgeforge.backends.registry import get_backend
 
     garbage = workspace / "model.onnx"
     garbage.write_bytes(b"not a model")

@@ -3,8 +3,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from pytest_inferedgeforge.core.errors import ForgeError, ModelError
-from pytest_inferedgeforge.core.onnx_model import (
+from pytest_inferedgeforge.model.errors import ForgeError, ModelError
+from pytest_inferedgeforge.model.onnx_model import (
     inspect_model,
     parse_input_shape,
     primary_shape_context,
@@ -78,7 +78,7 @@ def test_image_dataset_is_decoded_resized_scaled_and_batched(tmp_path: Path, dyn
     import numpy as np
     from PIL import Image
 
-    from pytest_inferedgeforge.core.inputs import load_dataset
+    from pytest_inferedgeforge.model.inputs import load_dataset
 
     for index in range(5):
         Image.new("RGB", (50, 40), color=(255, 0, 51 * index)).save(tmp_path / f"img_{index}.png")

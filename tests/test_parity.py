@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pytest_inferedgeforge.core.accuracy import check_parity, compare_outputs, judge
-from pytest_inferedgeforge.core.spec import OutputCheck, Thresholds
+from pytest_inferedgeforge.engine.parity import check_parity, compare_outputs, judge
+from pytest_inferedgeforge.model.spec import OutputCheck, Thresholds
 
 RNG = np.random.default_rng(3)
 YOLO = OutputCheck(class_axis=1, score_channels=(4, 22))

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.backends.rknn import RECIPE_LEVEL, RKNNBackend, parse_options, toolkit_config, toolkit_error
-from pytest_inferedgeforge.core.catalog import load_entry
-from pytest_inferedgeforge.core.engine import build, plan_build
-from pytest_inferedgeforge.core.errors import PresetError
-from pytest_inferedgeforge.core.presets import load_preset
-from pytest_inferedgeforge.core.reproducibility import rebuild_from_manifest
-from pytest_inferedgeforge.core.runs import RunSettings, run_native
-from pytest_inferedgeforge.core.toolchains import read_marker, rknn_env_dir
+from pytest_inferedgeforge.backends.rknn.backend import RECIPE_LEVEL, RKNNBackend, parse_options, toolkit_config, toolkit_error
+from pytest_inferedgeforge.backends.rknn.toolchain import read_marker, rknn_env_dir
+from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
+from pytest_inferedgeforge.engine.runs import RunSettings, run_native
+from pytest_inferedgeforge.model.errors import PresetError
+from pytest_inferedgeforge.model.presets import load_preset
 
 REPO = Path(__file__).resolve().parent.parent
 

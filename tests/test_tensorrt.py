@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from pytest_inferedgeforge.backends.tensorrt import TensorRTBackend
-from pytest_inferedgeforge.core.engine import build, plan_build
-from pytest_inferedgeforge.core.errors import BuildFailed, PresetError, ToolchainUnavailable
-from pytest_inferedgeforge.core.presets import load_preset
+from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
+from pytest_inferedgeforge.model.presets import load_preset
 
 STAND_IN_TRTEXEC = """#!{python}
 import json, os, sys

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-from pytest_inferedgeforge.core.agent import validate_agent_manifest
-from pytest_inferedgeforge.core.handoff import lab_profile_argv, shell_join, worker_runtime_summary
-from pytest_inferedgeforge.core.records import load_manifest, load_metadata
-from pytest_inferedgeforge.core.validation import original_rules, validate_manifest_file
+from pytest_inferedgeforge.handoff.agent import validate_agent_manifest
+from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join, worker_runtime_summary
+from pytest_inferedgeforge.model.records.build import load_manifest, load_metadata
+from pytest_inferedgeforge.verify.manifest import original_rules, validate_manifest_file
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

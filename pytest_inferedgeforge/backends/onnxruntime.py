@@ -17,11 +17,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from pytest_inferedgeforge.backends.base import Availability, BuildOutput, BuildRequest
-from pytest_inferedgeforge.core.errors import BuildFailed, PresetError, describe_validation_error, first_line
-from pytest_inferedgeforge.core.inputs import Sample
-from pytest_inferedgeforge.core.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
-from pytest_inferedgeforge.core.records import ToolCall
+from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest
+from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, describe_validation_error, first_line
+from pytest_inferedgeforge.model.inputs import Sample
+from pytest_inferedgeforge.model.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
+from pytest_inferedgeforge.model.records.build import ToolCall
 
 OPTIMIZATION_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
                        "all": "ORT_ENABLE_ALL"}

@@ -24,10 +24,10 @@ from typing import Any, Literal
 import onnx
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
-from pytest_inferedgeforge.backends.base import Availability, BuildOutput, BuildRequest
-from pytest_inferedgeforge.core.errors import BuildFailed, PresetError, ToolchainUnavailable, describe_validation_error
-from pytest_inferedgeforge.core.hashing import sha256_file
-from pytest_inferedgeforge.core.records import ToolCall
+from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest
+from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable, describe_validation_error
+from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.records.build import ToolCall
 
 TRTEXEC_DIRS = (Path("/usr/src/tensorrt/bin"),)
 MIN_COMPUTE_CAPABILITY = 5.3

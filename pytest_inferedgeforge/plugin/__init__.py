@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.argtypes import count_at_least
-from pytest_inferedgeforge.core.presets import PRECISIONS, list_presets
-from pytest_inferedgeforge.core.spec import is_spec_file
+from pytest_inferedgeforge.model.argtypes import count_at_least
+from pytest_inferedgeforge.model.presets import PRECISIONS, list_presets
+from pytest_inferedgeforge.model.spec import is_spec_file
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
 from pytest_inferedgeforge.plugin.items import ForgeSpecFile, ManifestFile, parametrize_forge_marker
 from pytest_inferedgeforge.plugin.reporting import ForgeReporter

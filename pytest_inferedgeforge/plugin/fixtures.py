@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.backends import Runner, get_backend
-from pytest_inferedgeforge.core.engine import BuildRecord
-from pytest_inferedgeforge.core.presets import Preset, load_preset
+from pytest_inferedgeforge.backends.registry import Runner, get_backend
+from pytest_inferedgeforge.engine.build import BuildRecord
+from pytest_inferedgeforge.model.presets import Preset, load_preset
 from pytest_inferedgeforge.plugin.settings import get_settings
 
 BuildFactory = Callable[..., BuildRecord]

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from pytest_inferedgeforge.backends import get_backend
-from pytest_inferedgeforge.core.checks import build_invariants
-from pytest_inferedgeforge.core.engine import BuildOutcome, BuildRecord, build, plan_build
-from pytest_inferedgeforge.core.errors import ForgeError, PresetError, SpecError
-from pytest_inferedgeforge.core.presets import Preset, load_preset
-from pytest_inferedgeforge.core.runs import RunSettings, run_native, run_samples
-from pytest_inferedgeforge.core.smoke import smoke_run
-from pytest_inferedgeforge.core.spec import Experiment, load_experiment
-from pytest_inferedgeforge.core.validation import verify_build_dir
+from pytest_inferedgeforge.backends.registry import get_backend
+from pytest_inferedgeforge.engine.build import BuildOutcome, BuildRecord, build, plan_build
+from pytest_inferedgeforge.engine.checks import build_invariants
+from pytest_inferedgeforge.engine.runs import RunSettings, run_native, run_samples
+from pytest_inferedgeforge.engine.smoke import smoke_run
+from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecError
+from pytest_inferedgeforge.model.presets import Preset, load_preset
+from pytest_inferedgeforge.model.spec import Experiment, load_experiment
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
+from pytest_inferedgeforge.verify.manifest import verify_build_dir
 
 
 class ForgeCheckFailed(Exception):

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 
 from pytest_inferedgeforge import __version__
-from pytest_inferedgeforge.backends import BACKEND_NAMES, get_backend
-from pytest_inferedgeforge.core.catalog import load_entry
-from pytest_inferedgeforge.core.compare import comparable
-from pytest_inferedgeforge.core.engine import format_timestamp, utc_now
-from pytest_inferedgeforge.core.environment import host_facts
-from pytest_inferedgeforge.core.errors import ForgeError
-from pytest_inferedgeforge.core.handoff import lab_compare_command
-from pytest_inferedgeforge.core.records import write_json_atomic
-from pytest_inferedgeforge.core.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
-from pytest_inferedgeforge.core.spec import is_spec_file
+from pytest_inferedgeforge.backends.registry import BACKEND_NAMES, get_backend
+from pytest_inferedgeforge.engine.build import format_timestamp, utc_now
+from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.handoff.compare import comparable
+from pytest_inferedgeforge.handoff.lab import lab_compare_command
+from pytest_inferedgeforge.model.environment import host_facts
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.records.build import write_json_atomic
+from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
+from pytest_inferedgeforge.model.spec import is_spec_file
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
 
 _ITEM_FIELDS = {f"forge.{name}" for name in ("kind", "experiment", "spec", "preset", "backend", "target", "precision")}

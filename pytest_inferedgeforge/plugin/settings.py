@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.backends import BACKEND_NAMES
+from pytest_inferedgeforge.backends.registry import BACKEND_NAMES
 
 
 @dataclass(frozen=True)

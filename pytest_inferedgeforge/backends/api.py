@@ -1,0 +1,81 @@
+"""The one small protocol every toolchain implements.
+
+A backend answers three questions: can it run here (and if not, exactly why),
+how to turn a source model into an artifact, and how to load an artifact for
+inference. Everything else (hashing, records, caching, checks) is the core's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from pytest_inferedgeforge.model.inputs import Sample
+from pytest_inferedgeforge.model.onnx_model import ModelInfo
+from pytest_inferedgeforge.model.presets import Preset
+from pytest_inferedgeforge.model.records.build import Calibration, ToolCall
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    versions: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    """Why the toolchain cannot run here, precise enough to fix; None when ok."""
+
+
+@dataclass
+class BuildRequest:
+    source: Path
+    model: ModelInfo
+    preset: Preset
+    input_shapes: dict[str, list[int]]
+    work_dir: Path
+    """Where the backend writes its artifact(s); the core moves the directory into place."""
+    calibration_samples: Callable[[], tuple[list[Sample], Calibration]]
+    """Calibration inputs, produced on demand so backends that do not quantize never pay for them."""
+    log: Callable[[str], None]
+
+
+@dataclass
+class BuildOutput:
+    artifacts: list[Path]
+    calls: list[ToolCall]
+    calibration: Calibration | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    """The artifact's quantization audit (int8 builds): see model/quant_audit.py."""
+    warnings: list[str] = field(default_factory=list)
+    """What the toolchain did silently that a reviewer must know, e.g. clamped fp16 weights."""
+
+
+class Runner(Protocol):
+    """A loaded artifact, ready to run."""
+
+    description: str
+    """Where it runs, e.g. "onnxruntime CPUExecutionProvider" or "rknn simulator"."""
+    settings: dict[str, Any]
+    """Thread and provider settings, recorded with every benchmark."""
+    evidence: str
+    """What the figures are measured on: "artifact" (its bytes), or a label saying what else, such as a
+    simulator's re-conversion of the recorded recipe; recorded with every run and parity check."""
+
+    def run(self, feeds: Sample) -> list[np.ndarray]: ...
+
+    # A runner whose toolchain preprocesses inputs itself (RKNN's mean/std) may also define
+    # ``prepare_reference(sample) -> sample`` so parity feeds the source model the same data.
+
+
+class Backend(Protocol):
+    name: str
+    artifact_filename: str
+
+    def available(self) -> Availability: ...
+
+    def build(self, request: BuildRequest) -> BuildOutput: ...
+
+    def load(self, artifact: Path, *, threads: int | None = None) -> Runner: ...

@@ -1,0 +1,271 @@
+"""Benchmark and parity runs of a published build, and the truthful records they leave.
+
+Every run writes ``run_summary.json``, failed runs included. A completed native
+run also writes the Lab structured result under ``<build>/results/`` and, with
+parity on, ``accuracy_evidence.json``. All of them carry the artifact sha256
+measured before the run, which is what readiness is judged on later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
+from pytest_inferedgeforge.backends.registry import get_backend
+from pytest_inferedgeforge.engine.benchmark import measure, summarize
+from pytest_inferedgeforge.engine.build import BuildRecord, format_timestamp, load_build_record, utc_now
+from pytest_inferedgeforge.engine.catalog import RUN_SUMMARY_FILE
+from pytest_inferedgeforge.engine.parity import AccuracyEvidence, ParityResult, check_parity, run_all
+from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
+from pytest_inferedgeforge.model.environment import host_facts
+from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
+from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.inputs import InputSource, Sample, ValueRule, input_samples, rules_from_record, samples_sha256
+from pytest_inferedgeforge.model.records.build import RunSummary, write_json_atomic
+from pytest_inferedgeforge.model.records.lab_result import StructuredResult, result_file_name
+from pytest_inferedgeforge.model.spec import DEFAULT_THRESHOLDS, OutputCheck, Thresholds
+
+ACCURACY_EVIDENCE_FILE = "accuracy_evidence.json"
+RESULTS_DIR = "results"
+LAB_TIMEOUT_S = 1800
+
+
+@dataclass
+class RunSettings:
+    warmup: int = 5
+    runs: int = 30
+    threads: int | None = None
+    seed: int = 1234
+    samples: int = 8
+    dataset: Path | None = None
+    accuracy: bool = True
+    thresholds: Thresholds | None = None
+    """None: the per-precision default."""
+    keep_latencies: bool = True
+    values: dict[str, ValueRule] | None = None
+    """Value rules of synthetic inputs; None: the rules the build recorded."""
+    output_checks: dict[str, OutputCheck] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    summary: RunSummary
+    summary_path: Path
+    parity: ParityResult | None = None
+    structured_result_path: Path | None = None
+    evidence_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        return self.summary.status == "completed"
+
+
+def _context(record: BuildRecord) -> dict[str, Any]:
+    """The original's context keys (contract §2.3)."""
+    metadata = record.metadata
+    primary = metadata.artifacts[0].model_dump(include={"path", "format", "role", "sha256"}) if metadata.artifacts \
+        else None
+    snapshot = metadata.preset_snapshot or {}
+    return {
+        "build_id": metadata.build.build_id,
+        "preset_name": snapshot.get("name") or metadata.build.preset_name,
+        "backend": metadata.build.backend,
+        "target": metadata.build.target,
+        "source_model": metadata.source_model.model_dump(include={"path", "format", "sha256"}),
+        "primary_artifact": primary,
+        "summary_file_path": str(record.build_dir / RUN_SUMMARY_FILE),
+        "engine": record.manifest.runtime.engine,
+        "device": record.manifest.runtime.device,
+        "precision": record.manifest.runtime.precision,
+    }
+
+
+def _verified_artifact_sha(record: BuildRecord) -> str:
+    """Hash the artifact now; refuse to measure one that is not the recorded artifact."""
+    path = record.artifact_path
+    if not path.is_file():
+        raise ForgeError(f"artifact file not found: {path}")
+    actual = sha256_file(path)
+    if actual != record.manifest.artifact.sha256:
+        raise ForgeError(f"artifact {path} does not match its manifest (recorded {record.manifest.artifact.sha256}, "
+                         f"file has {actual}); refusing to benchmark it")
+    return actual
+
+
+def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = None) -> tuple[list[Sample], InputSource]:
+    """The inputs of a run: the dataset's, or synthetic ones under the settings' (else the recorded) value rules."""
+    inputs = record.manifest.source_model.inputs or []
+    if not inputs or not record.manifest.input_shapes:
+        raise ForgeError(f"{record.manifest_path} records no input shapes; rebuild it with this Forge version")
+    shapes = record.manifest.input_shapes
+    values = settings.values if settings.values is not None else rules_from_record(record.manifest.input_values)
+    return input_samples(inputs, shapes, count=count or settings.samples, seed=settings.seed,
+                         dataset=settings.dataset, values=values)
+
+
+def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
+    """Benchmark (and parity-check) a build on this machine; always leaves a run summary."""
+    record = load_build_record(build_dir)
+    summary_path = build_dir / RUN_SUMMARY_FILE
+    started = utc_now()
+    base = {**_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,
+            "started_at": started.isoformat(timespec="microseconds")}
+    outcome = RunOutcome(summary=RunSummary(status="failed", **base), summary_path=summary_path)
+    try:
+        sha = _verified_artifact_sha(record)
+        base["artifact_sha256_at_run"] = sha
+        backend = get_backend(record.metadata.build.backend)
+        availability = backend.available()
+        if not availability.ok:
+            raise ToolchainUnavailable(availability.reason or "toolchain unavailable")
+        runner = backend.load(record.artifact_path, threads=settings.threads)
+        samples, input_source = run_samples(record, settings)
+        latencies = measure(runner, samples, warmup=settings.warmup, runs=settings.runs)
+        stats = summarize(latencies)
+        parity = None
+        if settings.accuracy:
+            parity = _parity(record, runner, samples, input_source, settings)
+            outcome.parity = parity
+            outcome.evidence_path = _write_evidence(record, sha, parity)
+        finished = utc_now()
+        summary = RunSummary(
+            **base, status="completed", returncode=0, runner=runner.description, settings=runner.settings,
+            evidence=runner.evidence,
+            mean_ms=stats.mean_ms, p99_ms=stats.p99_ms, latency=stats,
+            latencies_ms=[round(value, 6) for value in latencies] if settings.keep_latencies else None,
+            accuracy=parity.model_dump(mode="json") if parity else None,
+            finished_at=finished.isoformat(timespec="microseconds"),
+        )
+        outcome.structured_result_path = _write_structured_result(record, summary, finished, input_source)
+        summary.structured_result_path = str(outcome.structured_result_path)
+        summary.command = f"inferedgeforge run-benchmark {build_dir / 'metadata.json'} --via native"
+        outcome.summary = summary
+    except Exception as exc:
+        outcome.summary = RunSummary(**base, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, ForgeError)
+                                     else str(exc), status="failed", returncode=1,
+                                     finished_at=utc_now().isoformat(timespec="microseconds"))
+    write_json_atomic(summary_path, outcome.summary.model_dump(mode="json"))
+    return outcome
+
+
+def _parity(record: BuildRecord, runner: Any, samples: list[Sample], input_source: InputSource,
+            settings: RunSettings) -> ParityResult:
+    source = Path(record.manifest.source_model.path)
+    if not source.is_file():
+        raise ForgeError(f"source model not found at {source}; parity needs it (disable accuracy to benchmark only)")
+    if sha256_file(source) != record.manifest.source_model.sha256:
+        raise ForgeError(f"source model {source} changed since the build; parity against it would be meaningless")
+    reference = OrtRunner(source, settings.threads)
+    reference_inputs = [runner.prepare_reference(sample) for sample in samples] \
+        if hasattr(runner, "prepare_reference") else samples
+    output_names = [output.name for output in reference.session.get_outputs()]
+    thresholds = settings.thresholds or DEFAULT_THRESHOLDS[record.manifest.runtime.precision]
+    return check_parity(
+        run_all(reference, reference_inputs), run_all(runner, samples), output_names, thresholds=thresholds,
+        input_source=input_source, inputs_sha256=samples_sha256(samples), candidate=runner.description,
+        checks=settings.output_checks, evidence=runner.evidence,
+    )
+
+
+def _write_evidence(record: BuildRecord, sha: str, parity: ParityResult) -> Path:
+    evidence = AccuracyEvidence(
+        build_id=record.manifest.build.build_id, build_key=record.manifest.build.build_key,
+        preset_name=record.manifest.build.preset_name, precision=record.manifest.runtime.precision,
+        source_sha256=record.manifest.source_model.sha256, artifact_sha256=sha,
+        created_at=format_timestamp(utc_now()), parity=parity,
+    )
+    path = record.build_dir / ACCURACY_EVIDENCE_FILE
+    write_json_atomic(path, evidence.model_dump(mode="json"))
+    return path
+
+
+def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetime, input_source: str,
+                      summary_path: Path) -> StructuredResult:
+    runtime = record.manifest.runtime
+    batch, height, width = runtime.batch or 1, runtime.height or 1, runtime.width or 1
+    stem = Path(record.manifest.source_model.path).stem
+    latency = summary.latency
+    shapes = record.manifest.input_shapes or {}
+    extra: dict[str, Any] = {
+        "runtime_artifact_path": str(record.artifact_path),
+        "primary_input_name": next(iter(shapes), None),
+        "resolved_input_shapes": shapes,
+        "effective_batch": batch, "effective_height": height, "effective_width": width,
+        "forge_build_id": record.manifest.build.build_id,
+        "forge_build_key": record.manifest.build.build_key,
+        "forge_preset": record.manifest.build.preset_name,
+        "artifact_sha256": summary.artifact_sha256_at_run,
+        "source_model_sha256": record.manifest.source_model.sha256,
+        "runner": summary.runner,
+        "forge_evidence": summary.evidence,
+    }
+    if latency is not None:
+        extra["latency_ms"] = latency.model_dump()
+    if summary.accuracy is not None:
+        extra["forge_parity"] = {key: summary.accuracy[key] for key in ("min_cosine", "max_abs_error",
+                                                                        "top1_agreement", "passed", "samples")}
+    return StructuredResult(
+        model=Path(record.manifest.source_model.path).name, engine=runtime.engine, device=runtime.device,
+        precision=runtime.precision, batch=batch, height=height, width=width, mean_ms=summary.mean_ms,
+        p99_ms=summary.p99_ms, timestamp=format_timestamp(when), source_report_path=str(summary_path),
+        system=host_facts(),
+        run_config={"engine": runtime.engine, "engine_path": str(record.artifact_path), "warmup": summary.warmup,
+                    "runs": summary.runs, "intra_threads": (summary.settings or {}).get("intra_op_threads"),
+                    "requested_batch": batch, "requested_height": height, "requested_width": width,
+                    "mode": input_source, "runner": summary.runner},
+        accuracy={}, extra=extra, compare_key=f"{stem}__b{batch}__h{height}w{width}__{runtime.precision}",
+        backend_key=f"{runtime.engine}__{runtime.device}", engine_backend=runtime.engine, device_name=runtime.device,
+        status="success", success=True, fps_value=latency.fps if latency else None,
+    )
+
+
+def _write_structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetime, input_source: str) -> Path:
+    result = structured_result(record, summary, when, input_source, record.build_dir / RUN_SUMMARY_FILE)
+    results = record.build_dir / RESULTS_DIR
+    results.mkdir(exist_ok=True)
+    path = results / result_file_name(result.model, result.engine, result.device, result.precision, result.batch,
+                                      result.height, result.width, when.strftime("%Y%m%d-%H%M%S"))
+    write_json_atomic(path, result.model_dump(mode="json"))
+    return path
+
+
+SAVED = re.compile(r"^Saved:\s+(.+)$", re.MULTILINE)
+SAVED_STRUCTURED = re.compile(r"^Saved structured result:\s+(.+)$", re.MULTILINE)
+
+
+def run_via_lab(build_dir: Path, *, timeout_s: int = LAB_TIMEOUT_S) -> RunOutcome:
+    """The original's behaviour, made safe: run InferEdgeLab's profile with this interpreter and a timeout."""
+    record = load_build_record(build_dir)
+    summary_path = build_dir / RUN_SUMMARY_FILE
+    base = {**_context(record), "via": "lab", "started_at": utc_now().isoformat(timespec="microseconds")}
+    argv = lab_profile_argv(record.metadata, python=sys.executable)
+    base["command"] = shell_join(argv)
+    try:
+        base["artifact_sha256_at_run"] = _verified_artifact_sha(record)
+        completed = subprocess.run(argv, text=True, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        summary = RunSummary(**base, status="failed", error=f"InferEdgeLab profile timed out after {timeout_s}s",
+                             stdout=str(exc.stdout or ""), stderr=str(exc.stderr or ""))
+    except (OSError, ForgeError) as exc:
+        summary = RunSummary(**base, status="failed", error=str(exc))
+    else:
+        raw = SAVED.search(completed.stdout)
+        structured = SAVED_STRUCTURED.search(completed.stdout)
+        ok = completed.returncode == 0
+        summary = RunSummary(
+            **base, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr,
+            raw_report_path=raw.group(1).strip() if raw else None,
+            structured_result_path=structured.group(1).strip() if structured else None,
+            status="completed" if ok else "failed",
+            error=None if ok else f"InferEdgeLab profile execution failed (exit {completed.returncode})",
+        )
+    summary.finished_at = utc_now().isoformat(timespec="microseconds")
+    write_json_atomic(summary_path, summary.model_dump(mode="json"))
+    return RunOutcome(summary=summary, summary_path=summary_path)

@@ -1,0 +1,1 @@
+"""L2 views for downstream tools: InferEdgeLab, worker summaries, agent manifests, accuracy attach, compare."""

@@ -1,0 +1,64 @@
+"""Attaching downstream accuracy evidence (e.g. mAP from InferEdgeLab) to a build's result.
+
+The payload is bound to the artifact it was measured on: one that names a
+different artifact sha256 is refused, and the merged result records the hash.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.records.build import read_json_object, write_json_atomic
+
+
+def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics that are numbers (booleans are not), in payload order."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def validate_accuracy_payload(payload: dict[str, Any], source: Path) -> None:
+    """Lab's enrich-result rules: a task, and metrics with at least one number."""
+    task, metrics = payload.get("task"), payload.get("metrics")
+    if not isinstance(task, str) or not task.strip():
+        raise ForgeError(f"{source}: accuracy payload must include a non-empty string field: task")
+    if not isinstance(metrics, dict):
+        raise ForgeError(f"{source}: accuracy payload must include a dict field: metrics")
+    if not numeric_metrics(metrics):
+        raise ForgeError(f"{source}: accuracy payload metrics must include at least one numeric metric value")
+    if "dataset" in payload and not isinstance(payload["dataset"], dict):
+        raise ForgeError(f"{source}: accuracy payload field dataset must be an object")
+
+
+def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
+    """Merge the payload into the build's structured result; returns the result path."""
+    payload = read_json_object(payload_path, "Accuracy payload")
+    validate_accuracy_payload(payload, payload_path)
+    entry = load_entry(build_dir)
+    artifact = entry.artifact_path
+    if artifact is None or not artifact.is_file():
+        raise ForgeError(f"{build_dir}: artifact file not found")
+    current = sha256_file(artifact)
+    recorded = entry.metadata.artifacts[0].sha256
+    if current != recorded:
+        raise ForgeError(f"{artifact} no longer matches its record (recorded {recorded}, file has {current})")
+    claimed = payload.get("artifact_sha256")
+    if claimed is not None and claimed != current:
+        raise ForgeError(f"{payload_path} was measured on artifact {claimed}, but {build_dir} holds {current}; refused")
+    if not entry.readiness.ready or entry.run_summary is None or not entry.run_summary.structured_result_path:
+        raise ForgeError(f"{build_dir} has no ready benchmark result to attach to ({entry.readiness.reason}); "
+                         "run run-benchmark first")
+    result_path = Path(entry.run_summary.structured_result_path)
+    result = read_json_object(result_path, "Structured result")
+    accuracy = dict(payload)
+    accuracy["artifact_sha256"] = current
+    accuracy.setdefault("metric_name", next(iter(numeric_metrics(payload["metrics"]))))
+    extra = dict(result.get("extra") or {})
+    extra["enrichment"] = {"source": "inferedgeforge attach-accuracy", "accuracy_json_path": str(payload_path),
+                           "replaces_existing_accuracy": bool(result.get("accuracy"))}
+    result["accuracy"], result["extra"] = accuracy, extra
+    write_json_atomic(result_path, result)
+    return result_path

@@ -1,0 +1,184 @@
+"""Presets: the named build intent of one backend, target and precision.
+
+A preset lives at ``<root>/<backend>/<name>.yaml`` (``.yml`` and the original's
+``.json`` work too) and its ``name`` must equal its id ``backend/name``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from pytest_inferedgeforge.model.errors import PresetError, describe_validation_error
+
+Precision = Literal["fp32", "fp16", "int8"]
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+PRESET_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class BackendTraits:
+    artifact_format: str
+    precisions: tuple[str, ...]
+
+
+BACKEND_TRAITS: dict[str, BackendTraits] = {
+    "onnxruntime": BackendTraits("onnx", ("fp32", "fp16", "int8")),
+    "tensorrt": BackendTraits("engine", ("fp32", "fp16", "int8")),
+    "rknn": BackendTraits("rknn", ("fp16", "int8")),
+}
+"""What each backend can produce. RKNN NPUs have no fp32 path, so it is refused, not faked."""
+
+
+class CalibrationSpec(BaseModel):
+    """Where int8 calibration inputs come from: a directory of ``.npy`` files, or seeded synthetic data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = Field(None, description="Directory of .npy (or .npz) samples, relative to the preset file.")
+    samples: PositiveInt = Field(16, description="How many samples to use (synthetic: how many to generate).")
+    seed: int = Field(0, description="Seed of the synthetic samples.")
+
+
+class Preset(BaseModel):
+    """The original's preset keys plus explicit precision, shapes and calibration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    backend: str = Field(min_length=1)
+    target: str = Field(min_length=1, description="Any device or family name: cpu, rk3588, jetson, jetson_orin...")
+    source_format: Literal["onnx"] = "onnx"
+    artifact_format: str = Field(min_length=1)
+    precision: Precision | None = Field(None, description="fp32|fp16|int8; defaults to build_options.precision.")
+    input_shapes: dict[str, list[PositiveInt]] | None = None
+    calibration: CalibrationSpec | None = None
+    build_options: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Preset:
+        traits = BACKEND_TRAITS.get(self.backend)
+        if traits is None:
+            raise ValueError(f"backend must be one of: {', '.join(sorted(BACKEND_TRAITS))}; got '{self.backend}'")
+        if self.artifact_format != traits.artifact_format:
+            raise ValueError(
+                f"artifact_format must match backend '{self.backend}': expected '{traits.artifact_format}', "
+                f"got '{self.artifact_format}'"
+            )
+        option_precision = self.build_options.get("precision")
+        if option_precision is not None and str(option_precision).lower() not in PRECISIONS:
+            raise ValueError(f"build_options.precision must be one of {', '.join(PRECISIONS)}; got '{option_precision}'")
+        if self.precision is None:
+            if option_precision is None:
+                raise ValueError("precision is required (fp32|fp16|int8), as 'precision' or build_options.precision")
+            self.precision = str(option_precision).lower()  # type: ignore[assignment]
+        elif option_precision is not None and str(option_precision).lower() != self.precision:
+            raise ValueError(f"precision '{self.precision}' contradicts build_options.precision '{option_precision}'")
+        if self.precision not in traits.precisions:
+            raise ValueError(
+                f"precision '{self.precision}' is not supported by backend '{self.backend}' "
+                f"(supported: {', '.join(traits.precisions)})"
+            )
+        self.build_options["precision"] = self.precision
+        return self
+
+    @property
+    def suffix(self) -> str:
+        """The last segment of the name, as used in build directory names."""
+        return self.name.rsplit("/", 1)[-1]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The preset as recorded in a build: everything needed to rebuild without the file."""
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    """One preset file found under a root, loaded or not."""
+
+    preset_id: str
+    path: Path
+    preset: Preset | None
+    error: str | None
+
+
+def _split_id(preset_id: str) -> tuple[str, str]:
+    if not isinstance(preset_id, str) or not preset_id.strip():
+        raise PresetError("Preset ID must be a non-empty string in 'backend/name' format.")
+    parts = preset_id.split("/")
+    if len(parts) != 2 or not all(parts) or any(part in (".", "..") for part in parts):
+        raise PresetError(f"Preset ID '{preset_id}' must use the format 'backend/name'.")
+    return parts[0], parts[1]
+
+
+def find_preset_file(preset_id: str, root: Path) -> Path:
+    backend, name = _split_id(preset_id)
+    candidates = [root / backend / f"{name}{suffix}" for suffix in PRESET_SUFFIXES]
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        available = ", ".join(e.preset_id for e in list_presets(root) if e.error is None) or "none"
+        raise PresetError(f"Preset not found for ID '{preset_id}': {candidates[0]} (available: {available})")
+    if len(found) > 1:
+        raise PresetError(f"Preset ID '{preset_id}' is ambiguous: {', '.join(str(path) for path in found)}")
+    return found[0]
+
+
+def read_preset_file(path: Path, preset_id: str) -> Preset:
+    """Parse and validate one preset file; every problem is a one-line :class:`PresetError` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot read preset file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{path}: preset file is not UTF-8 text") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        detail = str(exc).replace("\n", " ")
+        raise PresetError(f"{path}: preset file is not valid {path.suffix[1:].upper()}: {detail}") from exc
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: preset file must contain a mapping of keys")
+    try:
+        preset = Preset.model_validate(data)
+    except ValidationError as exc:
+        raise PresetError(describe_validation_error(exc, str(path))) from exc
+    if preset.name != preset_id:
+        raise PresetError(f"{path}: Preset name mismatch for '{preset_id}': expected '{preset_id}', found '{preset.name}'.")
+    if preset.backend != preset_id.split("/")[0]:
+        raise PresetError(f"{path}: backend '{preset.backend}' does not match the directory '{preset_id.split('/')[0]}'")
+    if preset.calibration is not None and preset.calibration.dataset:
+        preset.calibration.dataset = str((path.parent / preset.calibration.dataset).resolve())
+    return preset
+
+
+def load_preset(preset_id: str, root: Path) -> Preset:
+    return read_preset_file(find_preset_file(preset_id, root), preset_id)
+
+
+def list_presets(root: Path) -> list[PresetEntry]:
+    """Every preset file exactly one directory below ``root``, validated, sorted by id."""
+    if not root.is_dir():
+        return []
+    entries: list[PresetEntry] = []
+    for path in sorted(root.glob("*/*")):
+        if path.suffix not in PRESET_SUFFIXES or not path.is_file():
+            continue
+        preset_id = f"{path.parent.name}/{path.stem}"
+        try:
+            entries.append(PresetEntry(preset_id, path, read_preset_file(path, preset_id), None))
+        except PresetError as exc:
+            entries.append(PresetEntry(preset_id, path, None, str(exc)))
+    return sorted(entries, key=lambda entry: (entry.preset_id, entry.path.suffix))
+
+
+def build_dir_suffix(preset_name: str) -> str:
+    """The original's sanitised suffix (contract §3.3)."""
+    suffix = re.sub(r"[^A-Za-z0-9._-]+", "_", preset_name.rsplit("/", 1)[-1]).strip("_")
+    return suffix or "preset"

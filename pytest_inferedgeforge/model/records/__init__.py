@@ -1,0 +1,1 @@
+"""The pydantic records: the single source of every JSON shape Forge writes or reads."""

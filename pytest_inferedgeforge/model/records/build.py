@@ -1,0 +1,328 @@
+"""The JSON shapes Forge writes, as pydantic models: the single source of every schema.
+
+``metadata.json`` keeps the original's schema "0.1.0" shape and
+``manifest.json`` its "inferedgeforge-manifest-v1" shape (contract §2.1, §2.2);
+everything Forge adds is an extra, optional key, so older readers keep working
+and older records still load. Records allow unknown keys on read, so a
+downstream tool may annotate them without breaking us.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
+
+METADATA_SCHEMA_VERSION = "0.1.0"
+MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
+RECORD_FORMAT = 3
+"""Forge's own record generation; part of the build key, so a format change invalidates caches."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class BuildInfo(_Record):
+    build_id: str = Field(min_length=1)
+    timestamp: str = Field(min_length=1, description="UTC, %Y-%m-%dT%H:%M:%SZ")
+    preset_name: str = Field(min_length=1)
+    backend: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    build_key: str | None = Field(None, description="Content address: sources, preset snapshot, toolchain, record format.")
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    record_format: int | None = None
+
+
+class FileDigest(_Record):
+    path: str = Field(description="Path relative to the directory of the file it belongs to.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int
+
+
+class InputRecord(_Record):
+    name: str
+    dtype: str
+    model_dims: list[int | str | None]
+    shape: list[int] = Field(description="The concrete shape used for this build.")
+
+
+class SourceModel(_Record):
+    path: str = Field(min_length=1, description="Resolved absolute path of the source model at build time.")
+    format: str = Field(min_length=1)
+    sha256: str | None = None
+    size_bytes: int | None = None
+    opset: int | None = None
+    ir_version: int | None = None
+    inputs: list[InputRecord] | None = None
+    external_data: list[FileDigest] | None = Field(None, description="ONNX external-data files and their hashes.")
+
+
+class Artifact(_Record):
+    path: str = Field(min_length=1, description="Resolved absolute path at build time.")
+    format: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    sha256: str | None = None
+    file: str | None = Field(None, description="File name inside the build directory; what verification hashes.")
+    size_bytes: int | None = None
+
+
+class Handoff(_Record):
+    consumer: str = Field(min_length=1)
+    ready: bool = Field(description="True only if the artifact exists, hashes verify and the manifest validates.")
+    reasons: list[str] | None = Field(None, description="Why the build is not ready, when it is not.")
+
+
+class LabRuntime(_Record):
+    engine: str = Field(min_length=1)
+    device: str = Field(min_length=1)
+    precision: str = Field(min_length=1)
+    engine_path: str = Field(min_length=1)
+    runtime_artifact_path: str = Field(min_length=1)
+    requested_batch: int | None = None
+    requested_height: int | None = None
+    requested_width: int | None = None
+
+
+class LabCompat(_Record):
+    profile_ready: bool
+    runtime: LabRuntime
+
+
+class ToolCall(_Record):
+    """One toolchain invocation: a command line (``argv``) or a Python API call (``api`` + ``args``)."""
+
+    argv: list[str] | None = None
+    api: str | None = None
+    args: dict[str, Any] | None = None
+
+
+class Toolchain(_Record):
+    backend: str
+    versions: dict[str, str]
+    calls: list[ToolCall]
+    log: str = Field(description="Build log file name inside the build directory.")
+    details: dict[str, Any] | None = None
+
+
+class Calibration(_Record):
+    source: Literal["dataset", "synthetic"]
+    samples: int
+    seed: int | None = None
+    dataset: str | None = None
+    sha256: str = Field(description="Hash of the calibration samples exactly as fed to the toolchain.")
+
+
+class QuantizationAudit(_Record):
+    """What an int8 build really quantized, read back from the artifact (subgraphs included)."""
+
+    quantized_ops: int = Field(description="QuantizeLinear/DequantizeLinear, QLinear*, *Integer, DynamicQuantize* ops.")
+    quantized_ops_in_subgraphs: int = 0
+    by_op_type: dict[str, int]
+    float_compute_nodes_total: int = Field(description="Conv/MatMul/Gemm/LSTM/... nodes left in float.")
+    float_compute_nodes: list[str] = Field(description="Their names and op types (the first 50).")
+
+
+class SmokeRecord(_Record):
+    """The one inference every fresh artifact must survive before it is published."""
+
+    runner: str | None = Field(None, description="Where it ran; null when this host cannot load the artifact.")
+    detail: str
+    input_source: Literal["synthetic", "dataset"]
+    inputs_sha256: str = Field(description="Hash of the exact inputs fed (the same inputs parity uses first).")
+    dataset: str | None = None
+
+
+class Tool(_Record):
+    inferedgeforge_version: str
+    python_version: str
+    platform: str | None = None
+    machine: str | None = None
+    hostname: str | None = None
+    forge_git_commit: str | None = None
+    presets_root: str | None = None
+
+
+class BuildMetadata(_Record):
+    """``metadata.json``: schema "0.1.0" plus Forge's additions."""
+
+    schema_version: str = METADATA_SCHEMA_VERSION
+    build: BuildInfo
+    source_model: SourceModel
+    artifacts: list[Artifact]
+    handoff: Handoff
+    lab_compat: LabCompat | None = None
+    preset_snapshot: dict[str, Any] | None = None
+    input_shapes: dict[str, list[int]] | None = None
+    toolchain: Toolchain | None = None
+    calibration: Calibration | None = None
+    tool: Tool | None = None
+    quantization: QuantizationAudit | None = None
+    warnings: list[str] | None = Field(None, description="What the toolchain did that a reviewer must know "
+                                                         "(clamped fp16 weights, ...).")
+    input_values: dict[str, Any] | None = Field(None, description="Value rules of the synthetic inputs.")
+    smoke: SmokeRecord | None = None
+
+
+class ManifestArtifact(Artifact):
+    model_path: str | None = None
+    model_name: str | None = None
+    precision: str | None = None
+
+
+class ManifestRuntime(_Record):
+    engine: str
+    device: str
+    precision: str
+    model_path: str
+    artifact_path: str
+    batch: int | None = None
+    height: int | None = None
+    width: int | None = None
+
+
+class Manifest(_Record):
+    """``manifest.json``: "inferedgeforge-manifest-v1" plus Forge's additions."""
+
+    schema_version: str = MANIFEST_SCHEMA_VERSION
+    build: BuildInfo
+    source_model: SourceModel
+    artifact: ManifestArtifact
+    runtime: ManifestRuntime
+    preset_snapshot: dict[str, Any] | None = None
+    tool: Tool | None = None
+    artifacts: list[Artifact] | None = Field(None, description="Every artifact, not only the first.")
+    input_shapes: dict[str, list[int]] | None = None
+    toolchain: Toolchain | None = None
+    calibration: Calibration | None = None
+    quantization: QuantizationAudit | None = None
+    warnings: list[str] | None = Field(None, description="What the toolchain did that a reviewer must know "
+                                                         "(clamped fp16 weights, ...).")
+    input_values: dict[str, Any] | None = Field(None, description="Value rules of the synthetic inputs.")
+    smoke: SmokeRecord | None = None
+
+
+RUN_SUMMARY_SCHEMA_VERSION = "inferedgeforge-run-summary-v1"
+
+
+class LatencyStats(_Record):
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    std_ms: float
+    fps: float
+
+
+class RunSummary(_Record):
+    """``run_summary.json``: the original's keys (contract §2.3), versioned, plus the figures and the
+    artifact hash measured when the run started, which is what compare readiness is judged on."""
+
+    schema_version: str = RUN_SUMMARY_SCHEMA_VERSION
+    command: str | None = None
+    returncode: int | None = None
+    raw_report_path: str | None = None
+    structured_result_path: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    build_id: str | None = None
+    preset_name: str | None = None
+    backend: str | None = None
+    target: str | None = None
+    source_model: dict[str, Any] | None = None
+    primary_artifact: dict[str, Any] | None = None
+    summary_file_path: str | None = None
+    status: str = Field(description="completed or failed")
+    error: str | None = None
+    via: Literal["native", "lab"] | None = None
+    engine: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    runner: str | None = Field(None, description="Where the artifact ran, e.g. onnxruntime CPUExecutionProvider.")
+    evidence: str | None = Field(None, description=(
+        "'artifact' when the figures were measured on the artifact's bytes; 'recipe-level (simulator "
+        "re-conversion)' when the runtime could only run its own re-conversion of the recorded recipe."))
+    settings: dict[str, Any] | None = None
+    warmup: int | None = None
+    runs: int | None = None
+    mean_ms: float | None = None
+    p99_ms: float | None = None
+    latency: LatencyStats | None = None
+    latencies_ms: list[float] | None = None
+    artifact_sha256_at_run: str | None = None
+    accuracy: dict[str, Any] | None = Field(None, description="Parity figures against the source model.")
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+def drop_nulls(value: Any) -> Any:
+    """Remove null values recursively, as the original's manifest writer does."""
+    if isinstance(value, dict):
+        return {key: drop_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [drop_nulls(item) for item in value]
+    return value
+
+
+def dump_json(value: Any) -> str:
+    """The original's JSON style: indent 2, ASCII-escaped."""
+    return json.dumps(value, indent=2)
+
+
+def metadata_to_dict(metadata: BuildMetadata) -> dict[str, Any]:
+    data = metadata.model_dump(mode="json", exclude_none=True)
+    if metadata.lab_compat is not None:  # the original emits requested_* as explicit nulls
+        data["lab_compat"]["runtime"] = metadata.lab_compat.runtime.model_dump(mode="json")
+    return data
+
+
+def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
+    return drop_nulls(manifest.model_dump(mode="json"))
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write JSON through a temp file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(dump_json(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json_object(path: Path, label: str) -> dict[str, Any]:
+    """Read a JSON object or raise a one-line :class:`RecordError` in the original's words."""
+    if not path.is_file():
+        raise RecordError(f"{label} file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{label} file is not valid JSON: {path} ({exc})") from exc
+    except OSError as exc:
+        raise RecordError(f"{label} file cannot be read: {path} ({exc.strerror})") from exc
+    if not isinstance(data, dict):
+        raise RecordError(f"{label} file must contain a JSON object: {path}")
+    return data
+
+
+def load_metadata(path: Path) -> BuildMetadata:
+    data = read_json_object(path, "Build metadata")
+    try:
+        return BuildMetadata.model_validate(data)
+    except ValidationError as exc:
+        raise RecordError(describe_validation_error(exc, str(path))) from exc
+
+
+def load_manifest(path: Path) -> Manifest:
+    data = read_json_object(path, "Build manifest")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise RecordError(describe_validation_error(exc, str(path))) from exc

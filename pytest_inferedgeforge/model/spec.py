@@ -1,0 +1,168 @@
+"""Experiment specs: one model, the presets to build it with, and how to check the results.
+
+A spec is YAML (``*.forge.yaml``/``*.forge.yml``). Paths inside it are relative
+to the spec file, so an experiment directory can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from pytest_inferedgeforge.model.errors import PresetError, SpecError, describe_validation_error
+from pytest_inferedgeforge.model.inputs import ValueRule
+from pytest_inferedgeforge.model.presets import Preset, load_preset
+
+
+class Thresholds(BaseModel):
+    """Parity limits of an artifact against its source model; unset limits are reported, not enforced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_cosine: float | None = Field(None, ge=-1, le=1, description="Lowest cosine similarity of any output.")
+    max_abs_error: float | None = Field(None, ge=0, description="Largest absolute difference of any output element.")
+    min_top1_agreement: float | None = Field(None, ge=0, le=1, description="Share of samples with the same argmax.")
+    min_channel_cosine: float | None = Field(None, ge=-1, le=1, description=(
+        "Lowest cosine of any single channel (see accuracy.outputs.channel_axis). A channel that varies in the "
+        "reference but is constant in the artifact fails whatever this says."))
+
+
+class OutputCheck(BaseModel):
+    """How to read one output for parity: where its channels and classes are, and its tolerances."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_axis: int | None = Field(None, description=(
+        "Axis of per-channel figures; default: 1 for outputs of rank 3 and more (a rank-2 [N, C] output's "
+        "classes are judged by class agreement instead); -1 counts from the end."))
+    per_channel: bool = Field(True, description="Compute per-channel figures and the collapsed-channel check.")
+    class_axis: int | None = Field(None, description=(
+        "Axis of class scores for top-1/top-5 agreement; default: 1 for rank 2 and 4+, the last axis for rank 3."))
+    score_channels: tuple[int, int] | None = Field(None, description=(
+        "[start, stop) of the score entries along class_axis, e.g. [4, 84] for a YOLO head [N, 4+80, anchors]."))
+    classes: bool = Field(True, description="Compute class agreement for this output at all.")
+    atol: float | None = Field(None, ge=0, description="Absolute tolerance (Polygraphy style); enforced when set.")
+    rtol: float | None = Field(None, ge=0, description="Relative tolerance (Polygraphy style); enforced when set.")
+    error_stat: Literal["elemwise", "max", "mean", "median", "quantile"] = Field("elemwise", description=(
+        "elemwise: every element within atol or rtol; otherwise that statistic of the errors."))
+    error_quantile: float = Field(0.99, gt=0, le=1, description="The quantile for error_stat: quantile.")
+
+
+DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
+    "fp32": Thresholds(min_cosine=0.9999),
+    "fp16": Thresholds(min_cosine=0.999),
+    "int8": Thresholds(min_cosine=0.99),
+}
+"""Per-precision defaults, documented in docs/experiments.md."""
+
+
+class InputsSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shapes: dict[str, list[PositiveInt]] | None = Field(None, description="Concrete shapes for dynamic inputs.")
+    seed: int = Field(1234, description="Seed of synthetic inputs (different from the calibration seed).")
+    samples: PositiveInt = Field(8, description="How many inputs to compare and cycle through in the benchmark.")
+    dataset: str | None = Field(None, description="Directory of .npy/.npz inputs, relative to the spec file.")
+    values: dict[str, ValueRule] | None = Field(None, description=(
+        "Per-input rules for synthetic values: {value: 16000}, {choice: [8000, 16000]}, {range: [0, 256]}, "
+        "{dtype: int}. Also used for calibration, the smoke run and rebuild checks."))
+
+
+class BenchmarkSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    warmup: int = Field(5, ge=0)
+    runs: PositiveInt = 30
+    threads: PositiveInt | None = Field(None, description="intra-op threads; default lets the runtime decide.")
+
+
+class AccuracySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    thresholds: dict[Literal["fp32", "fp16", "int8"], Thresholds] = Field(
+        default_factory=dict, description="Per-precision overrides of the default thresholds.")
+    outputs: dict[str, OutputCheck] = Field(default_factory=dict, description=(
+        "Per-output parity settings by output name; outputs not named get the defaults."))
+
+    def thresholds_for(self, precision: str) -> Thresholds:
+        return self.thresholds.get(precision, DEFAULT_THRESHOLDS[precision])  # type: ignore[call-overload]
+
+
+class ExperimentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="Experiment name; defaults to the file name without .forge.yaml.")
+    model: str = Field(description="Source ONNX model, relative to the spec file.")
+    presets: list[str] = Field(min_length=1, description="Preset ids, backend/name.")
+    description: str | None = None
+    inputs: InputsSpec = Field(default_factory=InputsSpec)
+    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+    accuracy: AccuracySpec = Field(default_factory=AccuracySpec)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated spec with its paths resolved and its presets loaded."""
+
+    name: str
+    path: Path
+    model: Path
+    presets: list[Preset]
+    spec: ExperimentSpec
+
+    @property
+    def dataset(self) -> Path | None:
+        return (self.path.parent / self.spec.inputs.dataset).resolve() if self.spec.inputs.dataset else None
+
+
+SPEC_SUFFIXES = (".forge.yaml", ".forge.yml")
+
+
+def is_spec_file(path: Path) -> bool:
+    return path.name.endswith(SPEC_SUFFIXES)
+
+
+def spec_stem(path: Path) -> str:
+    for suffix in SPEC_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def load_experiment(path: Path, presets_root: Path) -> Experiment:
+    """Parse and check one spec; every problem is a one-line :class:`SpecError` with file and field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{path}: invalid YAML{where}: {problem}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read spec: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec must be a mapping with at least 'model' and 'presets'")
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, str(path))) from exc
+    model = (path.parent / spec.model).resolve()
+    if not model.is_file():
+        raise SpecError(f"{path}: field 'model': model file not found: {model}")
+    presets: list[Preset] = []
+    for index, preset_id in enumerate(spec.presets):
+        try:
+            presets.append(load_preset(preset_id, presets_root))
+        except PresetError as exc:
+            raise SpecError(f"{path}: field 'presets.{index}': {exc}") from exc
+    if len({preset.name for preset in presets}) != len(presets):
+        raise SpecError(f"{path}: field 'presets': a preset is listed twice")
+    if spec.inputs.dataset and not (path.parent / spec.inputs.dataset).is_dir():
+        raise SpecError(f"{path}: field 'inputs.dataset': directory not found: {path.parent / spec.inputs.dataset}")
+    return Experiment(name=spec.name or spec_stem(path), path=path, model=model, presets=presets, spec=spec)

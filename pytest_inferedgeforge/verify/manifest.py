@@ -1,0 +1,293 @@
+"""Checking a build record against the original's rules, its JSON Schema and the files on disk.
+
+The original's rules (contract §2.2.1) are kept word for word so downstream
+scripts that grep ``ERROR``/``WARNING`` lines keep working. Forge adds what
+they lacked: a schema check, re-hashing every file the record names, and a
+refusal of any path that points outside the build directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeGuard
+
+import jsonschema
+
+from pytest_inferedgeforge.model.errors import RecordError
+from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.records.build import Manifest, read_json_object
+
+Level = Literal["ERROR", "WARNING"]
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Issue:
+    level: Level
+    path: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.level} {self.path}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    target: Path
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.level == "ERROR"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.level == "WARNING"]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": str(self.target),
+            "valid": self.valid,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "issues": [{"level": i.level, "path": i.path, "message": i.message} for i in self.issues],
+        }
+
+
+def _non_empty(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and value > 0  # the original lets True pass, and so do we
+
+
+_REQUIRED = {
+    "build": ("build_id", "timestamp", "preset_name", "backend", "target"),
+    "source_model": ("path", "format"),
+    "artifact": ("path", "format", "role"),
+    "runtime": ("engine", "device", "precision", "model_path", "artifact_path"),
+}
+_CROSS = (("build.backend", "runtime.engine"), ("build.target", "runtime.device"),
+          ("artifact.path", "runtime.artifact_path"))
+_FORGE_CROSS = (("artifact.model_path", "runtime.model_path"), ("artifact.precision", "runtime.precision"),
+                ("preset_snapshot.precision", "runtime.precision"))
+
+
+def _get(manifest: dict[str, Any], dotted: str) -> Any:
+    section, key = dotted.split(".")
+    part = manifest.get(section)
+    return part.get(key) if isinstance(part, dict) else None
+
+
+def original_rules(manifest: dict[str, Any]) -> list[Issue]:
+    """The original validate-manifest rule set, in its discovery order (contract §2.2.1)."""
+    issues: list[Issue] = []
+    if not _non_empty(manifest.get("schema_version")):
+        issues.append(Issue("WARNING", "schema_version", "schema_version must be a non-empty string."))
+    for section in _REQUIRED:
+        if not isinstance(manifest.get(section), dict):
+            issues.append(Issue("ERROR", section, f"manifest.{section} section is required for Runtime/Lab handoff."))
+    for section, keys in _REQUIRED.items():
+        if not isinstance(manifest.get(section), dict):
+            continue
+        for key in keys:
+            if not _non_empty(manifest[section].get(key)):
+                issues.append(Issue("ERROR", f"{section}.{key}", f"{section}.{key} must be a non-empty string."))
+    for dotted in ("source_model.sha256", "artifact.sha256", "artifact.model_name"):
+        section = dotted.split(".")[0]
+        if isinstance(manifest.get(section), dict) and not _non_empty(_get(manifest, dotted)):
+            issues.append(Issue("WARNING", dotted, f"{dotted} is recommended for provenance and reviewability."))
+    if isinstance(manifest.get("runtime"), dict):
+        for key in ("batch", "height", "width"):
+            if not _positive_int(manifest["runtime"].get(key)):
+                issues.append(Issue("WARNING", f"runtime.{key}",
+                                    f"runtime.{key} is recommended for compare_key and input-shape context."))
+    for left, right in _CROSS:
+        issues.extend(_mismatch(manifest, left, right))
+    if isinstance(manifest.get("source_model"), dict) and isinstance(manifest.get("runtime"), dict):
+        missing = [name for name in ("source_model.path", "runtime.engine", "runtime.device", "runtime.precision")
+                   if not _non_empty(_get(manifest, name))]
+        missing += [f"runtime.{key}" for key in ("batch", "height", "width")
+                    if not _positive_int(manifest["runtime"].get(key))]
+        if missing:
+            issues.append(Issue("WARNING", "compare_context",
+                                f"compare_key/backend_key context is incomplete: {', '.join(missing)}"))
+    if not isinstance(manifest.get("tool"), dict):
+        issues.append(Issue("WARNING", "tool", "tool section is recommended for provenance."))
+    return issues
+
+
+def _mismatch(manifest: dict[str, Any], left: str, right: str) -> list[Issue]:
+    left_value, right_value = _get(manifest, left), _get(manifest, right)
+    if _non_empty(left_value) and _non_empty(right_value) and left_value != right_value:
+        return [Issue("ERROR", f"{left}/{right}", f"{left} and {right} must match for handoff consistency.")]
+    return []
+
+
+@functools.cache
+def manifest_schema() -> dict[str, Any]:
+    return Manifest.model_json_schema()
+
+
+def schema_issues(manifest: dict[str, Any]) -> list[Issue]:
+    validator = jsonschema.Draft202012Validator(manifest_schema())
+    issues = []
+    for error in sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(part) for part in error.absolute_path) or "<root>"
+        issues.append(Issue("ERROR", where, f"schema: {error.message}"))
+    return issues
+
+
+def forge_consistency(manifest: dict[str, Any]) -> list[Issue]:
+    """Cross-field rules the original lacked; they only fire when both sides are present."""
+    issues: list[Issue] = []
+    for left, right in _FORGE_CROSS:
+        issues.extend(_mismatch(manifest, left, right))
+    for dotted in ("source_model.sha256", "artifact.sha256"):
+        value = _get(manifest, dotted)
+        if _non_empty(value) and not SHA256.match(value):
+            issues.append(Issue("ERROR", dotted, f"{dotted} must be 64 lowercase hex characters, got '{value}'."))
+    return issues
+
+
+def artifact_location(entry: dict[str, Any], build_dir: Path, label: str) -> tuple[Path | None, list[Issue]]:
+    """Where an artifact entry's file is, refusing anything outside the build directory.
+
+    Forge records name the file inside the build directory (``file``). Original
+    v0.1 records only have ``path``, relative to wherever that build ran; such a
+    path is tried as given and then by name inside the build directory, and is
+    only judged when it points at an existing file.
+    """
+    root = build_dir.resolve()
+    name = entry.get("file")
+    if _non_empty(name):
+        candidate = (root / name).resolve()
+        if "/" in name or "\\" in name or not candidate.is_relative_to(root) or candidate == root:
+            return None, [Issue("ERROR", f"{label}.file", f"'{name}' escapes the build directory {root}")]
+        issues = []
+        recorded = entry.get("path")
+        if _non_empty(recorded) and Path(recorded).resolve() != candidate:
+            issues.append(Issue("WARNING", f"{label}.path",
+                                f"{recorded} is not this build directory's artifact {candidate} (was it moved?)"))
+        return candidate, issues
+    recorded = entry.get("path")
+    if not _non_empty(recorded):
+        return None, []
+    candidate = Path(recorded).resolve()
+    if not candidate.exists():
+        by_name = root / Path(recorded).name
+        if Path(recorded).parent.name == root.name and by_name.is_file():
+            candidate = by_name
+        else:
+            return None, [Issue("WARNING", f"{label}.path",
+                                f"artifact not found at {recorded}; its hash cannot be re-verified here")]
+    if not candidate.is_relative_to(root):
+        return None, [Issue("ERROR", f"{label}.path", f"{recorded} escapes the build directory {root}")]
+    return candidate, []
+
+
+def _hash_issue(label: str, path: Path, expected: str) -> list[Issue]:
+    if not path.is_file():
+        return [Issue("ERROR", label, f"file not found: {path}")]
+    actual = sha256_file(path)
+    if actual != expected:
+        return [Issue("ERROR", label, f"sha256 mismatch for {path}: recorded {expected}, file has {actual}")]
+    return []
+
+
+def file_issues(manifest: dict[str, Any], build_dir: Path) -> list[Issue]:
+    """Re-hash every file the manifest names: artifacts (must be inside the build dir) and sources."""
+    issues: list[Issue] = []
+    entries: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(manifest.get("artifact"), dict):
+        entries.append(("artifact", manifest["artifact"]))
+    listed = manifest.get("artifacts")
+    for index, entry in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(entry, dict):
+            entries.append((f"artifacts[{index}]", entry))
+    for label, entry in entries:
+        location, found = artifact_location(entry, build_dir, label)
+        issues.extend(found)
+        if location is None:
+            continue
+        if not location.is_file():
+            issues.append(Issue("ERROR", f"{label}.path", f"artifact file not found: {location}"))
+        elif _non_empty(entry.get("sha256")) and SHA256.match(entry["sha256"]):
+            issues.extend(_hash_issue(f"{label}.sha256", location, entry["sha256"]))
+    source = manifest.get("source_model")
+    if isinstance(source, dict) and _non_empty(source.get("path")):
+        source_path = Path(source["path"])
+        if not source_path.is_file():
+            issues.append(Issue("WARNING", "source_model.path",
+                                f"source model not found at {source_path}; its hash cannot be re-verified here"))
+        else:
+            if _non_empty(source.get("sha256")) and SHA256.match(source["sha256"]):
+                issues.extend(_hash_issue("source_model.sha256", source_path, source["sha256"]))
+            source_root = source_path.resolve().parent
+            external = source.get("external_data")
+            for index, item in enumerate(external if isinstance(external, list) else []):
+                label = f"source_model.external_data[{index}]"
+                if not isinstance(item, dict):
+                    issues.append(Issue("ERROR", label, "must be an object"))
+                    continue
+                data_path = (source_root / str(item.get("path", ""))).resolve()
+                if not data_path.is_relative_to(source_root):
+                    issues.append(Issue("ERROR", label, f"{item.get('path')} escapes {source_root}"))
+                else:
+                    issues.extend(_hash_issue(label, data_path, str(item.get("sha256"))))
+    return issues
+
+
+def validate_manifest_data(manifest: dict[str, Any], build_dir: Path, target: Path) -> ValidationReport:
+    report = ValidationReport(target=target)
+    report.issues.extend(original_rules(manifest))
+    report.issues.extend(schema_issues(manifest))
+    report.issues.extend(forge_consistency(manifest))
+    report.issues.extend(file_issues(manifest, build_dir))
+    return report
+
+
+def validate_manifest_file(path: Path) -> ValidationReport:
+    """Validate one manifest.json; unreadable files raise :class:`RecordError`."""
+    manifest = read_json_object(path, "Build manifest")
+    return validate_manifest_data(manifest, path.parent, path)
+
+
+def verify_build_dir(build_dir: Path) -> ValidationReport:
+    """A whole-record check: the manifest, the metadata, and that both describe the same build."""
+    if not build_dir.is_dir():
+        raise RecordError(f"Build directory not found: {build_dir}")
+    manifest = read_json_object(build_dir / "manifest.json", "Build manifest")
+    report = validate_manifest_data(manifest, build_dir, build_dir)
+    try:
+        metadata = read_json_object(build_dir / "metadata.json", "Build metadata")
+    except RecordError as exc:
+        report.issues.append(Issue("ERROR", "metadata.json", str(exc)))
+        return report
+    for key in ("build_id", "build_key"):
+        left, right = _get(metadata, f"build.{key}"), _get(manifest, f"build.{key}")
+        if left != right:
+            report.issues.append(Issue("ERROR", f"metadata.build.{key}",
+                                       f"metadata.json says {left!r} but manifest.json says {right!r}"))
+    artifacts = metadata.get("artifacts")
+    if not isinstance(artifacts, list) or not artifacts:
+        report.issues.append(Issue("ERROR", "metadata.artifacts", "metadata.json lists no artifacts"))
+        artifacts = []
+    for index, entry in enumerate(artifacts):
+        if not isinstance(entry, dict):
+            report.issues.append(Issue("ERROR", f"metadata.artifacts[{index}]", "must be an object"))
+            continue
+        location, found = artifact_location(entry, build_dir, f"metadata.artifacts[{index}]")
+        report.issues.extend(Issue("ERROR", issue.path, issue.message) for issue in found
+                             if issue.level == "ERROR" or "not found" in issue.message)
+        if location is not None and _non_empty(entry.get("sha256")):
+            report.issues.extend(_hash_issue(f"metadata.artifacts[{index}].sha256", location, entry["sha256"]))
+    return report
