@@ -43,7 +43,7 @@ FORGE_BUILD = """
 import resource, sys, time
 from pathlib import Path
 from pytest_inferedgeforge.engine.build import build, plan_build
-from pytest_inferedgeforge.model.presets import load_preset
+from pytest_inferedgeforge.engine.presets import load_preset
 start = time.perf_counter()
 preset = load_preset("onnxruntime/cpu_fp32", Path(sys.argv[3]))
 build(plan_build(Path(sys.argv[1]), preset, Path(sys.argv[2])), force=True)

@@ -9,12 +9,12 @@ import pytest
 from graphs import sample_rate_model
 
 from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
 from pytest_inferedgeforge.engine.smoke import smoke_run
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.inputs import ValueRule, parse_value_rule, synthetic_samples
 from pytest_inferedgeforge.model.onnx_model import TensorInfo
-from pytest_inferedgeforge.model.presets import load_preset
 
 REPO = Path(__file__).resolve().parent.parent
 INPUTS = [TensorInfo("x", "float32", (2, 3)), TensorInfo("sr", "int64", ()), TensorInfo("ids", "float32", (4,))]
@@ -69,12 +69,11 @@ def test_the_rule_is_recorded_and_used_by_the_rebuild_check(workspace: Path) -> 
 
 
 def test_an_artifact_that_does_not_load_is_a_clean_error(workspace: Path) -> None:
-    from pytest_inferedgeforge.backends.registry import get_backend
 
     garbage = workspace / "model.onnx"
     garbage.write_bytes(b"not a model")
     with pytest.raises(ForgeError, match="the artifact does not load: .*"):
-        smoke_run(get_backend("onnxruntime"), garbage, {"x": np.zeros((1, 64), np.float32)})
+        smoke_run("onnxruntime", garbage, {"x": np.zeros((1, 64), np.float32)})
 
 
 def test_a_spec_gives_the_rule_to_build_smoke_run_and_parity(pytester: pytest.Pytester,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native
-from pytest_inferedgeforge.model.presets import load_preset
 
 
 def test_real_lab_compare_accepts_two_forge_results(workspace: Path) -> None:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_inferedgeforge.engine.presets import list_presets, load_preset
 from pytest_inferedgeforge.model.errors import PresetError
-from pytest_inferedgeforge.model.presets import list_presets, load_preset
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 

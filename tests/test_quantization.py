@@ -7,9 +7,10 @@ import pytest
 from graphs import constant_weights_cnn, huge_variance_bn, if_subgraph_cnn
 
 from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.model.errors import BuildFailed
 from pytest_inferedgeforge.model.inputs import ValueRule
-from pytest_inferedgeforge.model.presets import Preset, load_preset
+from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.quant_audit import audit_quantization
 
 SR_16K = {"sr": ValueRule(value=16000)}

@@ -6,38 +6,46 @@ look for the environment at ``$FORGE_RKNN_ENV`` or the default location.
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_inferedgeforge.backends.rknn.backend import RECIPE_LEVEL, RKNNBackend, parse_options, toolkit_config, toolkit_error
+from pytest_inferedgeforge.backends.api import parse_options
+from pytest_inferedgeforge.backends.rknn.backend import RECIPE_LEVEL, RKNNBackend, RknnOptions, toolkit_config, toolkit_error
 from pytest_inferedgeforge.backends.rknn.toolchain import read_marker, rknn_env_dir
 from pytest_inferedgeforge.engine.build import build, plan_build
 from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native
 from pytest_inferedgeforge.model.errors import PresetError
-from pytest_inferedgeforge.model.presets import load_preset
+from pytest_inferedgeforge.model.presets import Preset
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _options(build_options: dict[str, Any]) -> RknnOptions:
+    preset = Preset(name="rknn/x", backend="rknn", target="rk3588", artifact_format="rknn", build_options=build_options)
+    return parse_options(RknnOptions, preset)
+
+
 def test_quantization_must_agree_with_precision() -> None:
     with pytest.raises(PresetError, match="quantization: True contradicts precision fp16"):
-        parse_options({"precision": "fp16", "quantization": True}, "rknn/x")
-    options = parse_options({"precision": "int8", "mean_values": [[0, 0, 0]], "std_values": [[255, 255, 255]]}, "rknn/x")
+        _options({"precision": "fp16", "quantization": True})
+    options = _options({"precision": "int8", "mean_values": [[0, 0, 0]], "std_values": [[255, 255, 255]]})
     config = toolkit_config(options, "rk3588")
     assert config == {"target_platform": "rk3588", "mean_values": [[0, 0, 0]], "std_values": [[255, 255, 255]],
                       "quantized_dtype": "w8a8", "quantized_algorithm": "normal", "quantized_method": "channel"}
 
 
 def test_mean_and_std_default_to_identity_per_input_channel() -> None:
-    options = parse_options({"precision": "int8"}, "rknn/x")
+    options = _options({"precision": "int8"})
     config = toolkit_config(options, "rk3588", {"image": [1, 3, 64, 100], "state": [1, 1, 128], "rate": [1]})
     assert config["mean_values"] == [[0.0] * 3, [0.0], [0.0]] and config["std_values"] == [[1.0] * 3, [1.0], [1.0]]
 
 
 def test_mean_values_that_do_not_fit_the_model_are_refused() -> None:
-    options = parse_options({"precision": "int8", "mean_values": [[0, 0, 0]], "std_values": [[1, 1, 1]]}, "rknn/x")
+    options = _options({"precision": "int8", "mean_values": [[0, 0, 0]], "std_values": [[1, 1, 1]]})
     with pytest.raises(PresetError, match=r"mean_values \[\[0.0, 0.0, 0.0\]\] does not fit the model: .*\(\[1\]\)"):
         toolkit_config(options, "rk3588", {"audio": [1, 1, 64, 100]})
 

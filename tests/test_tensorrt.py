@@ -14,8 +14,8 @@ import pytest
 
 from pytest_inferedgeforge.backends.tensorrt import TensorRTBackend
 from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
-from pytest_inferedgeforge.model.presets import load_preset
 
 STAND_IN_TRTEXEC = """#!{python}
 import json, os, sys

@@ -1,8 +1,14 @@
-"""The one small protocol every toolchain implements.
+"""The Backend/Runner API: the one small protocol every toolchain implements.
 
-A backend answers three questions: can it run here (and if not, exactly why),
-how to turn a source model into an artifact, and how to load an artifact for
-inference. Everything else (hashing, records, caching, checks) is the core's.
+A backend declares what it produces (name, artifact format, precisions, an
+options model, the help of its pytest marker) and answers three questions: can
+it run here (and if not, exactly why), how to turn a source model into an
+artifact, and how to load an artifact for inference. Everything else (hashing,
+records, caching, checks) belongs to the engine.
+
+A third-party backend is a package: it implements :class:`Backend` and names
+its class in the ``inferedgeforge.backends`` entry-point group (see
+``registry.py`` and docs/architecture.md#adding-a-backend).
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
+from pytest_inferedgeforge.model.errors import PresetError, describe_validation_error
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.onnx_model import ModelInfo
 from pytest_inferedgeforge.model.presets import Preset
@@ -26,6 +34,8 @@ class Availability:
     versions: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
     """Why the toolchain cannot run here, precise enough to fix; None when ok."""
+    location: str | None = None
+    """Where the toolchain lives (a venv, a binary), for ``toolchain list``; None: this environment."""
 
 
 @dataclass
@@ -54,7 +64,7 @@ class BuildOutput:
 
 
 class Runner(Protocol):
-    """A loaded artifact, ready to run."""
+    """A loaded artifact, ready to run. Whoever loads one closes it (fixtures and runs do)."""
 
     description: str
     """Where it runs, e.g. "onnxruntime CPUExecutionProvider" or "rknn simulator"."""
@@ -66,16 +76,46 @@ class Runner(Protocol):
 
     def run(self, feeds: Sample) -> list[np.ndarray]: ...
 
+    def close(self) -> None:
+        """Release the session or worker process; safe to call twice."""
+
     # A runner whose toolchain preprocesses inputs itself (RKNN's mean/std) may also define
     # ``prepare_reference(sample) -> sample`` so parity feeds the source model the same data.
 
 
 class Backend(Protocol):
     name: str
+    """The preset ``backend`` value and the pytest marker."""
     artifact_filename: str
+    artifact_format: str
+    """The preset ``artifact_format`` value this backend writes."""
+    precisions: tuple[str, ...]
+    """Precisions it can produce; presets asking for another are refused, not faked."""
+    options_model: type[BaseModel]
+    """The pydantic model of its preset ``build_options`` (``precision`` included)."""
+    marker_help: str
+    """Help text of its pytest marker (``pytest --markers``)."""
 
     def available(self) -> Availability: ...
 
     def build(self, request: BuildRequest) -> BuildOutput: ...
 
     def load(self, artifact: Path, *, threads: int | None = None) -> Runner: ...
+
+
+@runtime_checkable
+class InstallableBackend(Protocol):
+    """A backend whose toolchain Forge installs itself (``inferedgeforge toolchain install NAME``)."""
+
+    def install(self, progress: Callable[[str], None]) -> Availability: ...
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def parse_options(model: type[OptionsT], preset: Preset) -> OptionsT:
+    """A preset's ``build_options`` as the backend's options model; a bad key is a one-line :class:`PresetError`."""
+    try:
+        return model.model_validate(preset.build_options)
+    except ValidationError as exc:
+        raise PresetError(describe_validation_error(exc, f"preset {preset.name} build_options")) from exc

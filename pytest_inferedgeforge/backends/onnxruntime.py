@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest
-from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, describe_validation_error, first_line
+from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
+from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, RunnerError, first_line
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
 from pytest_inferedgeforge.model.records.build import ToolCall
@@ -46,11 +46,15 @@ class OnnxRuntimeOptions(BaseModel):
         "int8: node names left unquantized; fp16: node names kept in fp32."))
 
 
-def parse_options(build_options: dict[str, Any], preset_name: str) -> OnnxRuntimeOptions:
-    try:
-        return OnnxRuntimeOptions.model_validate(build_options)
-    except ValidationError as exc:
-        raise PresetError(describe_validation_error(exc, f"preset {preset_name} build_options")) from exc
+
+
+def _runtime_errors() -> tuple[type[Exception], ...]:
+    """The exceptions onnxruntime documents for a model that does not load or run."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NoModel", "NotFound",
+             "NotImplemented", "RuntimeException", "EPFail", "EngineError")
+    return tuple(getattr(state, name) for name in names if hasattr(state, name))
 
 
 class OrtRunner:
@@ -61,14 +65,23 @@ class OrtRunner:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 4  # errors reach the caller as exceptions, not as stderr noise
-        self.session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session: Any = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
+        except _runtime_errors() as exc:
+            raise RunnerError(f"onnxruntime cannot load {artifact.name}: {type(exc).__name__}: {first_line(exc)}") from exc
         self.description = "onnxruntime CPUExecutionProvider"
         self.evidence = "artifact"
         self.settings = {"provider": "CPUExecutionProvider", "intra_op_threads": threads or 0,
                          "onnxruntime": ort.__version__}
 
     def run(self, feeds: Sample) -> list[np.ndarray]:
-        return self.session.run(None, feeds)
+        try:
+            return self.session.run(None, feeds)
+        except _runtime_errors() as exc:
+            raise RunnerError(f"onnxruntime run failed: {type(exc).__name__}: {first_line(exc)}") from exc
+
+    def close(self) -> None:
+        self.session = None
 
 
 class _SampleReader:
@@ -83,22 +96,23 @@ class _SampleReader:
 
 @contextmanager
 def _capture_logging(log: Any) -> Iterator[None]:
-    """Route onnxruntime.quantization's logging into the build log instead of stderr."""
+    """Copy onnxruntime.quantization's warnings (it logs through the root logger) into the build log.
+
+    The handler is added beside whatever the root logger already has (pytest's log capture, an
+    application's handlers) and removed afterwards; their handlers and the root level stay untouched.
+    """
 
     class _Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             log(f"[{record.name}] {record.levelname}: {record.getMessage()}")
 
-    handler = _Handler(level=logging.INFO)
+    handler = _Handler(level=logging.WARNING)
     root = logging.getLogger()
-    previous_handlers, previous_level = root.handlers[:], root.level
-    root.handlers = [handler]
-    root.setLevel(logging.INFO)
+    root.addHandler(handler)
     try:
         yield
     finally:
-        root.handlers = previous_handlers
-        root.setLevel(previous_level)
+        root.removeHandler(handler)
 
 
 EXTERNAL_DATA_FILE = "model.onnx.data"
@@ -147,6 +161,10 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
     artifact_filename = "model.onnx"
+    artifact_format = "onnx"
+    precisions = ("fp32", "fp16", "int8")
+    options_model = OnnxRuntimeOptions
+    marker_help = "ONNX Runtime items (embedded default backend)"
 
     def available(self) -> Availability:
         try:
@@ -157,7 +175,7 @@ class OnnxRuntimeBackend:
         return Availability(True, versions={"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__})
 
     def build(self, request: BuildRequest) -> BuildOutput:
-        options = parse_options(request.preset.build_options, request.preset.name)
+        options = parse_options(OnnxRuntimeOptions, request.preset)
         artifact = request.work_dir / self.artifact_filename
         try:
             with _capture_logging(request.log):

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import onnx
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest
-from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable, describe_validation_error
+from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
+from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import sha256_file
 from pytest_inferedgeforge.model.records.build import ToolCall
 
@@ -50,11 +50,6 @@ class TensorRTOptions(BaseModel):
     timeout_s: PositiveInt = 3600
 
 
-def parse_options(build_options: dict[str, Any], preset_name: str) -> TensorRTOptions:
-    try:
-        return TensorRTOptions.model_validate(build_options)
-    except ValidationError as exc:
-        raise PresetError(describe_validation_error(exc, f"preset {preset_name} build_options")) from exc
 
 
 def find_trtexec() -> Path | None:
@@ -188,6 +183,10 @@ def trtexec_argv(trtexec: Path, request: BuildRequest, options: TensorRTOptions,
 class TensorRTBackend:
     name = "tensorrt"
     artifact_filename = "model.engine"
+    artifact_format = "engine"
+    precisions = ("fp32", "fp16", "int8")
+    options_model = TensorRTOptions
+    marker_help = "TensorRT items (needs an NVIDIA GPU and TensorRT)"
 
     def available(self) -> Availability:
         trtexec = find_trtexec()
@@ -210,10 +209,10 @@ class TensorRTBackend:
             import tensorrt
 
             versions["tensorrt"] = tensorrt.__version__
-        return Availability(True, versions=versions)
+        return Availability(True, versions=versions, location=str(trtexec) if trtexec else "tensorrt Python API")
 
     def build(self, request: BuildRequest) -> BuildOutput:
-        options = parse_options(request.preset.build_options, request.preset.name)
+        options = parse_options(TensorRTOptions, request.preset)
         trtexec = find_trtexec()
         if trtexec is None:
             return self._build_with_python_api(request, options)

@@ -1,1 +1,1 @@
-"""L2: plan, build, cache, smoke, benchmark, parity, runs, catalog and reproduce; the only layer that asks the backend registry."""
+"""L2: plan, build, cache, smoke, benchmark, parity, runs, catalog, reproduce; the only layer asking the registry."""

@@ -13,14 +13,15 @@ import time
 import numpy as np
 
 from pytest_inferedgeforge.backends.api import Runner
+from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.inputs import Sample
-from pytest_inferedgeforge.model.records.build import LatencyStats
+from pytest_inferedgeforge.model.records.run import LatencyStats
 
 
 def measure(runner: Runner, samples: list[Sample], *, warmup: int, runs: int) -> list[float]:
     """Per-run latencies in milliseconds."""
     if not samples:
-        raise ValueError("benchmark needs at least one input sample")
+        raise ForgeError("benchmark needs at least one input sample")
     for index in range(warmup):
         runner.run(samples[index % len(samples)])
     latencies: list[float] = []

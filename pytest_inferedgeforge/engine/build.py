@@ -11,6 +11,7 @@ A crash can leave a ``.tmp-`` directory (ignored by every reader) or a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import time
@@ -22,7 +23,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from pytest_inferedgeforge.backends.registry import Backend, BuildOutput, BuildRequest, get_backend
+from pytest_inferedgeforge.backends.api import Backend, BuildOutput, BuildRequest
+from pytest_inferedgeforge.backends.registry import check_preset, get_backend
 from pytest_inferedgeforge.engine.smoke import smoke_build
 from pytest_inferedgeforge.model.environment import tool_facts
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError, ToolchainUnavailable
@@ -34,6 +36,7 @@ from pytest_inferedgeforge.model.inputs import (
     rules_snapshot,
     samples_sha256,
 )
+from pytest_inferedgeforge.model.jsonio import drop_nulls, write_json_atomic
 from pytest_inferedgeforge.model.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
 from pytest_inferedgeforge.model.presets import CalibrationSpec, Preset, build_dir_suffix
 from pytest_inferedgeforge.model.records.build import (
@@ -55,12 +58,10 @@ from pytest_inferedgeforge.model.records.build import (
     SourceModel,
     Tool,
     Toolchain,
-    drop_nulls,
     load_manifest,
     load_metadata,
     manifest_to_dict,
     metadata_to_dict,
-    write_json_atomic,
 )
 from pytest_inferedgeforge.verify.manifest import validate_manifest_data, verify_build_dir
 
@@ -143,6 +144,7 @@ def plan_build(
     input_dataset: Path | None = None,
 ) -> BuildPlan:
     """Inspect the model and resolve shapes; raises before anything is written."""
+    check_preset(preset)
     model = inspect_model(model_path)
     requested = dict(preset.input_shapes or {})
     requested.update(input_shapes or {})
@@ -263,6 +265,10 @@ def _describe_change(manifest: Manifest, plan: BuildPlan, source_sha256: str) ->
     return "build inputs changed (" + (", ".join(changes) or "toolchain or record format changed") + "); rebuilding"
 
 
+LOGGER = logging.getLogger("inferedgeforge.build")
+"""Build progress also goes here (never to the root logger's handlers), so pytest's log capture shows it."""
+
+
 class _BuildLog:
     def __init__(self, progress: Progress | None) -> None:
         self.lines: list[str] = []
@@ -271,6 +277,7 @@ class _BuildLog:
     def __call__(self, message: str) -> None:
         stamp = utc_now().strftime("%H:%M:%S.%f")[:-3]
         self.lines.append(f"{stamp} {message}")
+        LOGGER.info(message)
         if self._progress:
             self._progress(message)
 

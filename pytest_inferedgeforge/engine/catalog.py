@@ -14,14 +14,9 @@ from pydantic import ValidationError
 
 from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
 from pytest_inferedgeforge.model.hashing import sha256_file
-from pytest_inferedgeforge.model.records.build import (
-    BuildMetadata,
-    Manifest,
-    RunSummary,
-    load_manifest,
-    load_metadata,
-    read_json_object,
-)
+from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest, load_manifest, load_metadata
+from pytest_inferedgeforge.model.records.run import RunSummary
 from pytest_inferedgeforge.verify.manifest import artifact_location
 
 RUN_SUMMARY_FILE = "run_summary.json"

@@ -18,11 +18,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from pytest_inferedgeforge.backends.registry import backend_catalog
 from pytest_inferedgeforge.engine.build import (
     BuildOutcome,
     build,
@@ -31,48 +32,24 @@ from pytest_inferedgeforge.engine.build import (
     plan_build,
     utc_now,
 )
-from pytest_inferedgeforge.engine.parity import ParityResult, check_parity, run_all
+from pytest_inferedgeforge.engine.parity import check_parity, run_all
+from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, RecordError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import sha256_file
 from pytest_inferedgeforge.model.inputs import input_samples, rules_from_record, samples_sha256
-from pytest_inferedgeforge.model.presets import BACKEND_TRAITS, Preset, load_preset
-from pytest_inferedgeforge.model.records.build import drop_nulls, read_json_object, write_json_atomic
+from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object, write_json_atomic
+from pytest_inferedgeforge.model.presets import Preset
+from pytest_inferedgeforge.model.records.evidence import ParityResult
+from pytest_inferedgeforge.model.records.reproduce import PresetCheck, ReproducibilityReport, SourceCheck
 from pytest_inferedgeforge.model.spec import DEFAULT_THRESHOLDS
 
 REPRODUCIBILITY_FILE = "reproducibility.json"
-REPRODUCIBILITY_SCHEMA_VERSION = "inferedgeforge-reproducibility-v1"
 
 
-class SourceCheck(BaseModel):
-    path: str
-    recorded_sha256: str | None
-    current_sha256: str
-    changed: bool
 
 
-class PresetCheck(BaseModel):
-    used: Literal["snapshot", "current"]
-    drifted: bool
-    diff: list[str]
-    """Unified diff from the recorded snapshot to the current preset file (empty when equal or absent)."""
 
 
-class ReproducibilityReport(BaseModel):
-    schema_version: str = REPRODUCIBILITY_SCHEMA_VERSION
-    created_at: str
-    original_manifest: str
-    original_build_id: str
-    original_artifact_sha256: str | None
-    rebuild_dir: str
-    rebuild_build_id: str
-    rebuild_artifact_sha256: str | None
-    source: SourceCheck
-    preset: PresetCheck
-    toolchain_versions: dict[str, dict[str, str]]
-    toolchain_changes: dict[str, list[str | None]]
-    verdict: Literal["bitwise", "functional", "not_reproducible", "not_verifiable_here"]
-    functional: ParityResult | None = None
-    reasons: list[str]
 
 
 @dataclass
@@ -100,12 +77,13 @@ def _snapshot_preset(snapshot: dict[str, Any] | None) -> Preset | None:
     if not isinstance(snapshot, dict):
         return None
     data = dict(snapshot)
-    traits = BACKEND_TRAITS.get(str(data.get("backend")))
+    catalog = backend_catalog()
+    traits = catalog.get(str(data.get("backend")))
     if traits is not None:
         data.setdefault("artifact_format", traits.artifact_format)
     data.setdefault("source_format", "onnx")
     try:
-        return Preset.model_validate(data)
+        return Preset.model_validate(data, context={"backends": catalog})
     except ValidationError:
         return None
 

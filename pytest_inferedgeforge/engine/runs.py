@@ -9,31 +9,29 @@ measured before the run, which is what readiness is judged on later.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
-from pytest_inferedgeforge.backends.registry import get_backend
+from pytest_inferedgeforge.backends.registry import availability, get_backend
 from pytest_inferedgeforge.engine.benchmark import measure, summarize
 from pytest_inferedgeforge.engine.build import BuildRecord, format_timestamp, load_build_record, utc_now
 from pytest_inferedgeforge.engine.catalog import RUN_SUMMARY_FILE
-from pytest_inferedgeforge.engine.parity import AccuracyEvidence, ParityResult, check_parity, run_all
-from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
+from pytest_inferedgeforge.engine.parity import check_parity, run_all
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import sha256_file
 from pytest_inferedgeforge.model.inputs import InputSource, Sample, ValueRule, input_samples, rules_from_record, samples_sha256
-from pytest_inferedgeforge.model.records.build import RunSummary, write_json_atomic
+from pytest_inferedgeforge.model.jsonio import write_json_atomic
+from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence, ParityResult
 from pytest_inferedgeforge.model.records.lab_result import StructuredResult, result_file_name
+from pytest_inferedgeforge.model.records.run import RunSummary
 from pytest_inferedgeforge.model.spec import DEFAULT_THRESHOLDS, OutputCheck, Thresholds
 
 ACCURACY_EVIDENCE_FILE = "accuracy_evidence.json"
 RESULTS_DIR = "results"
-LAB_TIMEOUT_S = 1800
 
 
 @dataclass
@@ -67,7 +65,7 @@ class RunOutcome:
         return self.summary.status == "completed"
 
 
-def _context(record: BuildRecord) -> dict[str, Any]:
+def run_context(record: BuildRecord) -> dict[str, Any]:
     """The original's context keys (contract §2.3)."""
     metadata = record.metadata
     primary = metadata.artifacts[0].model_dump(include={"path", "format", "role", "sha256"}) if metadata.artifacts \
@@ -87,7 +85,7 @@ def _context(record: BuildRecord) -> dict[str, Any]:
     }
 
 
-def _verified_artifact_sha(record: BuildRecord) -> str:
+def verified_artifact_sha(record: BuildRecord) -> str:
     """Hash the artifact now; refuse to measure one that is not the recorded artifact."""
     path = record.artifact_path
     if not path.is_file():
@@ -115,17 +113,17 @@ def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
     record = load_build_record(build_dir)
     summary_path = build_dir / RUN_SUMMARY_FILE
     started = utc_now()
-    base = {**_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,
+    base = {**run_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,
             "started_at": started.isoformat(timespec="microseconds")}
     outcome = RunOutcome(summary=RunSummary(status="failed", **base), summary_path=summary_path)
+    runner: Runner | None = None
     try:
-        sha = _verified_artifact_sha(record)
+        sha = verified_artifact_sha(record)
         base["artifact_sha256_at_run"] = sha
-        backend = get_backend(record.metadata.build.backend)
-        availability = backend.available()
-        if not availability.ok:
-            raise ToolchainUnavailable(availability.reason or "toolchain unavailable")
-        runner = backend.load(record.artifact_path, threads=settings.threads)
+        toolchain = availability(record.metadata.build.backend)
+        if not toolchain.ok:
+            raise ToolchainUnavailable(toolchain.reason or "toolchain unavailable")
+        runner = get_backend(record.metadata.build.backend).load(record.artifact_path, threads=settings.threads)
         samples, input_source = run_samples(record, settings)
         latencies = measure(runner, samples, warmup=settings.warmup, runs=settings.runs)
         stats = summarize(latencies)
@@ -147,15 +145,25 @@ def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
         summary.structured_result_path = str(outcome.structured_result_path)
         summary.command = f"inferedgeforge run-benchmark {build_dir / 'metadata.json'} --via native"
         outcome.summary = summary
-    except Exception as exc:
-        outcome.summary = RunSummary(**base, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, ForgeError)
-                                     else str(exc), status="failed", returncode=1,
-                                     finished_at=utc_now().isoformat(timespec="microseconds"))
+    except ForgeError as exc:
+        outcome.summary = _failed(base, str(exc))
+    except Exception as exc:  # a bug in Forge: keep the record truthful, then let the traceback through
+        write_json_atomic(summary_path, _failed(base, f"internal error: {type(exc).__name__}: {exc}").model_dump(
+            mode="json"))
+        raise
+    finally:
+        if runner is not None:
+            runner.close()
     write_json_atomic(summary_path, outcome.summary.model_dump(mode="json"))
     return outcome
 
 
-def _parity(record: BuildRecord, runner: Any, samples: list[Sample], input_source: InputSource,
+def _failed(base: dict[str, Any], error: str) -> RunSummary:
+    return RunSummary(**base, error=error, status="failed", returncode=1,
+                      finished_at=utc_now().isoformat(timespec="microseconds"))
+
+
+def _parity(record: BuildRecord, runner: Runner, samples: list[Sample], input_source: InputSource,
             settings: RunSettings) -> ParityResult:
     source = Path(record.manifest.source_model.path)
     if not source.is_file():
@@ -163,8 +171,16 @@ def _parity(record: BuildRecord, runner: Any, samples: list[Sample], input_sourc
     if sha256_file(source) != record.manifest.source_model.sha256:
         raise ForgeError(f"source model {source} changed since the build; parity against it would be meaningless")
     reference = OrtRunner(source, settings.threads)
-    reference_inputs = [runner.prepare_reference(sample) for sample in samples] \
-        if hasattr(runner, "prepare_reference") else samples
+    try:
+        return _compare(record, reference, runner, samples, input_source, settings)
+    finally:
+        reference.close()
+
+
+def _compare(record: BuildRecord, reference: OrtRunner, runner: Runner, samples: list[Sample],
+             input_source: InputSource, settings: RunSettings) -> ParityResult:
+    prepare = getattr(runner, "prepare_reference", None)  # optional Runner member, see backends/api.py
+    reference_inputs = [prepare(sample) for sample in samples] if prepare else samples
     output_names = [output.name for output in reference.session.get_outputs()]
     thresholds = settings.thresholds or DEFAULT_THRESHOLDS[record.manifest.runtime.precision]
     return check_parity(
@@ -236,36 +252,5 @@ def _write_structured_result(record: BuildRecord, summary: RunSummary, when: dt.
     return path
 
 
-SAVED = re.compile(r"^Saved:\s+(.+)$", re.MULTILINE)
-SAVED_STRUCTURED = re.compile(r"^Saved structured result:\s+(.+)$", re.MULTILINE)
 
 
-def run_via_lab(build_dir: Path, *, timeout_s: int = LAB_TIMEOUT_S) -> RunOutcome:
-    """The original's behaviour, made safe: run InferEdgeLab's profile with this interpreter and a timeout."""
-    record = load_build_record(build_dir)
-    summary_path = build_dir / RUN_SUMMARY_FILE
-    base = {**_context(record), "via": "lab", "started_at": utc_now().isoformat(timespec="microseconds")}
-    argv = lab_profile_argv(record.metadata, python=sys.executable)
-    base["command"] = shell_join(argv)
-    try:
-        base["artifact_sha256_at_run"] = _verified_artifact_sha(record)
-        completed = subprocess.run(argv, text=True, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        summary = RunSummary(**base, status="failed", error=f"InferEdgeLab profile timed out after {timeout_s}s",
-                             stdout=str(exc.stdout or ""), stderr=str(exc.stderr or ""))
-    except (OSError, ForgeError) as exc:
-        summary = RunSummary(**base, status="failed", error=str(exc))
-    else:
-        raw = SAVED.search(completed.stdout)
-        structured = SAVED_STRUCTURED.search(completed.stdout)
-        ok = completed.returncode == 0
-        summary = RunSummary(
-            **base, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr,
-            raw_report_path=raw.group(1).strip() if raw else None,
-            structured_result_path=structured.group(1).strip() if structured else None,
-            status="completed" if ok else "failed",
-            error=None if ok else f"InferEdgeLab profile execution failed (exit {completed.returncode})",
-        )
-    summary.finished_at = utc_now().isoformat(timespec="microseconds")
-    write_json_atomic(summary_path, summary.model_dump(mode="json"))
-    return RunOutcome(summary=summary, summary_path=summary_path)

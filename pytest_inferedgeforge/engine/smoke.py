@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_inferedgeforge.backends.registry import Backend
-from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable, first_line
+from pytest_inferedgeforge.backends.registry import get_backend
+from pytest_inferedgeforge.model.errors import ForgeError, RunnerError, ToolchainUnavailable
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.records.build import SmokeRecord
 
@@ -29,24 +29,25 @@ class SmokeResult:
     """The output shapes when it ran, else why it did not."""
 
 
-def smoke_run(backend: Backend, artifact: Path, sample: Sample) -> SmokeResult:
+def smoke_run(backend: str, artifact: Path, sample: Sample) -> SmokeResult:
     """Load an artifact and run one sample through it.
 
     A backend that cannot load artifacts here is reported, not failed; an artifact that does not
-    load or does not run raises :class:`ForgeError` with the toolchain's own first line.
+    load or does not run (a :class:`RunnerError` from its backend) raises :class:`ForgeError` with the
+    toolchain's own first line. Any other exception is a bug and propagates with its traceback.
     """
     try:
-        runner = backend.load(artifact)
+        runner = get_backend(backend).load(artifact)
     except ToolchainUnavailable as exc:
         return SmokeResult(None, str(exc))
-    except ForgeError:
-        raise
-    except Exception as exc:  # each runtime raises its own types for an unloadable artifact
-        raise ForgeError(f"the artifact does not load: {type(exc).__name__}: {first_line(exc)}") from exc
+    except RunnerError as exc:
+        raise ForgeError(f"the artifact does not load: {exc}") from exc
     try:
         outputs = runner.run(sample)
-    except Exception as exc:
-        raise ForgeError(f"the artifact failed its smoke run: {type(exc).__name__}: {first_line(exc)}") from exc
+    except RunnerError as exc:
+        raise ForgeError(f"the artifact failed its smoke run: {exc}") from exc
+    finally:
+        runner.close()
     return SmokeResult(runner.description, f"output shapes {[list(o.shape) for o in outputs]}")
 
 
@@ -54,7 +55,7 @@ def smoke_build(plan: BuildPlan, artifact: Path, log: Callable[[str], None]) -> 
     """Run the fresh artifact once, so a build that cannot execute is never published."""
     sample, record = plan.smoke_sample()
     try:
-        result = smoke_run(plan.backend, artifact, sample)
+        result = smoke_run(plan.preset.backend, artifact, sample)
     except ForgeError as exc:
         hint = ""
         if record.input_source == "synthetic" and not plan.input_values:

@@ -12,7 +12,7 @@ from typing import Any
 from pytest_inferedgeforge.engine.catalog import load_entry
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import sha256_file
-from pytest_inferedgeforge.model.records.build import read_json_object, write_json_atomic
+from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:

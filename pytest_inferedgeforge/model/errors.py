@@ -31,6 +31,11 @@ class ToolchainUnavailable(ForgeError):
     """A backend's toolchain cannot run on this machine; the message says precisely why."""
 
 
+class RunnerError(ForgeError):
+    """The artifact failed to load or to run in its runtime. Backends translate their runtime's own
+    exceptions into this, so anything else escaping a run is a bug in Forge and keeps its traceback."""
+
+
 class BuildFailed(ForgeError):
     """The toolchain ran and failed."""
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, model_validator
 
 from pytest_inferedgeforge.model.errors import PresetError, describe_validation_error
 
@@ -24,16 +25,15 @@ PRESET_SUFFIXES = (".yaml", ".yml", ".json")
 
 @dataclass(frozen=True)
 class BackendTraits:
+    """What a backend can produce, as presets are checked against it. Each backend declares its own
+    (see ``backends/api.py``); the registry hands them to the preset loader."""
+
     artifact_format: str
     precisions: tuple[str, ...]
 
 
-BACKEND_TRAITS: dict[str, BackendTraits] = {
-    "onnxruntime": BackendTraits("onnx", ("fp32", "fp16", "int8")),
-    "tensorrt": BackendTraits("engine", ("fp32", "fp16", "int8")),
-    "rknn": BackendTraits("rknn", ("fp16", "int8")),
-}
-"""What each backend can produce. RKNN NPUs have no fp32 path, so it is refused, not faked."""
+BackendCatalog = Mapping[str, BackendTraits]
+"""Backend name -> traits, for every backend the registry knows."""
 
 
 class CalibrationSpec(BaseModel):
@@ -63,11 +63,14 @@ class Preset(BaseModel):
     metadata: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> Preset:
-        traits = BACKEND_TRAITS.get(self.backend)
-        if traits is None:
-            raise ValueError(f"backend must be one of: {', '.join(sorted(BACKEND_TRAITS))}; got '{self.backend}'")
-        if self.artifact_format != traits.artifact_format:
+    def _check_consistency(self, info: ValidationInfo) -> Preset:
+        """Precision rules always; backend rules when the validation context carries the backend catalog
+        (``{"backends": BackendCatalog}``), which every loader below passes on."""
+        backends: BackendCatalog | None = (info.context or {}).get("backends")
+        traits = backends.get(self.backend) if backends is not None else None
+        if backends is not None and traits is None:
+            raise ValueError(f"backend must be one of: {', '.join(sorted(backends))}; got '{self.backend}'")
+        if traits is not None and self.artifact_format != traits.artifact_format:
             raise ValueError(
                 f"artifact_format must match backend '{self.backend}': expected '{traits.artifact_format}', "
                 f"got '{self.artifact_format}'"
@@ -81,7 +84,7 @@ class Preset(BaseModel):
             self.precision = str(option_precision).lower()  # type: ignore[assignment]
         elif option_precision is not None and str(option_precision).lower() != self.precision:
             raise ValueError(f"precision '{self.precision}' contradicts build_options.precision '{option_precision}'")
-        if self.precision not in traits.precisions:
+        if traits is not None and self.precision not in traits.precisions:
             raise ValueError(
                 f"precision '{self.precision}' is not supported by backend '{self.backend}' "
                 f"(supported: {', '.join(traits.precisions)})"
@@ -118,19 +121,19 @@ def _split_id(preset_id: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def find_preset_file(preset_id: str, root: Path) -> Path:
+def find_preset_file(preset_id: str, root: Path, backends: BackendCatalog) -> Path:
     backend, name = _split_id(preset_id)
     candidates = [root / backend / f"{name}{suffix}" for suffix in PRESET_SUFFIXES]
     found = [path for path in candidates if path.is_file()]
     if not found:
-        available = ", ".join(e.preset_id for e in list_presets(root) if e.error is None) or "none"
+        available = ", ".join(e.preset_id for e in list_presets(root, backends) if e.error is None) or "none"
         raise PresetError(f"Preset not found for ID '{preset_id}': {candidates[0]} (available: {available})")
     if len(found) > 1:
         raise PresetError(f"Preset ID '{preset_id}' is ambiguous: {', '.join(str(path) for path in found)}")
     return found[0]
 
 
-def read_preset_file(path: Path, preset_id: str) -> Preset:
+def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Preset:
     """Parse and validate one preset file; every problem is a one-line :class:`PresetError` naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -146,7 +149,7 @@ def read_preset_file(path: Path, preset_id: str) -> Preset:
     if not isinstance(data, dict):
         raise PresetError(f"{path}: preset file must contain a mapping of keys")
     try:
-        preset = Preset.model_validate(data)
+        preset = Preset.model_validate(data, context={"backends": backends})
     except ValidationError as exc:
         raise PresetError(describe_validation_error(exc, str(path))) from exc
     if preset.name != preset_id:
@@ -158,11 +161,11 @@ def read_preset_file(path: Path, preset_id: str) -> Preset:
     return preset
 
 
-def load_preset(preset_id: str, root: Path) -> Preset:
-    return read_preset_file(find_preset_file(preset_id, root), preset_id)
+def load_preset(preset_id: str, root: Path, backends: BackendCatalog) -> Preset:
+    return read_preset_file(find_preset_file(preset_id, root, backends), preset_id, backends)
 
 
-def list_presets(root: Path) -> list[PresetEntry]:
+def list_presets(root: Path, backends: BackendCatalog) -> list[PresetEntry]:
     """Every preset file exactly one directory below ``root``, validated, sorted by id."""
     if not root.is_dir():
         return []
@@ -172,7 +175,7 @@ def list_presets(root: Path) -> list[PresetEntry]:
             continue
         preset_id = f"{path.parent.name}/{path.stem}"
         try:
-            entries.append(PresetEntry(preset_id, path, read_preset_file(path, preset_id), None))
+            entries.append(PresetEntry(preset_id, path, read_preset_file(path, preset_id, backends), None))
         except PresetError as exc:
             entries.append(PresetEntry(preset_id, path, None, str(exc)))
     return sorted(entries, key=lambda entry: (entry.preset_id, entry.path.suffix))

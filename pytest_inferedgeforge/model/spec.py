@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from pytest_inferedgeforge.model.errors import PresetError, SpecError, describe_validation_error
 from pytest_inferedgeforge.model.inputs import ValueRule
-from pytest_inferedgeforge.model.presets import Preset, load_preset
+from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
 
 
 class Thresholds(BaseModel):
@@ -135,7 +135,7 @@ def spec_stem(path: Path) -> str:
     return path.stem
 
 
-def load_experiment(path: Path, presets_root: Path) -> Experiment:
+def load_experiment(path: Path, presets_root: Path, backends: BackendCatalog) -> Experiment:
     """Parse and check one spec; every problem is a one-line :class:`SpecError` with file and field."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -158,7 +158,7 @@ def load_experiment(path: Path, presets_root: Path) -> Experiment:
     presets: list[Preset] = []
     for index, preset_id in enumerate(spec.presets):
         try:
-            presets.append(load_preset(preset_id, presets_root))
+            presets.append(load_preset(preset_id, presets_root, backends))
         except PresetError as exc:
             raise SpecError(f"{path}: field 'presets.{index}': {exc}") from exc
     if len({preset.name for preset in presets}) != len(presets):

@@ -11,19 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from pytest_inferedgeforge.engine.presets import list_presets
+from pytest_inferedgeforge.engine.toolchains import marker_help
 from pytest_inferedgeforge.model.argtypes import count_at_least
-from pytest_inferedgeforge.model.presets import PRECISIONS, list_presets
+from pytest_inferedgeforge.model.presets import PRECISIONS
 from pytest_inferedgeforge.model.spec import is_spec_file
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
 from pytest_inferedgeforge.plugin.items import ForgeSpecFile, ManifestFile, parametrize_forge_marker
 from pytest_inferedgeforge.plugin.reporting import ForgeReporter
 from pytest_inferedgeforge.plugin.settings import SETTINGS_KEY, settings_from_config
-
-BACKEND_MARKERS = {
-    "onnxruntime": "ONNX Runtime items (embedded default backend)",
-    "rknn": "RKNN items (rknn-toolkit2; simulator on x86, NPU on a device runner)",
-    "tensorrt": "TensorRT items (needs an NVIDIA GPU and TensorRT)",
-}
 
 __all__ = ["forge_build", "forge_preset", "forge_record", "forge_runner"]
 
@@ -54,13 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "forge(model, presets): build MODEL with each preset; parametrizes the test")
-    for name, text in BACKEND_MARKERS.items():
+    backend_markers = marker_help()
+    for name, text in backend_markers.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     for precision in PRECISIONS:
         config.addinivalue_line("markers", f"{precision}: items built at {precision} precision")
     settings = settings_from_config(config)
     for target in sorted({e.preset.target for e in list_presets(settings.presets_root) if e.preset}):
-        if target not in BACKEND_MARKERS and target not in PRECISIONS:
+        if target not in backend_markers and target not in PRECISIONS:
             config.addinivalue_line("markers", f"{target}: items built for target {target}")
     config.stash[SETTINGS_KEY] = settings
     for directory in config.getoption("forge_validate"):

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.backends.registry import Runner, get_backend
+from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.engine.build import BuildRecord
-from pytest_inferedgeforge.model.presets import Preset, load_preset
+from pytest_inferedgeforge.engine.presets import load_preset
+from pytest_inferedgeforge.engine.toolchains import load_runner
+from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.plugin.settings import get_settings
 
 BuildFactory = Callable[..., BuildRecord]
@@ -59,4 +61,4 @@ def forge_record(request: pytest.FixtureRequest, forge_build: BuildFactory, forg
 @pytest.fixture
 def forge_runner(forge_record: BuildRecord) -> Runner:
     """The artifact of ``forge_record``, loaded for inference."""
-    return get_backend(forge_record.manifest.build.backend).load(forge_record.artifact_path)
+    return load_runner(forge_record.manifest.build.backend, forge_record.artifact_path)

@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from pytest_inferedgeforge.backends.registry import get_backend
 from pytest_inferedgeforge.engine.build import BuildOutcome, BuildRecord, build, plan_build
 from pytest_inferedgeforge.engine.checks import build_invariants
+from pytest_inferedgeforge.engine.presets import load_experiment, load_preset
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native, run_samples
 from pytest_inferedgeforge.engine.smoke import smoke_run
+from pytest_inferedgeforge.engine.toolchains import availability
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecError
-from pytest_inferedgeforge.model.presets import Preset, load_preset
-from pytest_inferedgeforge.model.spec import Experiment, load_experiment
+from pytest_inferedgeforge.model.presets import Preset
+from pytest_inferedgeforge.model.spec import Experiment
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
 from pytest_inferedgeforge.verify.manifest import verify_build_dir
 
@@ -40,9 +41,9 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
                    input_shapes: dict[str, list[int]] | None = None, experiment: Experiment | None = None) -> BuildOutcome:
     """Skip (or fail, when required) on a missing toolchain; build or reuse; check every invariant."""
     settings = get_settings(config)
-    availability = get_backend(preset.backend).available()
-    if not availability.ok:
-        reason = f"{preset.backend} unavailable: {availability.reason}"
+    toolchain = availability(preset.backend)
+    if not toolchain.ok:
+        reason = f"{preset.backend} unavailable: {toolchain.reason}"
         if preset.backend in settings.required_backends:
             pytest.fail(f"--forge-require {preset.backend}: {reason}", pytrace=False)
         pytest.skip(reason)
@@ -114,7 +115,7 @@ class ForgeItem(pytest.Item):
         """One inference on the artifact; the benchmark step covers this when it runs."""
         try:
             samples, _ = run_samples(record, self._run_settings(get_settings(self.config)), count=1)
-            result = smoke_run(get_backend(self.preset.backend), record.artifact_path, samples[0])
+            result = smoke_run(self.preset.backend, record.artifact_path, samples[0])
         except ForgeError as exc:
             raise ForgeCheckFailed(f"smoke inference failed: {exc}") from exc
         self.user_properties.append(("smoke", f"ok, {result.detail}" if result.runner else

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from pytest_inferedgeforge import __version__
-from pytest_inferedgeforge.backends.registry import BACKEND_NAMES, get_backend
 from pytest_inferedgeforge.engine.build import format_timestamp, utc_now
 from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.engine.toolchains import availability, backend_names
 from pytest_inferedgeforge.handoff.compare import comparable
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.records.build import write_json_atomic
+from pytest_inferedgeforge.model.jsonio import write_json_atomic
 from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
 from pytest_inferedgeforge.model.spec import is_spec_file
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
@@ -194,7 +194,7 @@ class ForgeReporter:
 
 def _toolchains() -> dict[str, Any]:
     facts = {}
-    for name in BACKEND_NAMES:
-        availability = get_backend(name).available()
-        facts[name] = {"available": availability.ok, "reason": availability.reason, "versions": availability.versions}
+    for name in backend_names():
+        found = availability(name)
+        facts[name] = {"available": found.ok, "reason": found.reason, "versions": found.versions}
     return facts

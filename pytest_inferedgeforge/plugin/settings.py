@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.backends.registry import BACKEND_NAMES
+from pytest_inferedgeforge.engine.toolchains import backend_names
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,11 @@ def _path(config: pytest.Config, option: str, ini: str) -> Path:
 
 def settings_from_config(config: pytest.Config) -> ForgeSettings:
     required = frozenset(config.getoption("forge_require"))
-    unknown = sorted(required - set(BACKEND_NAMES))
+    known = backend_names()
+    unknown = sorted(required - set(known))
     if unknown:
         raise pytest.UsageError(f"--forge-require: unknown backend(s) {', '.join(unknown)}; "
-                                f"choose from {', '.join(BACKEND_NAMES)}")
+                                f"choose from {', '.join(known)}")
     report = config.getoption("forge_report")
     return ForgeSettings(
         output_root=_path(config, "forge_output", "forge_output"),

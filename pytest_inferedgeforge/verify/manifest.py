@@ -18,7 +18,8 @@ import jsonschema
 
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.hashing import sha256_file
-from pytest_inferedgeforge.model.records.build import Manifest, read_json_object
+from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.records.build import Manifest
 
 Level = Literal["ERROR", "WARNING"]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

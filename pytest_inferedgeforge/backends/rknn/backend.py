@@ -20,17 +20,19 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest
+from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
 from pytest_inferedgeforge.backends.rknn.toolchain import (
     WORKER_SCRIPT,
     ask_worker,
     env_python,
+    install_rknn,
     read_marker,
     rknn_env_dir,
     rknn_install_hint,
@@ -38,8 +40,8 @@ from pytest_inferedgeforge.backends.rknn.toolchain import (
 from pytest_inferedgeforge.model.errors import (
     BuildFailed,
     PresetError,
+    RunnerError,
     ToolchainUnavailable,
-    describe_validation_error,
     first_line,
 )
 from pytest_inferedgeforge.model.hashing import sha256_file
@@ -77,11 +79,6 @@ class RknnOptions(BaseModel):
         return self
 
 
-def parse_options(build_options: dict[str, Any], preset_name: str) -> RknnOptions:
-    try:
-        return RknnOptions.model_validate(build_options)
-    except ValidationError as exc:
-        raise PresetError(describe_validation_error(exc, f"preset {preset_name} build_options")) from exc
 
 
 def _channels(shape: list[int]) -> int:
@@ -224,12 +221,12 @@ class RknnRunner:
         if not line:
             self._stderr.seek(0)
             cause = toolkit_error(self._stderr.read()) or "no error line"
-            raise BuildFailed(f"rknn worker exited (code {self._process.poll()}) during '{message['op']}': {cause}")
+            raise RunnerError(f"rknn worker exited (code {self._process.poll()}) during '{message['op']}': {cause}")
         reply = json.loads(line)
         if not reply.get("ok"):
             self._stderr.seek(0)
             cause = toolkit_error(self._stderr.read()) or reply.get("error")
-            raise BuildFailed(f"rknn worker failed on '{message['op']}': {cause}")
+            raise RunnerError(f"rknn worker failed on '{message['op']}': {cause}")
         return reply
 
     def run(self, feeds: Sample) -> list[np.ndarray]:
@@ -277,17 +274,28 @@ class RknnRunner:
 class RKNNBackend:
     name = "rknn"
     artifact_filename = "model.rknn"
+    artifact_format = "rknn"
+    precisions = ("fp16", "int8")
+    """RKNN NPUs have no fp32 path, so it is refused, not faked."""
+    options_model = RknnOptions
+    marker_help = "RKNN items (rknn-toolkit2; simulator on x86, NPU on a device runner)"
 
     def available(self) -> Availability:
         env_dir = rknn_env_dir()
         marker = read_marker(env_dir)
         if marker is None:
-            return Availability(False, reason=f"RKNN toolkit is unavailable in this environment: rknn-toolkit2 is not "
-                                              f"installed in {env_dir}; {rknn_install_hint()}")
-        return Availability(True, versions={**marker.get("versions", {}), "env": str(env_dir)})
+            return Availability(False, location=str(env_dir), reason=(
+                f"RKNN toolkit is unavailable in this environment: rknn-toolkit2 is not installed in {env_dir}; "
+                f"{rknn_install_hint()}"))
+        return Availability(True, versions={**marker.get("versions", {}), "env": str(env_dir)}, location=str(env_dir))
+
+    def install(self, progress: Callable[[str], None]) -> Availability:
+        """Create the toolkit's own venv (it pins old numpy/onnx/torch) and record what was installed."""
+        install_rknn(progress)
+        return self.available()
 
     def build(self, request: BuildRequest) -> BuildOutput:
-        options = parse_options(request.preset.build_options, request.preset.name)
+        options = parse_options(RknnOptions, request.preset)
         config = toolkit_config(options, request.preset.target, request.input_shapes)
         artifact = request.work_dir / self.artifact_filename
         calibration = None

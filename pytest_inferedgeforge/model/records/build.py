@@ -9,14 +9,13 @@ downstream tool may annotate them without breaking us.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
+from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object
 
 METADATA_SCHEMA_VERSION = "0.1.0"
 MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
@@ -24,11 +23,13 @@ RECORD_FORMAT = 3
 """Forge's own record generation; part of the build key, so a format change invalidates caches."""
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
+    """Records allow unknown keys on read, so a downstream tool may annotate them without breaking us."""
+
     model_config = ConfigDict(extra="allow")
 
 
-class BuildInfo(_Record):
+class BuildInfo(Record):
     build_id: str = Field(min_length=1)
     timestamp: str = Field(min_length=1, description="UTC, %Y-%m-%dT%H:%M:%SZ")
     preset_name: str = Field(min_length=1)
@@ -41,20 +42,20 @@ class BuildInfo(_Record):
     record_format: int | None = None
 
 
-class FileDigest(_Record):
+class FileDigest(Record):
     path: str = Field(description="Path relative to the directory of the file it belongs to.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int
 
 
-class InputRecord(_Record):
+class InputRecord(Record):
     name: str
     dtype: str
     model_dims: list[int | str | None]
     shape: list[int] = Field(description="The concrete shape used for this build.")
 
 
-class SourceModel(_Record):
+class SourceModel(Record):
     path: str = Field(min_length=1, description="Resolved absolute path of the source model at build time.")
     format: str = Field(min_length=1)
     sha256: str | None = None
@@ -65,7 +66,7 @@ class SourceModel(_Record):
     external_data: list[FileDigest] | None = Field(None, description="ONNX external-data files and their hashes.")
 
 
-class Artifact(_Record):
+class Artifact(Record):
     path: str = Field(min_length=1, description="Resolved absolute path at build time.")
     format: str = Field(min_length=1)
     role: str = Field(min_length=1)
@@ -74,13 +75,13 @@ class Artifact(_Record):
     size_bytes: int | None = None
 
 
-class Handoff(_Record):
+class Handoff(Record):
     consumer: str = Field(min_length=1)
     ready: bool = Field(description="True only if the artifact exists, hashes verify and the manifest validates.")
     reasons: list[str] | None = Field(None, description="Why the build is not ready, when it is not.")
 
 
-class LabRuntime(_Record):
+class LabRuntime(Record):
     engine: str = Field(min_length=1)
     device: str = Field(min_length=1)
     precision: str = Field(min_length=1)
@@ -91,12 +92,12 @@ class LabRuntime(_Record):
     requested_width: int | None = None
 
 
-class LabCompat(_Record):
+class LabCompat(Record):
     profile_ready: bool
     runtime: LabRuntime
 
 
-class ToolCall(_Record):
+class ToolCall(Record):
     """One toolchain invocation: a command line (``argv``) or a Python API call (``api`` + ``args``)."""
 
     argv: list[str] | None = None
@@ -104,7 +105,7 @@ class ToolCall(_Record):
     args: dict[str, Any] | None = None
 
 
-class Toolchain(_Record):
+class Toolchain(Record):
     backend: str
     versions: dict[str, str]
     calls: list[ToolCall]
@@ -112,7 +113,7 @@ class Toolchain(_Record):
     details: dict[str, Any] | None = None
 
 
-class Calibration(_Record):
+class Calibration(Record):
     source: Literal["dataset", "synthetic"]
     samples: int
     seed: int | None = None
@@ -120,7 +121,7 @@ class Calibration(_Record):
     sha256: str = Field(description="Hash of the calibration samples exactly as fed to the toolchain.")
 
 
-class QuantizationAudit(_Record):
+class QuantizationAudit(Record):
     """What an int8 build really quantized, read back from the artifact (subgraphs included)."""
 
     quantized_ops: int = Field(description="QuantizeLinear/DequantizeLinear, QLinear*, *Integer, DynamicQuantize* ops.")
@@ -130,7 +131,7 @@ class QuantizationAudit(_Record):
     float_compute_nodes: list[str] = Field(description="Their names and op types (the first 50).")
 
 
-class SmokeRecord(_Record):
+class SmokeRecord(Record):
     """The one inference every fresh artifact must survive before it is published."""
 
     runner: str | None = Field(None, description="Where it ran; null when this host cannot load the artifact.")
@@ -140,7 +141,7 @@ class SmokeRecord(_Record):
     dataset: str | None = None
 
 
-class Tool(_Record):
+class Tool(Record):
     inferedgeforge_version: str
     python_version: str
     platform: str | None = None
@@ -150,7 +151,7 @@ class Tool(_Record):
     presets_root: str | None = None
 
 
-class BuildMetadata(_Record):
+class BuildMetadata(Record):
     """``metadata.json``: schema "0.1.0" plus Forge's additions."""
 
     schema_version: str = METADATA_SCHEMA_VERSION
@@ -177,7 +178,7 @@ class ManifestArtifact(Artifact):
     precision: str | None = None
 
 
-class ManifestRuntime(_Record):
+class ManifestRuntime(Record):
     engine: str
     device: str
     precision: str
@@ -188,7 +189,7 @@ class ManifestRuntime(_Record):
     width: int | None = None
 
 
-class Manifest(_Record):
+class Manifest(Record):
     """``manifest.json``: "inferedgeforge-manifest-v1" plus Forge's additions."""
 
     schema_version: str = MANIFEST_SCHEMA_VERSION
@@ -209,74 +210,14 @@ class Manifest(_Record):
     smoke: SmokeRecord | None = None
 
 
-RUN_SUMMARY_SCHEMA_VERSION = "inferedgeforge-run-summary-v1"
 
 
-class LatencyStats(_Record):
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    min_ms: float
-    max_ms: float
-    std_ms: float
-    fps: float
 
 
-class RunSummary(_Record):
-    """``run_summary.json``: the original's keys (contract §2.3), versioned, plus the figures and the
-    artifact hash measured when the run started, which is what compare readiness is judged on."""
-
-    schema_version: str = RUN_SUMMARY_SCHEMA_VERSION
-    command: str | None = None
-    returncode: int | None = None
-    raw_report_path: str | None = None
-    structured_result_path: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    build_id: str | None = None
-    preset_name: str | None = None
-    backend: str | None = None
-    target: str | None = None
-    source_model: dict[str, Any] | None = None
-    primary_artifact: dict[str, Any] | None = None
-    summary_file_path: str | None = None
-    status: str = Field(description="completed or failed")
-    error: str | None = None
-    via: Literal["native", "lab"] | None = None
-    engine: str | None = None
-    device: str | None = None
-    precision: str | None = None
-    runner: str | None = Field(None, description="Where the artifact ran, e.g. onnxruntime CPUExecutionProvider.")
-    evidence: str | None = Field(None, description=(
-        "'artifact' when the figures were measured on the artifact's bytes; 'recipe-level (simulator "
-        "re-conversion)' when the runtime could only run its own re-conversion of the recorded recipe."))
-    settings: dict[str, Any] | None = None
-    warmup: int | None = None
-    runs: int | None = None
-    mean_ms: float | None = None
-    p99_ms: float | None = None
-    latency: LatencyStats | None = None
-    latencies_ms: list[float] | None = None
-    artifact_sha256_at_run: str | None = None
-    accuracy: dict[str, Any] | None = Field(None, description="Parity figures against the source model.")
-    started_at: str | None = None
-    finished_at: str | None = None
 
 
-def drop_nulls(value: Any) -> Any:
-    """Remove null values recursively, as the original's manifest writer does."""
-    if isinstance(value, dict):
-        return {key: drop_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [drop_nulls(item) for item in value]
-    return value
 
 
-def dump_json(value: Any) -> str:
-    """The original's JSON style: indent 2, ASCII-escaped."""
-    return json.dumps(value, indent=2)
 
 
 def metadata_to_dict(metadata: BuildMetadata) -> dict[str, Any]:
@@ -290,26 +231,8 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
     return drop_nulls(manifest.model_dump(mode="json"))
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON through a temp file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(dump_json(value), encoding="utf-8")
-    os.replace(tmp, path)
 
 
-def read_json_object(path: Path, label: str) -> dict[str, Any]:
-    """Read a JSON object or raise a one-line :class:`RecordError` in the original's words."""
-    if not path.is_file():
-        raise RecordError(f"{label} file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{label} file is not valid JSON: {path} ({exc})") from exc
-    except OSError as exc:
-        raise RecordError(f"{label} file cannot be read: {path} ({exc.strerror})") from exc
-    if not isinstance(data, dict):
-        raise RecordError(f"{label} file must contain a JSON object: {path}")
-    return data
 
 
 def load_metadata(path: Path) -> BuildMetadata:

@@ -14,12 +14,13 @@ from pydantic import BaseModel
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from pytest_inferedgeforge.engine.parity import AccuracyEvidence
-    from pytest_inferedgeforge.engine.reproduce import ReproducibilityReport
     from pytest_inferedgeforge.model.presets import Preset
-    from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest, RunSummary
+    from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest
+    from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence
     from pytest_inferedgeforge.model.records.lab_result import StructuredResult
     from pytest_inferedgeforge.model.records.report import ForgeReport
+    from pytest_inferedgeforge.model.records.reproduce import ReproducibilityReport
+    from pytest_inferedgeforge.model.records.run import RunSummary
     from pytest_inferedgeforge.model.spec import ExperimentSpec
 
     return {

@@ -1,0 +1,134 @@
+"""``build``: model x preset -> a build directory (or its plan, with --dry-run)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.cli.common import add_command, add_presets_root, print_json, status
+from pytest_inferedgeforge.model.errors import ForgeError
+
+
+def _input_shapes(values: list[str] | None) -> dict[str, list[int]]:
+    from pytest_inferedgeforge.model.onnx_model import parse_input_shape
+
+    shapes: dict[str, list[int]] = {}
+    for value in values or []:
+        name, dims = parse_input_shape(value)
+        if name in shapes:
+            raise ForgeError(f"--input-shape given twice for input '{name}'")
+        shapes[name] = dims
+    return shapes
+
+
+def _input_values(values: list[str] | None) -> dict[str, Any] | None:
+    from pytest_inferedgeforge.model.inputs import parse_value_rule
+
+    rules: dict[str, Any] = {}
+    for value in values or []:
+        name, rule = parse_value_rule(value)
+        if name in rules:
+            raise ForgeError(f"--input-value given twice for input '{name}'")
+        rules[name] = rule
+    return rules or None
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.engine.build import build_dir_name, plan_build
+    from pytest_inferedgeforge.engine.presets import load_preset
+    from pytest_inferedgeforge.engine.toolchains import artifact_filename, availability
+    from pytest_inferedgeforge.model.hashing import sha256_file
+
+    preset = load_preset(args.preset, Path(args.presets_root))
+    model, output = Path(args.model), Path(args.output)
+    build_dir = output / build_dir_name(model, preset)
+    shapes: dict[str, list[int]] | None = None
+    batch: int | None = None
+    height: int | None = None
+    width: int | None = None
+    notes: list[str] = []
+    if model.exists():
+        plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape),
+                          input_values=_input_values(args.input_value))
+        shapes = plan.input_shapes
+        batch, height, width = plan.shape_context
+    else:
+        notes.append(f"model file not found: {model}; shapes and hash are unknown until it exists")
+    artifact = str(build_dir / artifact_filename(preset.backend))
+    toolchain = availability(preset.backend)
+    print_json({
+        "model": args.model,
+        "preset": preset.name,
+        "backend": preset.backend,
+        "target": preset.target,
+        "artifact_format": preset.artifact_format,
+        "source_model_sha256": sha256_file(model) if model.is_file() else None,
+        "artifact_path_preview": artifact,
+        "metadata_path_preview": str(build_dir / "metadata.json"),
+        "run_summary_path_preview": str(build_dir / "run_summary.json"),
+        "lab_profile_preview": {
+            "engine": preset.backend, "device": preset.target, "precision": preset.precision,
+            "engine_path": artifact, "runtime_artifact_path": artifact,
+            "requested_batch": batch, "requested_height": height, "requested_width": width,
+        },
+        "build_dir_preview": str(build_dir),
+        "precision": preset.precision,
+        "input_shapes": shapes,
+        "toolchain": {"available": toolchain.ok, "reason": toolchain.reason, "versions": toolchain.versions},
+        "notes": notes,
+    })
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
+    from pytest_inferedgeforge.engine.build import build, plan_build
+    from pytest_inferedgeforge.engine.presets import load_preset
+
+    presets_root = Path(args.presets_root)
+    preset = load_preset(args.preset, presets_root)
+    plan = plan_build(Path(args.model), preset, Path(args.output), input_shapes=_input_shapes(args.input_shape),
+                      presets_root=presets_root, input_values=_input_values(args.input_value))
+    with status(f"Building {preset.name}...") as spinner:
+        outcome = build(plan, progress=lambda message: spinner.update(f"{preset.name}: {message}"),
+                        force=args.force)
+    record = outcome.record
+    if args.json:
+        print_json({"cached": outcome.cached, "reason": outcome.reason, "build_dir": str(record.build_dir),
+                     "metadata_path": str(record.metadata_path), "manifest_path": str(record.manifest_path),
+                     "artifact_path": str(record.artifact_path), "build_id": record.manifest.build.build_id,
+                     "build_key": record.manifest.build.build_key,
+                     "artifact_sha256": record.manifest.artifact.sha256,
+                     "source_sha256": record.manifest.source_model.sha256,
+                     "ready": record.metadata.handoff.ready})
+        return 0
+    print("Build completed")
+    print(f"Preset   : {preset.name}")
+    print(f"Backend  : {preset.backend}")
+    print(f"Target   : {preset.target}")
+    print(f"Artifacts: {len(record.metadata.artifacts)}")
+    print(f"Metadata : {record.metadata_path}")
+    print(f"Artifact : {record.artifact_path}")
+    print(f"SHA-256  : {record.manifest.artifact.sha256}")
+    print(f"Cache    : {'hit' if outcome.cached else 'miss'} ({outcome.reason})")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "build", cmd_build, "build a model with a preset (cached by content)",
+             "Build MODEL with PRESET into OUTPUT/<stem>__<target>__<backend>__<preset>/.\n"
+             "A build with an unchanged build key is reused after its hashes verify.")
+    p.add_argument("--model", required=True, help="source ONNX model")
+    p.add_argument("--preset", required=True, help="preset id, backend/name")
+    p.add_argument("--output", required=True, help="output root for build directories, e.g. builds")
+    p.add_argument("--dry-run", action="store_true", help="print the build plan as JSON; write nothing")
+    p.add_argument("--input-shape", action="append", metavar="NAME:1x3x224x224",
+                   help="concrete shape for an input with dynamic dims (repeatable; trtexec --shapes convention)")
+    p.add_argument("--input-value", action="append", metavar="NAME=RULE",
+                   help="synthetic values of an input for calibration, smoke run and parity: NAME=16000 (constant), "
+                        "NAME=8000|16000 (choice) or NAME=-1..1 (range) (repeatable)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a verified cached build exists")
+    p.add_argument("--json", action="store_true", help="print the build outcome as JSON")
+    add_presets_root(p)

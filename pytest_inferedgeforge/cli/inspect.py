@@ -1,0 +1,92 @@
+"""Read one build: its records, its Lab profile input and command, its worker summary."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pytest_inferedgeforge.cli.common import add_command, metadata_path, print_json
+from pytest_inferedgeforge.cli.views import summary_text
+
+
+def cmd_inspect_build(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.engine.catalog import load_run_summary
+    from pytest_inferedgeforge.handoff.lab import lab_profile_argv, lab_profile_input, shell_join
+    from pytest_inferedgeforge.model.records.build import load_metadata
+
+    path = metadata_path(args.metadata_path)
+    metadata = load_metadata(path)
+    build_dir = path.parent
+    summary = load_run_summary(build_dir)
+    if args.summary:
+        from pytest_inferedgeforge.engine.catalog import judge_readiness
+        from pytest_inferedgeforge.model.records.build import load_manifest
+
+        manifest_path = build_dir / "manifest.json"
+        manifest = load_manifest(manifest_path) if manifest_path.exists() else None
+        print(summary_text(metadata, summary, judge_readiness(build_dir, metadata, manifest, summary)))
+        return 0
+    has_lab = metadata.lab_compat is not None
+    view = {
+        "build": metadata.build.model_dump(mode="json", exclude_none=True),
+        "source_model": metadata.source_model.model_dump(mode="json", exclude_none=True),
+        "artifacts": [a.model_dump(mode="json", exclude_none=True) for a in metadata.artifacts],
+        "handoff": metadata.handoff.model_dump(mode="json", exclude_none=True),
+        "preset_snapshot": metadata.preset_snapshot,
+        "lab_profile_input": lab_profile_input(metadata) if has_lab else None,
+        "lab_profile_command": shell_join(lab_profile_argv(metadata)) if has_lab else None,
+        "run_summary": summary.model_dump(mode="json", exclude_none=True) if summary else None,
+    }
+    if (build_dir / "manifest.json").exists():
+        from pytest_inferedgeforge.engine.catalog import load_entry
+        from pytest_inferedgeforge.verify.manifest import verify_build_dir
+
+        report = verify_build_dir(build_dir)
+        view["verification"] = {"valid": report.valid, "errors": [i.line() for i in report.errors]}
+        readiness = load_entry(build_dir).readiness
+        view["compare_readiness"] = {"state": readiness.state, "reason": readiness.reason}
+    print_json(view)
+    return 0
+
+
+def cmd_show_lab_profile_input(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.handoff.lab import lab_profile_input
+    from pytest_inferedgeforge.model.records.build import load_metadata
+
+    print_json(lab_profile_input(load_metadata(metadata_path(args.metadata_path))))
+    return 0
+
+
+def cmd_show_lab_profile_command(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
+    from pytest_inferedgeforge.model.records.build import load_metadata
+
+    print(shell_join(lab_profile_argv(load_metadata(metadata_path(args.metadata_path)))))
+    return 0
+
+
+def cmd_show_worker_summary(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.handoff.lab import worker_runtime_summary
+    from pytest_inferedgeforge.model.jsonio import read_json_object
+
+    path = metadata_path(args.metadata_path).resolve()
+    manifest_path = path.parent / "manifest.json"
+    manifest = read_json_object(manifest_path, "Build manifest") if manifest_path.exists() else None
+    print_json(worker_runtime_summary(read_json_object(path, "Build metadata"), manifest,
+                                       metadata_path=path,
+                                       manifest_path=manifest_path if manifest is not None else None))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "inspect-build", cmd_inspect_build, "show a build's records, handoff and run status")
+    p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
+    p.add_argument("--summary", action="store_true", help="print a text report instead of JSON")
+
+    for name, handler, text in (
+        ("show-lab-profile-input", cmd_show_lab_profile_input, "print the InferEdgeLab profile input JSON"),
+        ("show-lab-profile-command", cmd_show_lab_profile_command, "print the InferEdgeLab profile command"),
+        ("show-worker-summary", cmd_show_worker_summary, "print the worker/runtime summary (Lab worker, Runtime)"),
+    ):
+        p = add_command(sub, name, handler, text)
+        p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")

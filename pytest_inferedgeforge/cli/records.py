@@ -1,0 +1,112 @@
+"""Check and reproduce records: validate-manifest, verify, schema, rebuild-from-manifest."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.cli.common import add_command, add_presets_root, print_json, print_report, status
+from pytest_inferedgeforge.model.errors import ForgeError
+
+
+def cmd_validate_manifest(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.verify.manifest import validate_manifest_file
+
+    path = Path(args.manifest) if args.manifest else Path(args.build_dir) / "manifest.json"
+    return print_report("Manifest validation", validate_manifest_file(path), args.json)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.verify.manifest import verify_build_dir
+
+    reports = [verify_build_dir(Path(directory)) for directory in args.build_dirs]
+    if args.json:
+        print_json([report.to_dict() for report in reports])
+    else:
+        for report in reports:
+            verdict = "ok" if report.valid else "FAILED"
+            print(f"{verdict} {report.target} ({len(report.errors)} error(s), {len(report.warnings)} warning(s))")
+            for issue in report.issues:
+                print(f"  {issue.line()}")
+    return 0 if all(report.valid for report in reports) else 1
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.model.records.schemas import export_schemas, schema_names, schema_text
+
+    if args.export:
+        for path in export_schemas(Path(args.export)):
+            print(path)
+        return 0
+    if args.name is None:
+        print("\n".join(schema_names()))
+        return 0
+    if args.name not in schema_names():
+        raise ForgeError(f"unknown schema '{args.name}'; choose from {', '.join(schema_names())}")
+    print(schema_text(args.name), end="")
+    return 0
+
+
+def cmd_rebuild_from_manifest(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
+
+    with status("Rebuilding from manifest..."):
+        result = rebuild_from_manifest(Path(args.manifest_path), output=Path(args.output) if args.output else None,
+                                       presets_root=Path(args.presets_root),
+                                       use_current_preset=args.use_current_preset,
+                                       allow_source_change=args.allow_source_change)
+    report = result.report
+    if args.json:
+        print_json(report.model_dump(mode="json"))
+        return 0
+    record = result.outcome.record
+    print("Rebuild completed")
+    print(f"Manifest : {args.manifest_path}")
+    print(f"Preset   : {record.manifest.build.preset_name} (from the {report.preset.used} preset)")
+    print(f"Model    : {report.source.path}")
+    print(f"Output   : {record.build_dir.parent}")
+    print(f"Metadata : {record.metadata_path}")
+    print(f"Verdict  : {report.verdict}")
+    if report.functional is not None:
+        print(f"Parity   : min cosine {report.functional.min_cosine:.8f}, max abs error "
+              f"{report.functional.max_abs_error:.3g}")
+    for reason in report.reasons:
+        print(f"  - {reason}")
+    if report.preset.drifted:
+        print("Preset drift (recorded snapshot -> current file):")
+        for line in report.preset.diff:
+            print(f"  {line}")
+    print(f"Report   : {result.report_path}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "validate-manifest", cmd_validate_manifest,
+             "check a manifest: original rules, JSON Schema, and every hash against the files")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--manifest", help="manifest.json path")
+    group.add_argument("--build-dir", help="build directory holding manifest.json")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = add_command(sub, "verify", cmd_verify, "verify whole build records (manifest, metadata, hashes); exit 1 on any error")
+    p.add_argument("build_dirs", nargs="+", metavar="BUILD_DIR", help="build directories")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+
+    p = add_command(sub, "schema", cmd_schema, "list, print or export the JSON Schemas of Forge's files")
+    p.add_argument("name", nargs="?", default=None, help="schema name; omit to list them")
+    p.add_argument("--export", metavar="DIR", default=None, help="write every schema into DIR")
+
+    p = add_command(sub, "rebuild-from-manifest", cmd_rebuild_from_manifest,
+             "rebuild a recorded build and write a reproducibility verdict",
+             "Rebuild from the manifest's recorded preset snapshot into a separate root (default: a\n"
+             "'rebuilds' directory beside the original output root), then compare: bitwise (same sha256),\n"
+             "functional (outputs agree within the precision's thresholds) or not reproducible.")
+    p.add_argument("manifest_path", metavar="MANIFEST_PATH", help="manifest.json of the build to reproduce")
+    p.add_argument("--output", default=None, help="output root for the rebuild (never the original build dir)")
+    p.add_argument("--use-current-preset", action="store_true",
+                   help="rebuild from the current preset file instead of the recorded snapshot")
+    p.add_argument("--allow-source-change", action="store_true",
+                   help="rebuild even if the source model's sha256 differs from the manifest")
+    p.add_argument("--json", action="store_true", help="print the reproducibility report as JSON")
+    add_presets_root(p)

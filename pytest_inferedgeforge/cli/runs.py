@@ -1,0 +1,57 @@
+"""``run-benchmark``: benchmark and parity-check a build, natively or through InferEdgeLab."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.cli.common import add_command, metadata_path, print_json, status
+from pytest_inferedgeforge.model.argtypes import count_at_least
+
+
+def cmd_run_benchmark(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.engine.runs import RunSettings, run_native
+    from pytest_inferedgeforge.handoff.lab_run import run_via_lab
+
+    build_dir = metadata_path(args.metadata_path).parent
+    if args.via == "lab":
+        with status("Running InferEdgeLab profile..."):
+            outcome = run_via_lab(build_dir, timeout_s=args.timeout)
+        if outcome.summary.stdout:
+            print(outcome.summary.stdout, file=sys.stderr, end="")
+    else:
+        settings = RunSettings(warmup=args.warmup, runs=args.runs, threads=args.threads, seed=args.seed,
+                               samples=args.samples, dataset=Path(args.dataset) if args.dataset else None,
+                               accuracy=not args.no_accuracy)
+        with status(f"Benchmarking {build_dir.name} ({args.runs} runs)..."):
+            outcome = run_native(build_dir, settings)
+    print_json(outcome.summary.model_dump(mode="json", exclude_none=True, exclude={"latencies_ms", "stdout"}))
+    if not outcome.completed:
+        print(f"Error: benchmark failed: {outcome.summary.error}; recorded in {outcome.summary_path}",
+              file=sys.stderr)
+        return 1
+    if outcome.parity is not None and not outcome.parity.passed:
+        print("Error: parity below thresholds: " + "; ".join(outcome.parity.failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: Any) -> None:
+    from pytest_inferedgeforge.handoff.lab_run import LAB_TIMEOUT_S
+
+    p = add_command(sub, "run-benchmark", cmd_run_benchmark, "benchmark a build and check parity; writes run_summary.json",
+             "Native (default): load the artifact here, measure latency and compare its outputs with the source\n"
+             "model. Writes run_summary.json (also when it fails), results/<lab result>.json and\n"
+             "accuracy_evidence.json. --via lab runs 'python -m inferedgelab.cli profile' instead.")
+    p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
+    p.add_argument("--via", choices=("native", "lab"), default="native", help="who runs the benchmark (default: native)")
+    p.add_argument("--warmup", type=count_at_least(0), default=5, help="warmup iterations (default 5)")
+    p.add_argument("--runs", type=count_at_least(1), default=30, help="measured iterations (default 30)")
+    p.add_argument("--threads", type=count_at_least(1), default=None, help="intra-op threads (default: runtime decides)")
+    p.add_argument("--samples", type=count_at_least(1), default=8, help="input samples for parity and benchmark (default 8)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of synthetic inputs (default 1234)")
+    p.add_argument("--dataset", default=None, help="directory of .npy/.npz inputs instead of synthetic ones")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the parity check against the source model")
+    p.add_argument("--timeout", type=count_at_least(1), default=LAB_TIMEOUT_S, help="seconds before --via lab is stopped")

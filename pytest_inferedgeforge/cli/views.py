@@ -1,0 +1,85 @@
+"""Text views of records, kept out of the handlers so the handlers only parse and dispatch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def preset_view(preset: Any) -> dict[str, Any]:
+    """show-preset's JSON: the original's key order, then Forge's additions."""
+    data = preset.snapshot()
+    view = {key: data[key] for key in ("name", "backend", "target", "source_format", "artifact_format",
+                                       "build_options")}
+    if data.get("metadata") is not None:
+        view["metadata"] = data["metadata"]
+    view["precision"] = data["precision"]
+    for key in ("input_shapes", "calibration"):
+        if data.get(key) is not None:
+            view[key] = data[key]
+    return view
+
+
+def summary_text(metadata: Any, summary: Any, readiness: Any) -> str:
+    snapshot = metadata.preset_snapshot or {}
+    artifact = metadata.artifacts[0] if metadata.artifacts else None
+    runtime = metadata.lab_compat.runtime if metadata.lab_compat else None
+    lines = ["Build:", f"  build_id: {metadata.build.build_id}", f"  backend: {metadata.build.backend}",
+             f"  target: {metadata.build.target}", "", "Preset:",
+             f"  name: {snapshot.get('name') or metadata.build.preset_name}"]
+    options = snapshot.get("build_options") or {}
+    if options:
+        lines.append("  build_options: " + ", ".join(f"{k}={options[k]}" for k in sorted(options)))
+    lines += ["", "Source Model:", f"  path: {metadata.source_model.path}",
+              f"  sha256: {metadata.source_model.sha256 or 'unknown'}", "", "Artifact:",
+              f"  path: {artifact.path if artifact else 'none'}",
+              f"  sha256: {(artifact.sha256 if artifact else None) or 'unknown'}", "", "Run Status:"]
+    if summary is None:
+        lines.append("  no benchmark run yet")
+    else:
+        lines.append(f"  status: {summary.status or 'unknown'}")
+        if summary.structured_result_path:
+            lines.append(f"  structured_result_path: {summary.structured_result_path}")
+        if summary.summary_file_path:
+            lines.append(f"  summary_file_path: {summary.summary_file_path}")
+        if summary.error:
+            lines.append(f"  error: {summary.error}")
+        fields = [("Engine     ", summary.engine), ("Device     ", summary.device),
+                  ("Precision  ", summary.precision), ("Mean (ms)  ", summary.mean_ms), ("P99 (ms)   ", summary.p99_ms)]
+        if any(value is not None for _, value in fields):
+            lines += ["", "Run Summary:"] + [f"  {label}: {value}" for label, value in fields if value is not None]
+        lines += ["", "Execution Insight:",
+                  "  benchmark evidence exists for this build; compare it with another variant in InferEdgeLab "
+                  "compare or compare-latest"]
+    ready = readiness.ready
+    lines += ["", "Compare Readiness:"]
+    if summary is None:
+        lines += ["  Status     : pending", "  Reason     : run-benchmark has not been executed yet"]
+    elif ready:
+        lines += ["  Status     : ready", "  Reason     : benchmark result is present for this artifact",
+                  "  Workflow   : build another preset variant, then compare results in InferEdgeLab"]
+    else:
+        lines += [f"  Status     : {readiness.state}", f"  Reason     : {readiness.reason}"]
+    context = [("Preset", snapshot.get("name") or metadata.build.preset_name), ("Backend", metadata.build.backend),
+               ("Target", metadata.build.target), ("Source", metadata.source_model.path),
+               ("Artifact", artifact.path if artifact else None), ("Engine", runtime.engine if runtime else None),
+               ("Device", runtime.device if runtime else None), ("Precision", runtime.precision if runtime else None)]
+    lines += ["", "Compare Context:"] + [f"  {label:<11}: {value}" for label, value in context if value is not None]
+    lines += ["", "Next Step:"]
+    if ready:
+        lines += ["  ready for comparison in InferEdgeLab", "  build another preset variant of the same model",
+                  "  run run-benchmark on that variant",
+                  "  use InferEdgeLab compare or compare-latest on the two results"]
+    else:
+        lines.append("  run run-benchmark to generate validation results")
+    return "\n".join(lines)
+
+
+def status_text(entry: Any) -> str:
+    state = entry.readiness.state
+    if state == "ready":
+        return "ready (benchmark available)"
+    if state == "pending":
+        return "pending (no benchmark)"
+    return f"not ready ({state}: {entry.readiness.reason})"
+
+

@@ -1,0 +1,27 @@
+"""Presets and experiment specs as the engine loads them: checked against every registered backend.
+
+The loaders in ``model/`` take the backend catalog as an argument (the model
+layer cannot ask the registry); these bind it, so callers above the engine
+never see the registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_inferedgeforge.backends.registry import backend_catalog
+from pytest_inferedgeforge.model import presets as _presets
+from pytest_inferedgeforge.model import spec as _spec
+from pytest_inferedgeforge.model.presets import Preset, PresetEntry
+
+
+def load_preset(preset_id: str, root: Path) -> Preset:
+    return _presets.load_preset(preset_id, root, backend_catalog())
+
+
+def list_presets(root: Path) -> list[PresetEntry]:
+    return _presets.list_presets(root, backend_catalog())
+
+
+def load_experiment(path: Path, presets_root: Path) -> _spec.Experiment:
+    return _spec.load_experiment(path, presets_root, backend_catalog())
