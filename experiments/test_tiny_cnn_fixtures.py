@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pytest_inferedgeforge.engine.build import BuildRecord
+from pytest_inferedgeforge.engine.record import BuildRecord
 
 
 @pytest.mark.forge(model="../models/tiny_cnn.onnx", presets=["onnxruntime/cpu_fp32", "onnxruntime/cpu_int8"])

@@ -1,4 +1,4 @@
-"""The original ``inferedgeforge.handoff`` worker/runtime summary functions (contract §2.6)."""
+"""The original ``inferedgeforge.handoff`` worker/runtime summary functions (docs/contract.md#worker-summary)."""
 
 from pytest_inferedgeforge.handoff.lab import worker_runtime_summary as build_worker_runtime_summary
 

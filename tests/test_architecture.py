@@ -1,32 +1,56 @@
-"""The layering DEVELOPERS.md asks for: core never imports pytest; backends never import the plugin or CLI."""
+"""The house rules docs/architecture.md states, checked: layers run one way (import-linter's contracts in
+pyproject.toml), modules stay small, and the code cites only documents inside the repository."""
 
-import ast
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "pytest_inferedgeforge"
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "pytest_inferedgeforge"
+SOURCES = sorted([*PACKAGE.rglob("*.py"), *(REPO / "inferedgeforge").rglob("*.py")])
+MAX_LINES = 400
+CITATION = re.compile(r"docs/([\w./-]+\.md)(#[\w-]+)?")
+OUTSIDE = re.compile(r"contract §|DEVELOPERS\.md|shared/reference|forge-v0-contract", re.IGNORECASE)
 
 
-def _imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
+def test_import_linter_contracts_are_kept() -> None:
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint_imports, "import-linter is a dev dependency: pip install -e '.[dev]'"
+    result = subprocess.run([lint_imports], cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.stdout.count("KEPT") >= 3 and "BROKEN" not in result.stdout
 
 
-@pytest.mark.parametrize(("layer", "forbidden"), [
-    ("core", ("pytest", "_pytest", "pytest_inferedgeforge.plugin", "pytest_inferedgeforge.cli.main")),
-    ("backends", ("pytest", "_pytest", "pytest_inferedgeforge.plugin", "pytest_inferedgeforge.cli.main")),
-])
-def test_layer_does_not_import(layer: str, forbidden: tuple[str, ...]) -> None:
-    offenders = [
-        f"{path.relative_to(PACKAGE)}: {name}"
-        for path in sorted((PACKAGE / layer).glob("*.py"))
-        for name in _imports(path)
-        if any(name == f or name.startswith(f"{f}.") for f in forbidden)
-    ]
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_module_is_at_most_400_lines(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+def test_code_cites_no_document_outside_the_repository() -> None:
+    offenders = [f"{path.relative_to(REPO)}:{number}" for path in SOURCES
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if OUTSIDE.search(line)]
     assert offenders == []
+
+
+def _anchors(markdown: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+\s+(.+)$", markdown.read_text(), flags=re.MULTILINE)
+    return {"#" + re.sub(r"[^\w\- ]", "", heading).strip().lower().replace(" ", "-") for heading in headings}
+
+
+def test_every_cited_document_and_anchor_exists() -> None:
+    missing = []
+    for path in SOURCES:
+        for match in CITATION.finditer(path.read_text()):
+            document = REPO / "docs" / match.group(1)
+            if not document.is_file():
+                missing.append(f"{path.relative_to(REPO)}: docs/{match.group(1)}")
+            elif match.group(2) and match.group(2) not in _anchors(document):
+                missing.append(f"{path.relative_to(REPO)}: docs/{match.group(1)}{match.group(2)}")
+    assert missing == []

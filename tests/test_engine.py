@@ -6,7 +6,8 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.model.errors import ForgeError, ModelError, ToolchainUnavailable
 from pytest_inferedgeforge.verify.manifest import original_rules, validate_manifest_file, verify_build_dir

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from graphs import sample_rate_model
 
-from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
 from pytest_inferedgeforge.engine.smoke import smoke_run

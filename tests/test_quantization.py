@@ -6,7 +6,8 @@ import onnx
 import pytest
 from graphs import constant_weights_cnn, huge_variance_bn, if_subgraph_cnn
 
-from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.model.errors import BuildFailed
 from pytest_inferedgeforge.model.inputs import ValueRule

@@ -13,9 +13,10 @@ import pytest
 from pytest_inferedgeforge.backends.api import parse_options
 from pytest_inferedgeforge.backends.rknn.backend import RECIPE_LEVEL, RKNNBackend, RknnOptions, toolkit_config, toolkit_error
 from pytest_inferedgeforge.backends.rknn.toolchain import read_marker, rknn_env_dir
-from pytest_inferedgeforge.engine.build import build, plan_build
-from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
+from pytest_inferedgeforge.engine.record import load_build_record
 from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native
 from pytest_inferedgeforge.model.errors import PresetError
@@ -107,7 +108,7 @@ def test_simulator_figures_are_labelled_recipe_level_and_never_ready(rknn_worksp
         pytest.skip("this conversion happened to be byte-identical to the artifact")
     assert run.summary.evidence == RECIPE_LEVEL and run.parity is not None and run.parity.evidence == RECIPE_LEVEL
     assert RECIPE_LEVEL in str(run.summary.runner)
-    entry = load_entry(record.build_dir)
+    entry = load_build_record(record.build_dir)
     assert not entry.readiness.ready and "recipe-level" in entry.readiness.reason
 
 

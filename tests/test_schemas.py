@@ -6,7 +6,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native
 from pytest_inferedgeforge.model.records.schemas import schema_names, schema_text

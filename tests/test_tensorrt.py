@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pytest_inferedgeforge.backends.tensorrt import TensorRTBackend
-from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
 from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
-from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.records.build import ToolCall
 
 TRTEXEC_DIRS = (Path("/usr/src/tensorrt/bin"),)
@@ -234,9 +234,9 @@ class TensorRTBackend:
             raise BuildFailed(f"trtexec completed without producing model.engine. {RUN_HINT}")
         details: dict[str, Any] = {"mode": "trtexec"}
         if options.timing_cache and Path(options.timing_cache).is_file():
-            details["timing_cache_sha256"] = sha256_file(Path(options.timing_cache))
+            details["timing_cache_sha256"] = file_digest(Path(options.timing_cache))
         if options.calibration_cache and Path(options.calibration_cache).is_file():
-            details["calibration_cache_sha256"] = sha256_file(Path(options.calibration_cache))
+            details["calibration_cache_sha256"] = file_digest(Path(options.calibration_cache))
         return BuildOutput(artifacts=[engine], calls=[ToolCall(argv=argv)], details=details)
 
     def _build_with_python_api(self, request: BuildRequest, options: TensorRTOptions) -> BuildOutput:

@@ -35,14 +35,15 @@ def _input_values(values: list[str] | None) -> dict[str, Any] | None:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    from pytest_inferedgeforge.engine.build import build_dir_name, plan_build
+    from pytest_inferedgeforge.engine.plan import plan_build
     from pytest_inferedgeforge.engine.presets import load_preset
     from pytest_inferedgeforge.engine.toolchains import artifact_filename, availability
-    from pytest_inferedgeforge.model.hashing import sha256_file
+    from pytest_inferedgeforge.model.hashing import file_digest
+    from pytest_inferedgeforge.model.layout import build_dir_name
 
     preset = load_preset(args.preset, Path(args.presets_root))
     model, output = Path(args.model), Path(args.output)
-    build_dir = output / build_dir_name(model, preset)
+    build_dir = output / build_dir_name(model, preset.target, preset.backend, preset.name)
     shapes: dict[str, list[int]] | None = None
     batch: int | None = None
     height: int | None = None
@@ -63,7 +64,7 @@ def _dry_run(args: argparse.Namespace) -> int:
         "backend": preset.backend,
         "target": preset.target,
         "artifact_format": preset.artifact_format,
-        "source_model_sha256": sha256_file(model) if model.is_file() else None,
+        "source_model_sha256": file_digest(model) if model.is_file() else None,
         "artifact_path_preview": artifact,
         "metadata_path_preview": str(build_dir / "metadata.json"),
         "run_summary_path_preview": str(build_dir / "run_summary.json"),
@@ -84,7 +85,8 @@ def _dry_run(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args)
-    from pytest_inferedgeforge.engine.build import build, plan_build
+    from pytest_inferedgeforge.engine.build import build
+    from pytest_inferedgeforge.engine.plan import plan_build
     from pytest_inferedgeforge.engine.presets import load_preset
 
     presets_root = Path(args.presets_root)

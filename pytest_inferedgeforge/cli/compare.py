@@ -36,12 +36,11 @@ def cmd_list_builds(args: argparse.Namespace) -> int:
 
 def cmd_show_compare_candidates(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.catalog import group_by_source
-    from pytest_inferedgeforge.handoff.compare import comparable
 
     entries = scan(args)
     if args.json:
         print_json([{"source_model": e.source_path, "preset": e.preset_name, "build_dir": str(e.build_dir),
-                      "ready": comparable(e), "state": e.readiness.state, "reason": e.readiness.reason,
+                      "ready": e.readiness.ready, "state": e.readiness.state, "reason": e.readiness.reason,
                       "structured_result_path": e.run_summary.structured_result_path if e.run_summary else None}
                      for e in entries])
         return 0
@@ -50,8 +49,8 @@ def cmd_show_compare_candidates(args: argparse.Namespace) -> int:
         return 0
     blocks = []
     for source, group in group_by_source(entries).items():
-        ready = [e for e in group if comparable(e)]
-        pending = [e for e in group if not comparable(e)]
+        ready = [e for e in group if e.readiness.ready]
+        pending = [e for e in group if not e.readiness.ready]
         lines = [f"Compare Candidates: {source}", "-" * 36, "Ready"]
         index = 0
         for entry in ready:
@@ -88,7 +87,7 @@ def cmd_show_compare_command(args: argparse.Namespace) -> int:
     choice = choose_pair(scan(args), args.left, args.right)
     command = None
     if choice.left is not None and choice.right is not None:
-        assert choice.left.run_summary is not None and choice.right.run_summary is not None  # comparable() checked
+        assert choice.left.run_summary is not None and choice.right.run_summary is not None  # ready implies a run summary
         command = lab_compare_command(str(choice.left.run_summary.structured_result_path),
                                       str(choice.right.run_summary.structured_result_path))
     if args.json:
@@ -153,6 +152,15 @@ def cmd_attach_accuracy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair_options(parser: argparse.ArgumentParser, helps: tuple[str, str, str]) -> None:
+    """--dir, --model, --left, --right and --json, as the two pair commands share them."""
+    parser.add_argument("--dir", required=True, help="directory to search for builds")
+    parser.add_argument("--model", required=True, help="source model")
+    parser.add_argument("--left", default=None, help=helps[0])
+    parser.add_argument("--right", default=None, help=helps[1])
+    parser.add_argument("--json", action="store_true", help=helps[2])
+
+
 def register(sub: Any) -> None:
     for name, handler, text in (
         ("list-builds", cmd_list_builds, "list builds grouped by source model, with readiness"),
@@ -164,20 +172,13 @@ def register(sub: Any) -> None:
         p.add_argument("--json", action="store_true", help="print as JSON")
 
     p = add_command(sub, "show-compare-command", cmd_show_compare_command,
-             "preview the InferEdgeLab compare command for two ready builds (exit 1 when unavailable)")
-    p.add_argument("--dir", required=True, help="directory to search for builds")
-    p.add_argument("--model", required=True, help="source model")
-    p.add_argument("--left", default=None, help="left preset (give with --right)")
-    p.add_argument("--right", default=None, help="right preset (give with --left)")
-    p.add_argument("--json", action="store_true", help="print the preview as JSON")
+                    "preview the InferEdgeLab compare command for two ready builds (exit 1 when unavailable)")
+    _pair_options(p, ("left preset (give with --right)", "right preset (give with --left)", "print the preview as JSON"))
 
     p = add_command(sub, "compare", cmd_compare, "tabulate latency and accuracy deltas of ready builds and plot them")
-    p.add_argument("--dir", required=True, help="directory to search for builds")
-    p.add_argument("--model", required=True, help="source model")
-    p.add_argument("--left", default=None, help="compare only this preset (the baseline) ...")
-    p.add_argument("--right", default=None, help="... against this one")
+    _pair_options(p, ("compare only this preset (the baseline) ...", "... against this one",
+                      "print the table as JSON instead of Markdown"))
     p.add_argument("--baseline", default=None, help="baseline preset (default: an fp32 build, else the first)")
-    p.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
     p.add_argument("--plot-dir", default=None, help="where latency plots go (default: DIR/compare)")
     p.add_argument("--no-plot", action="store_true", help="do not write plots")
 

@@ -10,21 +10,15 @@ from pytest_inferedgeforge.cli.views import summary_text
 
 
 def cmd_inspect_build(args: argparse.Namespace) -> int:
-    from pytest_inferedgeforge.engine.catalog import load_run_summary
+    from pytest_inferedgeforge.engine.record import load_build_record
     from pytest_inferedgeforge.handoff.lab import lab_profile_argv, lab_profile_input, shell_join
-    from pytest_inferedgeforge.model.records.build import load_metadata
 
     path = metadata_path(args.metadata_path)
-    metadata = load_metadata(path)
     build_dir = path.parent
-    summary = load_run_summary(build_dir)
+    record = load_build_record(build_dir, require_manifest=False, metadata_file=path)
+    metadata, summary = record.metadata, record.run_summary
     if args.summary:
-        from pytest_inferedgeforge.engine.catalog import judge_readiness
-        from pytest_inferedgeforge.model.records.build import load_manifest
-
-        manifest_path = build_dir / "manifest.json"
-        manifest = load_manifest(manifest_path) if manifest_path.exists() else None
-        print(summary_text(metadata, summary, judge_readiness(build_dir, metadata, manifest, summary)))
+        print(summary_text(metadata, summary, record.readiness))
         return 0
     has_lab = metadata.lab_compat is not None
     view = {
@@ -37,14 +31,12 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
         "lab_profile_command": shell_join(lab_profile_argv(metadata)) if has_lab else None,
         "run_summary": summary.model_dump(mode="json", exclude_none=True) if summary else None,
     }
-    if (build_dir / "manifest.json").exists():
-        from pytest_inferedgeforge.engine.catalog import load_entry
+    if record.manifest_or_none is not None:
         from pytest_inferedgeforge.verify.manifest import verify_build_dir
 
         report = verify_build_dir(build_dir)
         view["verification"] = {"valid": report.valid, "errors": [i.line() for i in report.errors]}
-        readiness = load_entry(build_dir).readiness
-        view["compare_readiness"] = {"state": readiness.state, "reason": readiness.reason}
+        view["compare_readiness"] = {"state": record.readiness.state, "reason": record.readiness.reason}
     print_json(view)
     return 0
 

@@ -12,9 +12,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from pytest_inferedgeforge import __version__
 from pytest_inferedgeforge.cli import agent, build, compare, inspect, presets, records, runs, toolchain
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.hashing import digest_memo
+from pytest_inferedgeforge.model.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with digest_memo():
+            return args.handler(args)
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130

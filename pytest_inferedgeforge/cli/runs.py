@@ -40,6 +40,7 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     from pytest_inferedgeforge.handoff.lab_run import LAB_TIMEOUT_S
+    from pytest_inferedgeforge.model.spec import DEFAULT_RUNS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_WARMUP
 
     p = add_command(sub, "run-benchmark", cmd_run_benchmark, "benchmark a build and check parity; writes run_summary.json",
              "Native (default): load the artifact here, measure latency and compare its outputs with the source\n"
@@ -47,11 +48,13 @@ def register(sub: Any) -> None:
              "accuracy_evidence.json. --via lab runs 'python -m inferedgelab.cli profile' instead.")
     p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
     p.add_argument("--via", choices=("native", "lab"), default="native", help="who runs the benchmark (default: native)")
-    p.add_argument("--warmup", type=count_at_least(0), default=5, help="warmup iterations (default 5)")
-    p.add_argument("--runs", type=count_at_least(1), default=30, help="measured iterations (default 30)")
+    p.add_argument("--warmup", type=count_at_least(0), default=DEFAULT_WARMUP,
+                   help=f"warmup iterations (default {DEFAULT_WARMUP})")
+    p.add_argument("--runs", type=count_at_least(1), default=DEFAULT_RUNS, help=f"measured iterations (default {DEFAULT_RUNS})")
     p.add_argument("--threads", type=count_at_least(1), default=None, help="intra-op threads (default: runtime decides)")
-    p.add_argument("--samples", type=count_at_least(1), default=8, help="input samples for parity and benchmark (default 8)")
-    p.add_argument("--seed", type=int, default=1234, help="seed of synthetic inputs (default 1234)")
+    p.add_argument("--samples", type=count_at_least(1), default=DEFAULT_SAMPLES,
+                   help=f"input samples for parity and benchmark (default {DEFAULT_SAMPLES})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of synthetic inputs (default {DEFAULT_SEED})")
     p.add_argument("--dataset", default=None, help="directory of .npy/.npz inputs instead of synthetic ones")
     p.add_argument("--no-accuracy", action="store_true", help="skip the parity check against the source model")
     p.add_argument("--timeout", type=count_at_least(1), default=LAB_TIMEOUT_S, help="seconds before --via lab is stopped")

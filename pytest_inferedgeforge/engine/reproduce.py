@@ -18,43 +18,32 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
+from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.backends.registry import backend_catalog
-from pytest_inferedgeforge.engine.build import (
-    BuildOutcome,
-    build,
-    format_timestamp,
-    load_build_record,
-    plan_build,
-    utc_now,
-)
+from pytest_inferedgeforge.engine.build import VerifiedBuild, build
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
+from pytest_inferedgeforge.engine.plan import BuildPlan, plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
+from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, RecordError, ToolchainUnavailable
-from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import input_samples, rules_from_record, samples_sha256
 from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object, write_json_atomic
+from pytest_inferedgeforge.model.layout import REPRODUCIBILITY_FILE, format_timestamp, utc_now
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.records.evidence import ParityResult
 from pytest_inferedgeforge.model.records.reproduce import PresetCheck, ReproducibilityReport, SourceCheck
-from pytest_inferedgeforge.model.spec import DEFAULT_THRESHOLDS
-
-REPRODUCIBILITY_FILE = "reproducibility.json"
-
-
-
-
-
-
+from pytest_inferedgeforge.model.spec import DEFAULT_SEED, DEFAULT_THRESHOLDS
 
 
 @dataclass
 class RebuildResult:
-    outcome: BuildOutcome
+    outcome: VerifiedBuild
     report: ReproducibilityReport
     report_path: Path
 
@@ -111,24 +100,11 @@ def rebuild_from_manifest(
         raise ForgeError(f"Source model file from manifest does not exist: {source}. Ensure the source model path "
                          "from manifest exists in this environment.")
     recorded_sha = manifest["source_model"].get("sha256")
-    current_sha = sha256_file(source)
+    current_sha = file_digest(source)
     if recorded_sha and recorded_sha != current_sha and not allow_source_change:
         raise ForgeError(f"source model {source} changed since the build (recorded {recorded_sha}, now {current_sha}); "
                          "refusing to rebuild (pass --allow-source-change to rebuild anyway)")
-    snapshot = _snapshot_preset(manifest.get("preset_snapshot"))
-    try:
-        current = load_preset(preset_name, presets_root)
-    except PresetError:
-        current = None
-    if use_current_preset or snapshot is None:
-        if current is None:
-            raise ForgeError(f"{manifest_path}: no usable preset_snapshot and preset '{preset_name}' is not under "
-                             f"{presets_root}")
-        preset, used = current, "current"
-    else:
-        preset, used = snapshot, "snapshot"
-    diff = _diff(snapshot, current)
-
+    preset, preset_check = _choose_preset(manifest, manifest_path, preset_name, presets_root, use_current_preset)
     original_dir = manifest_path.parent.resolve()
     if output is None and not (original_dir / "metadata.json").is_file():
         raise ForgeError(f"{manifest_path} is not inside a build directory (no metadata.json beside it); "
@@ -151,24 +127,7 @@ def rebuild_from_manifest(
                if old_versions and old_versions.get(name) != new_versions.get(name)}
     old_artifact_sha = (manifest.get("artifact") or {}).get("sha256")
     new_artifact_sha = record.manifest.artifact.sha256
-    reasons: list[str] = []
-    functional = None
-    if old_artifact_sha and old_artifact_sha == new_artifact_sha:
-        verdict = "bitwise"
-    else:
-        reasons.append(f"artifact bytes differ (recorded {old_artifact_sha}, rebuilt {new_artifact_sha})"
-                       if old_artifact_sha else "the manifest records no artifact sha256 to compare bytes with")
-        functional, why = _functional_check(original_dir, record, plan)
-        if why:
-            reasons.append(why)
-        if functional is not None and functional.evidence != "artifact":
-            verdict = "not_verifiable_here"
-            reasons.append(f"not verifiable on this host: the runtime here ran {functional.evidence}s, not the two "
-                           "artifacts; run the functional check on a device")
-        else:
-            verdict = "functional" if functional is not None and functional.passed else "not_reproducible"
-        if functional is not None and not functional.passed:
-            reasons.extend(functional.failures)
+    verdict, functional, reasons = _verdict(old_artifact_sha, original_dir, record, plan)
     if not old_versions:
         reasons.append("the original record has no toolchain versions to compare")
     if changes:
@@ -182,7 +141,7 @@ def rebuild_from_manifest(
         rebuild_artifact_sha256=new_artifact_sha,
         source=SourceCheck(path=str(source), recorded_sha256=recorded_sha, current_sha256=current_sha,
                            changed=bool(recorded_sha) and recorded_sha != current_sha),
-        preset=PresetCheck(used=used, drifted=bool(diff), diff=diff),
+        preset=preset_check,
         toolchain_versions={"original": old_versions, "rebuild": new_versions}, toolchain_changes=changes,
         verdict=verdict, functional=functional, reasons=reasons,
     )
@@ -191,7 +150,51 @@ def rebuild_from_manifest(
     return RebuildResult(outcome, report, report_path)
 
 
-def _functional_check(original_dir: Path, record: Any, plan: Any) -> tuple[ParityResult | None, str | None]:
+def _choose_preset(manifest: dict[str, Any], manifest_path: Path, preset_name: str, presets_root: Path,
+                   use_current: bool) -> tuple[Preset, PresetCheck]:
+    """The recorded snapshot (or the current file when asked, or when there is no snapshot), and the drift."""
+    snapshot = _snapshot_preset(manifest.get("preset_snapshot"))
+    try:
+        current = load_preset(preset_name, presets_root)
+    except PresetError:
+        current = None
+    diff = _diff(snapshot, current)
+    if use_current or snapshot is None:
+        if current is None:
+            raise ForgeError(f"{manifest_path}: no usable preset_snapshot and preset '{preset_name}' is not under "
+                             f"{presets_root}")
+        return current, PresetCheck(used="current", drifted=bool(diff), diff=diff)
+    return snapshot, PresetCheck(used="snapshot", drifted=bool(diff), diff=diff)
+
+
+Verdict = Literal["bitwise", "functional", "not_reproducible", "not_verifiable_here"]
+
+
+def _verdict(old_artifact_sha: str | None, original_dir: Path, record: BuildRecord,
+             plan: BuildPlan) -> tuple[Verdict, ParityResult | None, list[str]]:
+    """Bitwise when the bytes match; else functional or not reproducible by running both artifacts, or
+    not verifiable here when this host can only run a re-conversion."""
+    new_artifact_sha = record.manifest.artifact.sha256
+    if old_artifact_sha and old_artifact_sha == new_artifact_sha:
+        return "bitwise", None, []
+    reasons = [f"artifact bytes differ (recorded {old_artifact_sha}, rebuilt {new_artifact_sha})"
+               if old_artifact_sha else "the manifest records no artifact sha256 to compare bytes with"]
+    functional, why = _functional_check(original_dir, record, plan)
+    if why:
+        reasons.append(why)
+    verdict: Verdict
+    if functional is not None and functional.evidence != "artifact":
+        verdict = "not_verifiable_here"
+        reasons.append(f"not verifiable on this host: the runtime here ran {functional.evidence}s, not the two "
+                       "artifacts; run the functional check on a device")
+    else:
+        verdict = "functional" if functional is not None and functional.passed else "not_reproducible"
+    if functional is not None and not functional.passed:
+        reasons.extend(functional.failures)
+    return verdict, functional, reasons
+
+
+def _functional_check(original_dir: Path, record: BuildRecord, plan: BuildPlan) -> tuple[ParityResult | None, str | None]:
     """Run the original and the rebuilt artifact on the same inputs and compare outputs."""
     try:
         original = load_build_record(original_dir)
@@ -201,11 +204,23 @@ def _functional_check(original_dir: Path, record: Any, plan: Any) -> tuple[Parit
         return None, f"functional check impossible: original artifact missing at {original.artifact_path}"
     try:
         old_runner = plan.backend.load(original.artifact_path)
-        new_runner = plan.backend.load(record.artifact_path)
     except ToolchainUnavailable as exc:
         return None, f"functional check impossible here: {exc}"
+    try:
+        new_runner = plan.backend.load(record.artifact_path)
+    except BaseException:
+        old_runner.close()
+        raise
+    try:
+        return _compare_runs(old_runner, new_runner, plan), None
+    finally:
+        old_runner.close()
+        new_runner.close()
+
+
+def _compare_runs(old_runner: Runner, new_runner: Runner, plan: BuildPlan) -> ParityResult:
     # the inputs the original build's smoke run saw: its dataset, else its value rules
-    samples, source = input_samples(plan.model, plan.input_shapes, count=4, seed=1234, dataset=plan.input_dataset,
+    samples, source = input_samples(plan.model, plan.input_shapes, count=4, seed=DEFAULT_SEED, dataset=plan.input_dataset,
                                     values=plan.input_values)
     names = [output.name for output in plan.model.outputs]
     # Not the artifacts' own figures when either runner could only run a re-conversion.
@@ -216,4 +231,4 @@ def _functional_check(original_dir: Path, record: Any, plan: Any) -> tuple[Parit
         thresholds=DEFAULT_THRESHOLDS[plan.preset.precision or "fp32"], input_source=source,
         inputs_sha256=samples_sha256(samples), candidate=f"rebuilt artifact vs original, {new_runner.description}",
         evidence=evidence,
-    ), None
+    )

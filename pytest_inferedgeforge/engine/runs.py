@@ -17,30 +17,35 @@ from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
 from pytest_inferedgeforge.backends.registry import availability, get_backend
 from pytest_inferedgeforge.engine.benchmark import measure, summarize
-from pytest_inferedgeforge.engine.build import BuildRecord, format_timestamp, load_build_record, utc_now
-from pytest_inferedgeforge.engine.catalog import RUN_SUMMARY_FILE
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
+from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
-from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import InputSource, Sample, ValueRule, input_samples, rules_from_record, samples_sha256
 from pytest_inferedgeforge.model.jsonio import write_json_atomic
+from pytest_inferedgeforge.model.layout import ACCURACY_EVIDENCE_FILE, RESULTS_DIR, RUN_SUMMARY_FILE, format_timestamp, utc_now
 from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence, ParityResult
 from pytest_inferedgeforge.model.records.lab_result import StructuredResult, result_file_name
 from pytest_inferedgeforge.model.records.run import RunSummary
-from pytest_inferedgeforge.model.spec import DEFAULT_THRESHOLDS, OutputCheck, Thresholds
-
-ACCURACY_EVIDENCE_FILE = "accuracy_evidence.json"
-RESULTS_DIR = "results"
+from pytest_inferedgeforge.model.spec import (
+    DEFAULT_RUNS,
+    DEFAULT_SAMPLES,
+    DEFAULT_SEED,
+    DEFAULT_THRESHOLDS,
+    DEFAULT_WARMUP,
+    OutputCheck,
+    Thresholds,
+)
 
 
 @dataclass
 class RunSettings:
-    warmup: int = 5
-    runs: int = 30
+    warmup: int = DEFAULT_WARMUP
+    runs: int = DEFAULT_RUNS
     threads: int | None = None
-    seed: int = 1234
-    samples: int = 8
+    seed: int = DEFAULT_SEED
+    samples: int = DEFAULT_SAMPLES
     dataset: Path | None = None
     accuracy: bool = True
     thresholds: Thresholds | None = None
@@ -66,7 +71,7 @@ class RunOutcome:
 
 
 def run_context(record: BuildRecord) -> dict[str, Any]:
-    """The original's context keys (contract §2.3)."""
+    """The original's context keys (docs/contract.md#run-summary)."""
     metadata = record.metadata
     primary = metadata.artifacts[0].model_dump(include={"path", "format", "role", "sha256"}) if metadata.artifacts \
         else None
@@ -90,7 +95,7 @@ def verified_artifact_sha(record: BuildRecord) -> str:
     path = record.artifact_path
     if not path.is_file():
         raise ForgeError(f"artifact file not found: {path}")
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if actual != record.manifest.artifact.sha256:
         raise ForgeError(f"artifact {path} does not match its manifest (recorded {record.manifest.artifact.sha256}, "
                          f"file has {actual}); refusing to benchmark it")
@@ -168,7 +173,7 @@ def _parity(record: BuildRecord, runner: Runner, samples: list[Sample], input_so
     source = Path(record.manifest.source_model.path)
     if not source.is_file():
         raise ForgeError(f"source model not found at {source}; parity needs it (disable accuracy to benchmark only)")
-    if sha256_file(source) != record.manifest.source_model.sha256:
+    if file_digest(source) != record.manifest.source_model.sha256:
         raise ForgeError(f"source model {source} changed since the build; parity against it would be meaningless")
     reference = OrtRunner(source, settings.threads)
     try:

@@ -18,7 +18,7 @@ from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.records.build import SmokeRecord
 
 if TYPE_CHECKING:
-    from pytest_inferedgeforge.engine.build import BuildPlan
+    from pytest_inferedgeforge.engine.plan import BuildPlan
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The agent manifest (contract §2.5): how an on-device agent should run a Forge artifact."""
+"""The agent manifest (docs/contract.md#agent-manifest): how an on-device agent should run a Forge artifact."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _lab_compat_issues(data: dict[str, Any]) -> list[Issue]:
+    """The ``lab_compat`` mirror must exist and equal the top-level backend, device, precision and artifact."""
+    lab = data.get("lab_compat")
+    if not isinstance(lab, dict):
+        return [Issue("ERROR", "lab_compat", "lab_compat must be an object.")]
+    issues = []
+    for key in ("source_manifest_path", "runtime_artifact_path", "required_backend", "device_target", "precision"):
+        if not (isinstance(lab.get(key), str) and lab[key].strip()):
+            issues.append(Issue("ERROR", f"lab_compat.{key}", f"lab_compat.{key} must be a non-empty string."))
+        elif key != "source_manifest_path" and lab[key] != data.get(key):
+            issues.append(Issue("ERROR", f"{key}/lab_compat.{key}", f"{key} and lab_compat.{key} must match."))
+    return issues
+
+
 def validate_agent_manifest(data: dict[str, Any], target: Path) -> ValidationReport:
     report = ValidationReport(target=target)
     add = report.issues.append
@@ -69,15 +83,7 @@ def validate_agent_manifest(data: dict[str, Any], target: Path) -> ValidationRep
         add(Issue("ERROR", "fallback_policy", "fallback_policy must be an object."))
     elif policy.get("mode") not in FALLBACK_MODES:
         add(Issue("ERROR", "fallback_policy.mode", f"fallback_policy.mode must be one of: {', '.join(FALLBACK_MODES)}."))
-    lab = data.get("lab_compat")
-    if not isinstance(lab, dict):
-        add(Issue("ERROR", "lab_compat", "lab_compat must be an object."))
-    else:
-        for key in ("source_manifest_path", "runtime_artifact_path", "required_backend", "device_target", "precision"):
-            if not (isinstance(lab.get(key), str) and lab[key].strip()):
-                add(Issue("ERROR", f"lab_compat.{key}", f"lab_compat.{key} must be a non-empty string."))
-            elif key != "source_manifest_path" and lab[key] != data.get(key):
-                add(Issue("ERROR", f"{key}/lab_compat.{key}", f"{key} and lab_compat.{key} must match."))
+    report.issues += _lab_compat_issues(data)
     if "tool_schema_path" in data and not (isinstance(data["tool_schema_path"], str) and data["tool_schema_path"].strip()):
         add(Issue("ERROR", "tool_schema_path", "tool_schema_path must be a non-empty string when present."))
     if "guard_policy" in data and not isinstance(data["guard_policy"], dict):

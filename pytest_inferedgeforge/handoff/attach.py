@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.engine.record import load_build_record
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
 
 
@@ -37,11 +37,11 @@ def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
     """Merge the payload into the build's structured result; returns the result path."""
     payload = read_json_object(payload_path, "Accuracy payload")
     validate_accuracy_payload(payload, payload_path)
-    entry = load_entry(build_dir)
+    entry = load_build_record(build_dir)
     artifact = entry.artifact_path
-    if artifact is None or not artifact.is_file():
+    if not artifact.is_file():
         raise ForgeError(f"{build_dir}: artifact file not found")
-    current = sha256_file(artifact)
+    current = file_digest(artifact)
     recorded = entry.metadata.artifacts[0].sha256
     if current != recorded:
         raise ForgeError(f"{artifact} no longer matches its record (recorded {recorded}, file has {current})")

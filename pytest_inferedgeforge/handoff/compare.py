@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pytest_inferedgeforge.engine.catalog import BuildEntry
+from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.handoff.attach import numeric_metrics
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.errors import ForgeError
@@ -21,28 +21,22 @@ from pytest_inferedgeforge.model.errors import ForgeError
 
 @dataclass(frozen=True)
 class PairChoice:
-    left: BuildEntry | None
-    right: BuildEntry | None
+    left: BuildRecord | None
+    right: BuildRecord | None
     reason: str | None
     next_step: str | None
 
 
-def comparable(entry: BuildEntry) -> bool:
-    """Ready, and its structured result file still exists."""
-    if not entry.readiness.ready or entry.run_summary is None:
-        return False
-    path = entry.run_summary.structured_result_path
-    return path is not None and Path(path).is_file()
 
 
-def choose_pair(entries: list[BuildEntry], left: str | None, right: str | None) -> PairChoice:
-    """The original's pair selection (contract §1.10), with a half-given pair refused."""
+def choose_pair(entries: list[BuildRecord], left: str | None, right: str | None) -> PairChoice:
+    """The original's pair selection (docs/contract.md#pair-selection), with a half-given pair refused."""
     if (left is None) != (right is None):
         raise ForgeError("give both --left and --right, or neither")
     if not entries:
         return PairChoice(None, None, "no builds found for this source model",
                           "choose a source model from list-builds or show-compare-candidates")
-    ready = {entry.preset_name: entry for entry in entries if comparable(entry)}
+    ready = {entry.preset_name: entry for entry in entries if entry.readiness.ready}
     if len(ready) < 2:
         return PairChoice(None, None, "fewer than two benchmark-ready builds are available",
                           "benchmark one more variant to enable comparison")
@@ -94,7 +88,7 @@ def _pct(new: float | None, base: float | None) -> float | None:
     return round((new - base) / base * 100.0, 3)  # type: ignore[operator]
 
 
-def _attached_metrics(entry: BuildEntry) -> dict[str, float]:
+def _attached_metrics(entry: BuildRecord) -> dict[str, float]:
     path = entry.run_summary.structured_result_path if entry.run_summary else None
     if not path or not Path(path).is_file():
         return {}
@@ -102,7 +96,7 @@ def _attached_metrics(entry: BuildEntry) -> dict[str, float]:
     return numeric_metrics(accuracy.get("metrics") or {})
 
 
-def _row(entry: BuildEntry) -> CandidateRow:
+def _row(entry: BuildRecord) -> CandidateRow:
     summary = entry.run_summary
     assert summary is not None
     parity: dict[str, Any] = summary.accuracy or {}
@@ -116,9 +110,9 @@ def _row(entry: BuildEntry) -> CandidateRow:
     )
 
 
-def compare_table(entries: list[BuildEntry], model: str, *, baseline: str | None,
+def compare_table(entries: list[BuildRecord], model: str, *, baseline: str | None,
                   only: tuple[str, str] | None = None) -> CompareTable:
-    ready = {entry.preset_name: entry for entry in entries if comparable(entry)}
+    ready = {entry.preset_name: entry for entry in entries if entry.readiness.ready}
     if only is not None:
         missing = [name for name in only if name not in ready]
         if missing:
@@ -181,7 +175,7 @@ def markdown_table(table: CompareTable) -> str:
     return "\n".join(lines)
 
 
-def write_plots(table: CompareTable, entries: list[BuildEntry], directory: Path) -> list[Path]:
+def write_plots(table: CompareTable, entries: list[BuildRecord], directory: Path) -> list[Path]:
     """One PNG per comparison: the baseline's latency distribution against a candidate's."""
     import matplotlib
 

@@ -22,7 +22,7 @@ def lab_profile_input(metadata: BuildMetadata) -> dict[str, Any]:
 
 
 def lab_profile_argv(metadata: BuildMetadata, python: str = "python") -> list[str]:
-    """The original's ``inferedgelab profile`` command (contract §5.1), as argv."""
+    """The original's ``inferedgelab profile`` command (docs/contract.md#lab-profile), as argv."""
     runtime = lab_profile_input(metadata)
     argv = [python, "-m", LAB_MODULE, "profile", metadata.source_model.path,
             "--engine", runtime["engine"], "--engine-path", runtime["engine_path"],
@@ -53,7 +53,7 @@ def _first_positive(*values: Any) -> int | None:
 def worker_runtime_summary(metadata: dict[str, Any], manifest: dict[str, Any] | None = None, *,
                            metadata_path: str | Path | None = None,
                            manifest_path: str | Path | None = None) -> dict[str, Any]:
-    """The 15-field worker/runtime summary with the original's precedence (contract §2.6)."""
+    """The 15-field worker/runtime summary with the original's precedence (docs/contract.md#worker-summary)."""
     for section in ("build", "source_model"):
         if not isinstance(metadata.get(section), dict):
             raise ForgeError(f"metadata.{section} must be an object")

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_inferedgeforge.engine.build import load_build_record, utc_now
-from pytest_inferedgeforge.engine.catalog import RUN_SUMMARY_FILE
+from pytest_inferedgeforge.engine.record import load_build_record
 from pytest_inferedgeforge.engine.runs import RunOutcome, run_context, verified_artifact_sha
 from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.jsonio import write_json_atomic
+from pytest_inferedgeforge.model.layout import RUN_SUMMARY_FILE, utc_now
 from pytest_inferedgeforge.model.records.run import RunSummary
 
 LAB_TIMEOUT_S = 1800

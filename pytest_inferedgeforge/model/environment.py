@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge import __version__
+from pytest_inferedgeforge.model.version import __version__
 
 
 @functools.cache

@@ -7,7 +7,6 @@ A preset lives at ``<root>/<backend>/<name>.yaml`` (``.yml`` and the original's
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,9 +178,3 @@ def list_presets(root: Path, backends: BackendCatalog) -> list[PresetEntry]:
         except PresetError as exc:
             entries.append(PresetEntry(preset_id, path, None, str(exc)))
     return sorted(entries, key=lambda entry: (entry.preset_id, entry.path.suffix))
-
-
-def build_dir_suffix(preset_name: str) -> str:
-    """The original's sanitised suffix (contract §3.3)."""
-    suffix = re.sub(r"[^A-Za-z0-9._-]+", "_", preset_name.rsplit("/", 1)[-1]).strip("_")
-    return suffix or "preset"

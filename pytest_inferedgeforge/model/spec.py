@@ -60,12 +60,20 @@ DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
 """Per-precision defaults, documented in docs/experiments.md."""
 
 
+DEFAULT_WARMUP = 5
+DEFAULT_RUNS = 30
+DEFAULT_SEED = 1234
+"""Seed of synthetic run inputs; the smoke run's input is the first of them."""
+DEFAULT_SAMPLES = 8
+"""The one home of run defaults: specs, ``run-benchmark`` options and the engine's RunSettings use these."""
+
+
 class InputsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shapes: dict[str, list[PositiveInt]] | None = Field(None, description="Concrete shapes for dynamic inputs.")
-    seed: int = Field(1234, description="Seed of synthetic inputs (different from the calibration seed).")
-    samples: PositiveInt = Field(8, description="How many inputs to compare and cycle through in the benchmark.")
+    seed: int = Field(DEFAULT_SEED, description="Seed of synthetic inputs (different from the calibration seed).")
+    samples: PositiveInt = Field(DEFAULT_SAMPLES, description="How many inputs to compare and cycle through in the benchmark.")
     dataset: str | None = Field(None, description="Directory of .npy/.npz inputs, relative to the spec file.")
     values: dict[str, ValueRule] | None = Field(None, description=(
         "Per-input rules for synthetic values: {value: 16000}, {choice: [8000, 16000]}, {range: [0, 256]}, "
@@ -76,8 +84,8 @@ class BenchmarkSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    warmup: int = Field(5, ge=0)
-    runs: PositiveInt = 30
+    warmup: int = Field(DEFAULT_WARMUP, ge=0)
+    runs: PositiveInt = DEFAULT_RUNS
     threads: PositiveInt | None = Field(None, description="intra-op threads; default lets the runtime decide.")
 
 

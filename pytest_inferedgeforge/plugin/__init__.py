@@ -14,6 +14,7 @@ import pytest
 from pytest_inferedgeforge.engine.presets import list_presets
 from pytest_inferedgeforge.engine.toolchains import marker_help
 from pytest_inferedgeforge.model.argtypes import count_at_least
+from pytest_inferedgeforge.model.hashing import digest_memo
 from pytest_inferedgeforge.model.presets import PRECISIONS
 from pytest_inferedgeforge.model.spec import is_spec_file
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
@@ -85,6 +86,13 @@ def _is_forge_manifest(path: Path) -> bool:
         return "inferedgeforge-manifest" in path.read_text(encoding="utf-8", errors="ignore")[:4096]
     except OSError:
         return False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """One digest memo per item: its build check, invariants, run and parity hash each file once."""
+    with digest_memo():
+        return (yield)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -8,14 +8,14 @@ preset and gets ``forge_preset``, ``forge_record`` (the verified build) and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_inferedgeforge.backends.api import Runner
-from pytest_inferedgeforge.engine.build import BuildRecord
 from pytest_inferedgeforge.engine.presets import load_preset
+from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.engine.toolchains import load_runner
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.plugin.settings import get_settings
@@ -59,6 +59,10 @@ def forge_record(request: pytest.FixtureRequest, forge_build: BuildFactory, forg
 
 
 @pytest.fixture
-def forge_runner(forge_record: BuildRecord) -> Runner:
-    """The artifact of ``forge_record``, loaded for inference."""
-    return load_runner(forge_record.manifest.build.backend, forge_record.artifact_path)
+def forge_runner(forge_record: BuildRecord) -> Iterator[Runner]:
+    """The artifact of ``forge_record``, loaded for inference and closed after the test."""
+    runner = load_runner(forge_record.manifest.build.backend, forge_record.artifact_path)
+    try:
+        yield runner
+    finally:
+        runner.close()

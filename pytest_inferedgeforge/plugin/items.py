@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from pytest_inferedgeforge.engine.build import BuildOutcome, BuildRecord, build, plan_build
+from pytest_inferedgeforge.engine.build import VerifiedBuild, build
 from pytest_inferedgeforge.engine.checks import build_invariants
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_experiment, load_preset
+from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native, run_samples
 from pytest_inferedgeforge.engine.smoke import smoke_run
 from pytest_inferedgeforge.engine.toolchains import availability
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecError
 from pytest_inferedgeforge.model.presets import Preset
-from pytest_inferedgeforge.model.spec import Experiment
+from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
 from pytest_inferedgeforge.verify.manifest import verify_build_dir
 
@@ -38,7 +40,7 @@ def preset_marks(preset: Preset) -> list[pytest.MarkDecorator]:
 
 
 def build_for_test(config: pytest.Config, model: Path, preset: Preset,
-                   input_shapes: dict[str, list[int]] | None = None, experiment: Experiment | None = None) -> BuildOutcome:
+                   input_shapes: dict[str, list[int]] | None = None, experiment: Experiment | None = None) -> VerifiedBuild:
     """Skip (or fail, when required) on a missing toolchain; build or reuse; check every invariant."""
     settings = get_settings(config)
     toolchain = availability(preset.backend)
@@ -50,16 +52,16 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
     inputs = experiment.spec.inputs if experiment is not None else None
     plan = plan_build(model, preset, settings.output_root, input_shapes=input_shapes,
                       presets_root=settings.presets_root, input_values=inputs.values if inputs else None,
-                      input_seed=inputs.seed if inputs else 1234,
+                      input_seed=inputs.seed if inputs else DEFAULT_SEED,
                       input_dataset=experiment.dataset if experiment is not None else None)
     outcome = build(plan, force=settings.rebuild)
-    violations = build_invariants(outcome.record)
+    violations = build_invariants(outcome)
     if violations:
-        raise ForgeCheckFailed("\n".join(v.describe() for v in violations))
+        raise ForgeCheckFailed("\n".join(issue.line() for issue in violations))
     return outcome
 
 
-def record_properties(item: pytest.Item, outcome: BuildOutcome) -> None:
+def record_properties(item: pytest.Item, outcome: VerifiedBuild) -> None:
     record = outcome.record
     manifest = record.manifest
     item.user_properties.extend([

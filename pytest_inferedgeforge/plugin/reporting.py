@@ -14,17 +14,16 @@ from typing import Any
 
 import pytest
 
-from pytest_inferedgeforge import __version__
-from pytest_inferedgeforge.engine.build import format_timestamp, utc_now
-from pytest_inferedgeforge.engine.catalog import load_entry
+from pytest_inferedgeforge.engine.record import load_build_record
 from pytest_inferedgeforge.engine.toolchains import availability, backend_names
-from pytest_inferedgeforge.handoff.compare import comparable
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.jsonio import write_json_atomic
+from pytest_inferedgeforge.model.layout import format_timestamp, utc_now
 from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
 from pytest_inferedgeforge.model.spec import is_spec_file
+from pytest_inferedgeforge.model.version import __version__
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
 
 _ITEM_FIELDS = {f"forge.{name}" for name in ("kind", "experiment", "spec", "preset", "backend", "target", "precision")}
@@ -163,11 +162,11 @@ class ForgeReporter:
                     not_ready[str(item.preset)] = item.message or f"item {item.outcome}"
                     continue
                 try:
-                    entry = load_entry(Path(build_dir))
+                    entry = load_build_record(Path(build_dir))
                 except ForgeError as exc:
                     not_ready[str(item.preset)] = str(exc)
                     continue
-                if comparable(entry) and entry.run_summary is not None:
+                if entry.readiness.ready and entry.run_summary is not None:
                     ready[str(item.preset)] = str(entry.run_summary.structured_result_path)
                 else:
                     not_ready[str(item.preset)] = entry.readiness.reason

@@ -1,6 +1,6 @@
 """Checking a build record against the original's rules, its JSON Schema and the files on disk.
 
-The original's rules (contract §2.2.1) are kept word for word so downstream
+The original's rules (docs/contract.md#manifest-rules) are kept word for word so downstream
 scripts that grep ``ERROR``/``WARNING`` lines keep working. Forge adds what
 they lacked: a schema check, re-hashing every file the record names, and a
 refusal of any path that points outside the build directory.
@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeGuard
 import jsonschema
 
 from pytest_inferedgeforge.model.errors import RecordError
-from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.records.build import Manifest
 
@@ -89,19 +89,33 @@ def _get(manifest: dict[str, Any], dotted: str) -> Any:
 
 
 def original_rules(manifest: dict[str, Any]) -> list[Issue]:
-    """The original validate-manifest rule set, in its discovery order (contract §2.2.1)."""
+    """The original validate-manifest rule set, in its discovery order (docs/contract.md#manifest-rules)."""
     issues: list[Issue] = []
     if not _non_empty(manifest.get("schema_version")):
         issues.append(Issue("WARNING", "schema_version", "schema_version must be a non-empty string."))
-    for section in _REQUIRED:
-        if not isinstance(manifest.get(section), dict):
-            issues.append(Issue("ERROR", section, f"manifest.{section} section is required for Runtime/Lab handoff."))
+    issues += _required_issues(manifest)
+    issues += _recommended_issues(manifest)
+    for left, right in _CROSS:
+        issues.extend(_mismatch(manifest, left, right))
+    issues += _compare_context_issues(manifest)
+    if not isinstance(manifest.get("tool"), dict):
+        issues.append(Issue("WARNING", "tool", "tool section is recommended for provenance."))
+    return issues
+
+
+def _required_issues(manifest: dict[str, Any]) -> list[Issue]:
+    issues = [Issue("ERROR", section, f"manifest.{section} section is required for Runtime/Lab handoff.")
+              for section in _REQUIRED if not isinstance(manifest.get(section), dict)]
     for section, keys in _REQUIRED.items():
         if not isinstance(manifest.get(section), dict):
             continue
-        for key in keys:
-            if not _non_empty(manifest[section].get(key)):
-                issues.append(Issue("ERROR", f"{section}.{key}", f"{section}.{key} must be a non-empty string."))
+        issues += [Issue("ERROR", f"{section}.{key}", f"{section}.{key} must be a non-empty string.")
+                   for key in keys if not _non_empty(manifest[section].get(key))]
+    return issues
+
+
+def _recommended_issues(manifest: dict[str, Any]) -> list[Issue]:
+    issues = []
     for dotted in ("source_model.sha256", "artifact.sha256", "artifact.model_name"):
         section = dotted.split(".")[0]
         if isinstance(manifest.get(section), dict) and not _non_empty(_get(manifest, dotted)):
@@ -111,19 +125,19 @@ def original_rules(manifest: dict[str, Any]) -> list[Issue]:
             if not _positive_int(manifest["runtime"].get(key)):
                 issues.append(Issue("WARNING", f"runtime.{key}",
                                     f"runtime.{key} is recommended for compare_key and input-shape context."))
-    for left, right in _CROSS:
-        issues.extend(_mismatch(manifest, left, right))
-    if isinstance(manifest.get("source_model"), dict) and isinstance(manifest.get("runtime"), dict):
-        missing = [name for name in ("source_model.path", "runtime.engine", "runtime.device", "runtime.precision")
-                   if not _non_empty(_get(manifest, name))]
-        missing += [f"runtime.{key}" for key in ("batch", "height", "width")
-                    if not _positive_int(manifest["runtime"].get(key))]
-        if missing:
-            issues.append(Issue("WARNING", "compare_context",
-                                f"compare_key/backend_key context is incomplete: {', '.join(missing)}"))
-    if not isinstance(manifest.get("tool"), dict):
-        issues.append(Issue("WARNING", "tool", "tool section is recommended for provenance."))
     return issues
+
+
+def _compare_context_issues(manifest: dict[str, Any]) -> list[Issue]:
+    if not (isinstance(manifest.get("source_model"), dict) and isinstance(manifest.get("runtime"), dict)):
+        return []
+    missing = [name for name in ("source_model.path", "runtime.engine", "runtime.device", "runtime.precision")
+               if not _non_empty(_get(manifest, name))]
+    missing += [f"runtime.{key}" for key in ("batch", "height", "width")
+                if not _positive_int(manifest["runtime"].get(key))]
+    if not missing:
+        return []
+    return [Issue("WARNING", "compare_context", f"compare_key/backend_key context is incomplete: {', '.join(missing)}")]
 
 
 def _mismatch(manifest: dict[str, Any], left: str, right: str) -> list[Issue]:
@@ -198,7 +212,7 @@ def artifact_location(entry: dict[str, Any], build_dir: Path, label: str) -> tup
 def _hash_issue(label: str, path: Path, expected: str) -> list[Issue]:
     if not path.is_file():
         return [Issue("ERROR", label, f"file not found: {path}")]
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if actual != expected:
         return [Issue("ERROR", label, f"sha256 mismatch for {path}: recorded {expected}, file has {actual}")]
     return []
@@ -225,25 +239,31 @@ def file_issues(manifest: dict[str, Any], build_dir: Path) -> list[Issue]:
             issues.extend(_hash_issue(f"{label}.sha256", location, entry["sha256"]))
     source = manifest.get("source_model")
     if isinstance(source, dict) and _non_empty(source.get("path")):
-        source_path = Path(source["path"])
-        if not source_path.is_file():
-            issues.append(Issue("WARNING", "source_model.path",
-                                f"source model not found at {source_path}; its hash cannot be re-verified here"))
+        issues += _source_issues(source)
+    return issues
+
+
+def _source_issues(source: dict[str, Any]) -> list[Issue]:
+    """The source model and its external data, re-hashed when they are where the record says."""
+    source_path = Path(source["path"])
+    if not source_path.is_file():
+        return [Issue("WARNING", "source_model.path",
+                      f"source model not found at {source_path}; its hash cannot be re-verified here")]
+    issues = []
+    if _non_empty(source.get("sha256")) and SHA256.match(source["sha256"]):
+        issues.extend(_hash_issue("source_model.sha256", source_path, source["sha256"]))
+    source_root = source_path.resolve().parent
+    external = source.get("external_data")
+    for index, item in enumerate(external if isinstance(external, list) else []):
+        label = f"source_model.external_data[{index}]"
+        if not isinstance(item, dict):
+            issues.append(Issue("ERROR", label, "must be an object"))
+            continue
+        data_path = (source_root / str(item.get("path", ""))).resolve()
+        if not data_path.is_relative_to(source_root):
+            issues.append(Issue("ERROR", label, f"{item.get('path')} escapes {source_root}"))
         else:
-            if _non_empty(source.get("sha256")) and SHA256.match(source["sha256"]):
-                issues.extend(_hash_issue("source_model.sha256", source_path, source["sha256"]))
-            source_root = source_path.resolve().parent
-            external = source.get("external_data")
-            for index, item in enumerate(external if isinstance(external, list) else []):
-                label = f"source_model.external_data[{index}]"
-                if not isinstance(item, dict):
-                    issues.append(Issue("ERROR", label, "must be an object"))
-                    continue
-                data_path = (source_root / str(item.get("path", ""))).resolve()
-                if not data_path.is_relative_to(source_root):
-                    issues.append(Issue("ERROR", label, f"{item.get('path')} escapes {source_root}"))
-                else:
-                    issues.extend(_hash_issue(label, data_path, str(item.get("sha256"))))
+            issues.extend(_hash_issue(label, data_path, str(item.get("sha256"))))
     return issues
 
 

@@ -44,7 +44,7 @@ from pytest_inferedgeforge.model.errors import (
     ToolchainUnavailable,
     first_line,
 )
-from pytest_inferedgeforge.model.hashing import sha256_file
+from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.records.build import ToolCall
 
@@ -200,7 +200,7 @@ class RknnRunner:
                                          stdout=subprocess.PIPE, stderr=self._stderr, text=True, cwd=scratch)
         hello = self._send(request)
         exported = hello.get("export_sha256")
-        self.identical_to_artifact = bool(target) or exported == sha256_file(artifact)
+        self.identical_to_artifact = bool(target) or exported == file_digest(artifact)
         self.evidence = "artifact" if self.identical_to_artifact else RECIPE_LEVEL
         where = f"rknn NPU ({target})" if target else "rknn-toolkit2 simulator (x86)"
         self.description = f"{where} via worker process" + (
@@ -307,7 +307,7 @@ class RKNNBackend:
             samples, calibration = request.calibration_samples()
             dataset = _write_dataset(samples, request.work_dir / CALIBRATION_DIR)
             dataset_rel = f"{CALIBRATION_DIR}/dataset.txt"
-            details["dataset_txt_sha256"] = sha256_file(dataset)
+            details["dataset_txt_sha256"] = file_digest(dataset)
             request.log(f"calibration dataset: {len(samples)} .npy sample(s) in {dataset_rel}")
         worker_request = {
             "op": "build", "model": str(request.source), "output": str(artifact), "config": config,

@@ -1,7 +1,7 @@
 """The JSON shapes Forge writes, as pydantic models: the single source of every schema.
 
 ``metadata.json`` keeps the original's schema "0.1.0" shape and
-``manifest.json`` its "inferedgeforge-manifest-v1" shape (contract §2.1, §2.2);
+``manifest.json`` its "inferedgeforge-manifest-v1" shape (docs/contract.md#metadata, #manifest);
 everything Forge adds is an extra, optional key, so older readers keep working
 and older records still load. Records allow unknown keys on read, so a
 downstream tool may annotate them without breaking us.
@@ -40,6 +40,8 @@ class BuildInfo(Record):
     finished_at: str | None = None
     duration_s: float | None = None
     record_format: int | None = None
+    key_parts: dict[str, str] | None = Field(None, description=(
+        "sha256 of each part of the build key (source, preset, shapes, toolchain...), so a rebuild names what changed."))
 
 
 class FileDigest(Record):

@@ -24,7 +24,7 @@ class LatencyStats(Record):
 
 
 class RunSummary(Record):
-    """``run_summary.json``: the original's keys (contract §2.3), versioned, plus the figures and the
+    """``run_summary.json``: the original's keys (docs/contract.md#run-summary), versioned, plus the figures and the
     artifact hash measured when the run started, which is what compare readiness is judged on."""
 
     schema_version: str = RUN_SUMMARY_SCHEMA_VERSION

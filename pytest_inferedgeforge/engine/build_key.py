@@ -1,0 +1,81 @@
+"""The build key: a content address over everything that determines an artifact.
+
+Its parts are the record format, the source model's sha256 (and its external
+data), the preset snapshot, the resolved input shapes, the toolchain and its
+versions, the calibration dataset's digest and the input value rules. Each part
+is recorded by digest in ``manifest.build.key_parts``, so "why was this rebuilt"
+names the part that changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.engine.plan import BuildPlan
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.hashing import file_digest, sha256_json
+from pytest_inferedgeforge.model.inputs import rules_snapshot
+from pytest_inferedgeforge.model.records.build import RECORD_FORMAT, FileDigest
+
+
+@dataclass
+class Fingerprint:
+    """The build key and its parts; each part is recorded by digest so a rebuild can name what changed."""
+
+    source_sha256: str
+    external: list[FileDigest]
+    toolchain_versions: dict[str, str]
+    parts: dict[str, Any]
+
+    @property
+    def build_key(self) -> str:
+        return sha256_json(self.parts)
+
+    @property
+    def part_digests(self) -> dict[str, str]:
+        return {name: sha256_json(value) for name, value in self.parts.items()}
+
+
+def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
+    source_sha = file_digest(plan.source)
+    root = plan.source.parent.resolve()
+    external = [
+        FileDigest(path=str(path.relative_to(root)), sha256=file_digest(path), size_bytes=path.stat().st_size)
+        for path in plan.model.external_data
+    ]
+    spec = plan.calibration_spec()
+    dataset_digest = None
+    if spec.dataset and plan.preset.precision == "int8":
+        dataset_dir = Path(spec.dataset)
+        if not dataset_dir.is_dir():
+            raise ForgeError(f"calibration dataset directory not found: {dataset_dir}")
+        dataset_digest = sha256_json(sorted((p.name, file_digest(p)) for p in dataset_dir.iterdir() if p.is_file()))
+    parts: dict[str, Any] = {
+        "record_format": RECORD_FORMAT,
+        "source_sha256": source_sha,
+        "external_data": [digest.model_dump() for digest in external],
+        "preset": plan.preset.snapshot(),
+        "input_shapes": plan.input_shapes,
+        "toolchain": {"backend": plan.preset.backend, "versions": versions},
+        "calibration_dataset": dataset_digest,
+    }
+    if plan.input_values:
+        parts["input_values"] = rules_snapshot(plan.input_values)
+    return Fingerprint(source_sha, external, versions, parts)
+
+
+PART_NAMES = {"record_format": "record format", "source_sha256": "source model", "external_data": "external data",
+              "preset": "preset", "input_shapes": "input shapes", "toolchain": "toolchain",
+              "calibration_dataset": "calibration dataset", "input_values": "input value rules"}
+
+
+def describe_change(recorded: dict[str, str] | None, key: Fingerprint) -> str:
+    """Why a build with another key is rebuilt, naming each part whose digest changed."""
+    if recorded is None:
+        return "build inputs changed (the old build predates recorded key parts); rebuilding"
+    current = key.part_digests
+    changed = sorted(name for name in recorded.keys() | current.keys() if recorded.get(name) != current.get(name))
+    names = ", ".join(f"{PART_NAMES.get(name, name)} changed" for name in changed) or "build key changed"
+    return f"build inputs changed ({names}); rebuilding"

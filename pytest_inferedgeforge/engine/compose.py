@@ -1,0 +1,109 @@
+"""Composing a fresh build's records: ``metadata.json`` and ``manifest.json`` from the plan and the toolchain's output.
+
+Both keep the original's shapes (docs/contract.md#metadata and #manifest); the
+manifest is validated against the v0.1 rules and the files before the metadata
+says whether the build is ready for its handoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.backends.api import BuildOutput
+from pytest_inferedgeforge.engine.build_key import Fingerprint
+from pytest_inferedgeforge.engine.plan import BuildPlan
+from pytest_inferedgeforge.model.environment import tool_facts
+from pytest_inferedgeforge.model.hashing import file_digest
+from pytest_inferedgeforge.model.inputs import rules_snapshot
+from pytest_inferedgeforge.model.layout import LOG_FILE, format_timestamp
+from pytest_inferedgeforge.model.records.build import (
+    RECORD_FORMAT,
+    Artifact,
+    BuildInfo,
+    BuildMetadata,
+    Handoff,
+    InputRecord,
+    LabCompat,
+    LabRuntime,
+    Manifest,
+    ManifestArtifact,
+    ManifestRuntime,
+    QuantizationAudit,
+    SmokeRecord,
+    SourceModel,
+    Tool,
+    Toolchain,
+    manifest_to_dict,
+)
+from pytest_inferedgeforge.verify.manifest import validate_manifest_data
+
+
+def compose_records(
+    plan: BuildPlan,
+    fingerprint: Fingerprint,
+    output: BuildOutput,
+    started: dt.datetime,
+    finished: dt.datetime,
+    duration: float,
+    work_dir: Path,
+    smoke: SmokeRecord,
+) -> tuple[BuildMetadata, Manifest]:
+    preset = plan.preset
+    stamp = format_timestamp(started)
+    build_info = BuildInfo(
+        build_id=f"{plan.source.stem}-{preset.backend}-{preset.suffix}-{stamp.replace('-', '').replace(':', '')}",
+        timestamp=stamp, preset_name=preset.name, backend=preset.backend, target=preset.target,
+        build_key=fingerprint.build_key, started_at=started.isoformat(timespec="microseconds"),
+        finished_at=finished.isoformat(timespec="microseconds"), duration_s=duration, record_format=RECORD_FORMAT,
+        key_parts=fingerprint.part_digests,
+    )
+    inputs = [
+        InputRecord(name=t.name, dtype=t.dtype, model_dims=list(t.dims), shape=plan.input_shapes[t.name])
+        for t in plan.model.inputs
+    ]
+    source = SourceModel(
+        path=str(plan.source), format=plan.source.suffix.lstrip(".") or "onnx", sha256=fingerprint.source_sha256,
+        size_bytes=plan.source.stat().st_size, opset=plan.model.opset, ir_version=plan.model.ir_version,
+        inputs=inputs, external_data=fingerprint.external or None,
+    )
+    artifacts = [
+        Artifact(path=str(plan.build_dir.resolve() / path.name), format=preset.artifact_format,
+                 role="deployment_model", sha256=file_digest(path), file=path.name, size_bytes=path.stat().st_size)
+        for path in output.artifacts
+    ]
+    primary = artifacts[0]
+    batch, height, width = plan.shape_context
+    toolchain = Toolchain(backend=preset.backend, versions=fingerprint.toolchain_versions, calls=output.calls,
+                          log=LOG_FILE, details=output.details or None)
+    tool = Tool(**tool_facts(plan.presets_root))
+    evidence: dict[str, Any] = {
+        "quantization": QuantizationAudit.model_validate(output.quantization) if output.quantization else None,
+        "warnings": output.warnings or None, "input_values": rules_snapshot(plan.input_values), "smoke": smoke,
+    }
+    manifest = Manifest(
+        build=build_info, source_model=source,
+        artifact=ManifestArtifact(**primary.model_dump(), model_path=primary.path,
+                                  model_name=plan.source.name, precision=preset.precision),
+        runtime=ManifestRuntime(engine=preset.backend, device=preset.target, precision=preset.precision,
+                                model_path=primary.path, artifact_path=primary.path,
+                                batch=batch, height=height, width=width),
+        preset_snapshot=preset.snapshot(), tool=tool, artifacts=artifacts, input_shapes=plan.input_shapes,
+        toolchain=toolchain, calibration=output.calibration, **evidence,
+    )
+    report = validate_manifest_data(manifest_to_dict(manifest), work_dir, work_dir / "manifest.json")
+    reasons = [issue.line() for issue in report.errors]
+    ready = not reasons
+    metadata = BuildMetadata(
+        build=build_info, source_model=source, artifacts=artifacts,
+        handoff=Handoff(consumer="InferEdgeLab", ready=ready, reasons=reasons or None),
+        lab_compat=LabCompat(profile_ready=ready, runtime=LabRuntime(
+            engine=preset.backend, device=preset.target, precision=preset.precision,
+            engine_path=primary.path, runtime_artifact_path=primary.path,
+            requested_batch=batch, requested_height=height, requested_width=width)),
+        preset_snapshot=preset.snapshot(), input_shapes=plan.input_shapes, toolchain=toolchain,
+        calibration=output.calibration, tool=tool, **evidence,
+    )
+    return metadata, manifest
+

@@ -1,0 +1,93 @@
+"""The build plan: everything decided before a toolchain runs, and what ``build --dry-run`` prints.
+
+Planning inspects the model, resolves shapes and checks the preset against its
+backend; it raises before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_inferedgeforge.backends.api import Backend
+from pytest_inferedgeforge.backends.registry import check_preset, get_backend
+from pytest_inferedgeforge.model.inputs import Sample, ValueRule, input_samples, samples_sha256
+from pytest_inferedgeforge.model.layout import build_dir_name
+from pytest_inferedgeforge.model.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
+from pytest_inferedgeforge.model.presets import CalibrationSpec, Preset
+from pytest_inferedgeforge.model.records.build import Calibration, SmokeRecord
+from pytest_inferedgeforge.model.spec import DEFAULT_SEED
+
+
+@dataclass
+class BuildPlan:
+    """Everything decided before the toolchain runs; also what ``build --dry-run`` prints."""
+
+    source: Path
+    model: ModelInfo
+    preset: Preset
+    output_root: Path
+    input_shapes: dict[str, list[int]]
+    backend: Backend
+    presets_root: Path | None = None
+    input_values: dict[str, ValueRule] | None = None
+    """Value rules of synthetic inputs (calibration, smoke run, parity); part of the build key."""
+    input_seed: int = DEFAULT_SEED
+    """Seed of the smoke run's synthetic input: the first of the parity inputs."""
+    input_dataset: Path | None = None
+    """When given, the smoke run feeds this dataset's first sample instead."""
+
+    @property
+    def build_dir(self) -> Path:
+        return self.output_root / build_dir_name(self.source, self.preset.target, self.preset.backend, self.preset.name)
+
+    @property
+    def artifact_path(self) -> Path:
+        return self.build_dir / self.backend.artifact_filename
+
+    @property
+    def shape_context(self) -> tuple[int, int, int]:
+        return primary_shape_context(self.input_shapes)
+
+    def calibration_spec(self) -> CalibrationSpec:
+        return self.preset.calibration or CalibrationSpec()
+
+    def calibration_samples(self) -> tuple[list[Sample], Calibration]:
+        spec = self.calibration_spec()
+        samples, source = input_samples(self.model, self.input_shapes, count=spec.samples, seed=spec.seed,
+                                        dataset=Path(spec.dataset) if spec.dataset else None, values=self.input_values)
+        record = Calibration(source=source, samples=len(samples), sha256=samples_sha256(samples),
+                             **({"dataset": spec.dataset} if spec.dataset else {"seed": spec.seed}))
+        return samples, record
+
+    def smoke_sample(self) -> tuple[Sample, SmokeRecord]:
+        """The smoke run's input: the first sample parity will use, and its record (runner filled in later)."""
+        samples, source = input_samples(self.model, self.input_shapes, count=1, seed=self.input_seed,
+                                        dataset=self.input_dataset, values=self.input_values)
+        sample = samples[0]
+        return sample, SmokeRecord(detail="not run", input_source=source, inputs_sha256=samples_sha256([sample]),
+                                   dataset=str(self.input_dataset) if self.input_dataset else None)
+
+
+def plan_build(
+    model_path: Path,
+    preset: Preset,
+    output_root: Path,
+    *,
+    input_shapes: dict[str, list[int]] | None = None,
+    presets_root: Path | None = None,
+    input_values: dict[str, ValueRule] | None = None,
+    input_seed: int = DEFAULT_SEED,
+    input_dataset: Path | None = None,
+) -> BuildPlan:
+    """Inspect the model and resolve shapes; raises before anything is written."""
+    check_preset(preset)
+    model = inspect_model(model_path)
+    requested = dict(preset.input_shapes or {})
+    requested.update(input_shapes or {})
+    shapes = resolve_input_shapes(model, requested)
+    return BuildPlan(
+        source=model_path.resolve(), model=model, preset=preset, output_root=output_root,
+        input_shapes=shapes, backend=get_backend(preset.backend), presets_root=presets_root,
+        input_values=input_values or None, input_seed=input_seed, input_dataset=input_dataset,
+    )

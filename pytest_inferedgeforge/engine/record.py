@@ -1,0 +1,168 @@
+"""The one view of a build directory: its records, its artifact, its last run, and whether it is ready.
+
+Every reader (the build cache, runs, the catalog, compare, the plugin's report)
+loads a build through :func:`load_build_record` and judges it with the same
+:func:`judge_readiness`, so ``list-builds``, ``show-compare-candidates`` and the
+report never disagree.
+
+Ready means more than "a run_summary.json exists": the last run completed and
+passed parity, it measured this artifact's bytes, the artifact it measured is,
+byte for byte, the artifact the manifest records and the file on disk today,
+and the structured result Lab compares is still there.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
+from pytest_inferedgeforge.model.hashing import file_digest
+from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE, RUN_SUMMARY_FILE
+from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest, load_manifest, load_metadata
+from pytest_inferedgeforge.model.records.run import RunSummary
+from pytest_inferedgeforge.verify.manifest import artifact_location
+
+
+@dataclass(frozen=True)
+class Readiness:
+    state: str
+    """ready | pending | failed | stale | broken"""
+    reason: str
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+@dataclass
+class BuildRecord:
+    """A build directory and its records. Paths are absolute, so everything derived is CWD-independent."""
+
+    build_dir: Path
+    metadata: BuildMetadata
+    manifest_or_none: Manifest | None
+    run_summary: RunSummary | None
+
+    @property
+    def manifest(self) -> Manifest:
+        if self.manifest_or_none is None:
+            raise RecordError(f"{self.manifest_path} is missing; this build cannot be verified")
+        return self.manifest_or_none
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.build_dir / METADATA_FILE
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.build_dir / MANIFEST_FILE
+
+    @property
+    def artifact_or_none(self) -> Path | None:
+        """The primary artifact inside the build directory; None when the records point outside it."""
+        entry = self.manifest_or_none.artifact if self.manifest_or_none else (
+            self.metadata.artifacts[0] if self.metadata.artifacts else None)
+        if entry is None:
+            return None
+        location, _ = artifact_location(entry.model_dump(), self.build_dir, "artifact")
+        return location
+
+    @property
+    def artifact_path(self) -> Path:
+        location = self.artifact_or_none
+        if location is None:
+            raise RecordError(f"{self.build_dir}: the recorded artifact is not a file inside the build directory")
+        return location
+
+    @property
+    def preset_name(self) -> str:
+        snapshot = self.metadata.preset_snapshot or {}
+        return str(snapshot.get("name") or self.metadata.build.preset_name)
+
+    @property
+    def source_path(self) -> str:
+        return normalise_path(self.metadata.source_model.path)
+
+    @functools.cached_property
+    def readiness(self) -> Readiness:
+        return judge_readiness(self)
+
+
+def normalise_path(text: str) -> str:
+    """An absolute form of a recorded path. Forge records absolute paths; the original's relative
+    ones were relative to wherever it ran, so the best reading is the current directory."""
+    return str(Path(text).resolve())
+
+
+def load_run_summary(build_dir: Path) -> RunSummary | None:
+    path = build_dir / RUN_SUMMARY_FILE
+    if not path.exists():
+        return None
+    data = read_json_object(path, "Run summary")
+    data.setdefault("status", "completed")  # original summaries may predate the key
+    try:
+        return RunSummary.model_validate(data)
+    except ValidationError as exc:
+        raise RecordError(describe_validation_error(exc, str(path))) from exc
+
+
+def load_build_record(build_dir: Path, *, require_manifest: bool = True, metadata_file: Path | None = None) -> BuildRecord:
+    """Load a build directory's records; unreadable ones raise :class:`RecordError`.
+
+    ``metadata_file`` reads the metadata from another file name, as the original's METADATA_PATH arguments allow.
+    """
+    build_dir = build_dir.resolve()
+    metadata = load_metadata(metadata_file or build_dir / METADATA_FILE)
+    manifest_path = build_dir / MANIFEST_FILE
+    manifest = load_manifest(manifest_path) if require_manifest or manifest_path.exists() else None
+    return BuildRecord(build_dir, metadata, manifest, load_run_summary(build_dir))
+
+
+def judge_readiness(record: BuildRecord) -> Readiness:
+    summary, manifest = record.run_summary, record.manifest_or_none
+    if manifest is None:
+        return Readiness("broken", f"{MANIFEST_FILE} is missing, so nothing about this build can be verified")
+    if summary is None:
+        return Readiness("pending", "no benchmark run yet")
+    if summary.status != "completed":
+        return Readiness("failed", f"last benchmark {summary.status}: {summary.error or 'no error recorded'}")
+    measured = summary.artifact_sha256_at_run or (summary.primary_artifact or {}).get("sha256")
+    if not measured:
+        return Readiness("stale", "the run summary does not say which artifact it measured")
+    return _artifact_readiness(record, manifest, measured) or _run_readiness(summary)
+
+
+def _artifact_readiness(record: BuildRecord, manifest: Manifest, measured: str) -> Readiness | None:
+    """Not ready when the measured artifact is not, byte for byte, the recorded one on disk today."""
+    location = record.artifact_or_none
+    if location is None:
+        return Readiness("broken", "the recorded artifact is not a file inside this build directory")
+    if not location.is_file():
+        return Readiness("broken", f"artifact file missing: {location}")
+    current = file_digest(location)
+    if current != measured:
+        return Readiness("stale", f"artifact changed since its benchmark (measured {measured[:12]}, now {current[:12]})")
+    if manifest.artifact.sha256 != measured:
+        return Readiness("stale", "the benchmark measured a different artifact than the manifest records")
+    return None
+
+
+def _run_readiness(summary: RunSummary) -> Readiness:
+    """Ready when the run measured the artifact's bytes, passed parity and left Lab its structured result."""
+    if summary.evidence not in (None, "artifact"):
+        return Readiness("pending", f"the last run measured a {summary.evidence}, not this artifact's bytes; "
+                                    "not ready for a device compare on that evidence")
+    if summary.accuracy and summary.accuracy.get("passed") is False:
+        return Readiness("failed", "the last run's accuracy parity failed: "
+                                   + "; ".join(summary.accuracy.get("failures") or [])[:300])
+    result = summary.structured_result_path
+    if not result:
+        return Readiness("pending", "the last run left no structured result for InferEdgeLab to compare")
+    if not Path(result).is_file():
+        return Readiness("stale", f"the last run's structured result is gone: {result}")
+    return Readiness("ready", "benchmark result is present for this artifact")

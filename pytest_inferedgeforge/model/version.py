@@ -1,0 +1,8 @@
+"""Forge's own version, from the installed distribution's metadata."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pytest-inferedgeforge")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
