@@ -1,6 +1,8 @@
 """Real builds with the real ONNX Runtime toolchain, on real files."""
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 
 import onnxruntime as ort
@@ -81,6 +83,32 @@ def test_a_changed_preset_is_rebuilt(workspace: Path) -> None:
     outcome = _build(workspace, "onnxruntime/cpu_fp32")
     assert not outcome.cached
     assert "preset changed" in outcome.reason
+
+
+def test_a_rebuild_names_only_the_key_part_that_changed(workspace: Path, dynamic_model: Path) -> None:
+    _build(workspace, "onnxruntime/cpu_fp32", str(dynamic_model), input_shapes={"pixel_values": [1, 3, 32, 32]})
+    outcome = _build(workspace, "onnxruntime/cpu_fp32", str(dynamic_model), input_shapes={"pixel_values": [1, 3, 48, 48]})
+    assert outcome.reason == "build inputs changed (input shapes changed); rebuilding"
+    assert set(outcome.record.manifest.build.key_parts or {}) >= {"source_sha256", "preset", "input_shapes", "toolchain"}
+
+
+def test_a_verified_build_carries_the_digests_it_verified(workspace: Path) -> None:
+    verified = _build(workspace, "onnxruntime/cpu_fp32")
+    assert verified.report.valid and verified.report.errors == []
+    artifact = str(verified.record.artifact_path)
+    assert verified.digests[artifact] == hashlib.sha256(Path(artifact).read_bytes()).hexdigest()
+    source = str((workspace / "models/tiny_cnn.onnx").resolve())
+    assert verified.digests[source] == hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def test_build_progress_goes_to_the_named_logger_and_root_handlers_stay(workspace: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="inferedgeforge")
+    handlers = logging.getLogger().handlers[:]
+    _build(workspace, "onnxruntime/cpu_int8")
+    assert logging.getLogger().handlers == handlers
+    assert any(r.name == "inferedgeforge.build" and r.getMessage().startswith("build onnxruntime/cpu_int8")
+               for r in caplog.records)
 
 
 def test_external_data_is_hashed_and_verified(workspace: Path, flip_byte) -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
 from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, RunnerError, first_line
 from pytest_inferedgeforge.model.inputs import Sample
+from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 from pytest_inferedgeforge.model.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
 from pytest_inferedgeforge.model.records.build import ToolCall
 
@@ -32,7 +33,7 @@ class OnnxRuntimeOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    precision: Literal["fp32", "fp16", "int8"]
+    precision: Precision
     optimization_level: Literal["disabled", "basic", "extended", "all"] = "extended"
     keep_io_types: bool = True
     quantization: Literal["static", "dynamic"] = "static"
@@ -162,7 +163,7 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     artifact_filename = "model.onnx"
     artifact_format = "onnx"
-    precisions = ("fp32", "fp16", "int8")
+    precisions = PRECISIONS
     options_model = OnnxRuntimeOptions
     marker_help = "ONNX Runtime items (embedded default backend)"
 
@@ -186,7 +187,7 @@ class OnnxRuntimeBackend:
                 return self._quantize(request, options, artifact)
         except (PresetError, BuildFailed):
             raise
-        except Exception as exc:
+        except Exception as exc:  # onnx/onnxruntime.quantization raise many unrelated types for a model they refuse
             raise BuildFailed(f"onnxruntime {options.precision} build failed: {type(exc).__name__}: "
                               f"{first_line(exc)}") from exc
 

@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import onnx
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
 from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import file_digest
+from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 from pytest_inferedgeforge.model.records.build import ToolCall
 
 TRTEXEC_DIRS = (Path("/usr/src/tensorrt/bin"),)
@@ -39,7 +40,7 @@ class TensorRTOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    precision: Literal["fp32", "fp16", "int8"]
+    precision: Precision
     workspace_mb: PositiveInt | None = Field(None, description="--memPoolSize=workspace:<MiB>")
     timing_cache: str | None = Field(None, description="Timing cache file, reused and updated; hashed in the record.")
     calibration_cache: str | None = Field(None, description="int8 calibration cache (--calib).")
@@ -184,7 +185,7 @@ class TensorRTBackend:
     name = "tensorrt"
     artifact_filename = "model.engine"
     artifact_format = "engine"
-    precisions = ("fp32", "fp16", "int8")
+    precisions = PRECISIONS
     options_model = TensorRTOptions
     marker_help = "TensorRT items (needs an NVIDIA GPU and TensorRT)"
 

@@ -57,6 +57,15 @@ class VerifiedBuild:
     reason: str
     """Why it was built (first build, which key part changed, forced) or why the cache was used."""
 
+    @property
+    def digests(self) -> dict[str, str | None]:
+        """File -> sha256 of the source model and every artifact, as verified (the report holds no error)."""
+        manifest = self.record.manifest
+        found: dict[str, str | None] = {manifest.source_model.path: manifest.source_model.sha256}
+        found.update({str(self.record.build_dir / (artifact.file or Path(artifact.path).name)): artifact.sha256
+                      for artifact in manifest.artifacts or []})
+        return found
+
 
 def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = False) -> VerifiedBuild:
     """Build (or reuse) ``plan`` and return the published, verified build."""

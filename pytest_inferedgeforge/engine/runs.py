@@ -113,9 +113,13 @@ def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = 
                          dataset=settings.dataset, values=values)
 
 
-def run_native(build_dir: Path, settings: RunSettings) -> RunOutcome:
-    """Benchmark (and parity-check) a build on this machine; always leaves a run summary."""
-    record = load_build_record(build_dir)
+def run_native(build: Path | BuildRecord, settings: RunSettings) -> RunOutcome:
+    """Benchmark (and parity-check) a build on this machine; always leaves a run summary.
+
+    ``build`` is a build directory, or the record of one already loaded (a ``VerifiedBuild``'s).
+    """
+    record = build if isinstance(build, BuildRecord) else load_build_record(build)
+    build_dir = record.build_dir
     summary_path = build_dir / RUN_SUMMARY_FILE
     started = utc_now()
     base = {**run_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,

@@ -16,9 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, model_validator
 
 from pytest_inferedgeforge.model.errors import PresetError, describe_validation_error
+from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 
-Precision = Literal["fp32", "fp16", "int8"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 PRESET_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -79,7 +78,7 @@ class Preset(BaseModel):
             raise ValueError(f"build_options.precision must be one of {', '.join(PRECISIONS)}; got '{option_precision}'")
         if self.precision is None:
             if option_precision is None:
-                raise ValueError("precision is required (fp32|fp16|int8), as 'precision' or build_options.precision")
+                raise ValueError(f"precision is required ({'|'.join(PRECISIONS)}), as 'precision' or build_options.precision")
             self.precision = str(option_precision).lower()  # type: ignore[assignment]
         elif option_precision is not None and str(option_precision).lower() != self.precision:
             raise ValueError(f"precision '{self.precision}' contradicts build_options.precision '{option_precision}'")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from pytest_inferedgeforge.model.errors import PresetError, SpecError, describe_validation_error
 from pytest_inferedgeforge.model.inputs import ValueRule
+from pytest_inferedgeforge.model.precision import Precision
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
 
 
@@ -93,7 +94,7 @@ class AccuracySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    thresholds: dict[Literal["fp32", "fp16", "int8"], Thresholds] = Field(
+    thresholds: dict[Precision, Thresholds] = Field(
         default_factory=dict, description="Per-precision overrides of the default thresholds.")
     outputs: dict[str, OutputCheck] = Field(default_factory=dict, description=(
         "Per-output parity settings by output name; outputs not named get the defaults."))

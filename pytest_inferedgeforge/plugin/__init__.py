@@ -15,7 +15,7 @@ from pytest_inferedgeforge.engine.presets import list_presets
 from pytest_inferedgeforge.engine.toolchains import marker_help
 from pytest_inferedgeforge.model.argtypes import count_at_least
 from pytest_inferedgeforge.model.hashing import digest_memo
-from pytest_inferedgeforge.model.presets import PRECISIONS
+from pytest_inferedgeforge.model.precision import PRECISIONS
 from pytest_inferedgeforge.model.spec import is_spec_file
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
 from pytest_inferedgeforge.plugin.items import ForgeSpecFile, ManifestFile, parametrize_forge_marker

@@ -135,7 +135,7 @@ class ForgeItem(pytest.Item):
         )
 
     def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
-        run = run_native(record.build_dir, self._run_settings(settings))
+        run = run_native(record, self._run_settings(settings))
         summary = run.summary
         self.user_properties.extend([("run_status", summary.status), ("run_summary_path", str(run.summary_path))])
         if not run.completed:
