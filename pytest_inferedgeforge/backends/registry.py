@@ -71,8 +71,8 @@ def forget_availability() -> None:
 
 def backend_catalog() -> BackendCatalog:
     """Every registered backend's traits, which presets are validated against."""
-    return {name: BackendTraits(get_backend(name).artifact_format, tuple(get_backend(name).precisions))
-            for name in backend_names()}
+    backends = [get_backend(name) for name in backend_names()]
+    return {backend.name: BackendTraits(backend.artifact_format, tuple(backend.precisions)) for backend in backends}
 
 
 def check_preset(preset: Preset) -> None:

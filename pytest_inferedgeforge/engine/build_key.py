@@ -24,10 +24,16 @@ from pytest_inferedgeforge.model.records.build import RECORD_FORMAT, FileDigest
 class Fingerprint:
     """The build key and its parts; each part is recorded by digest so a rebuild can name what changed."""
 
-    source_sha256: str
     external: list[FileDigest]
-    toolchain_versions: dict[str, str]
     parts: dict[str, Any]
+
+    @property
+    def source_sha256(self) -> str:
+        return str(self.parts["source_sha256"])
+
+    @property
+    def toolchain_versions(self) -> dict[str, str]:
+        return dict(self.parts["toolchain"]["versions"])
 
     @property
     def build_key(self) -> str:
@@ -63,7 +69,7 @@ def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
     }
     if plan.input_values:
         parts["input_values"] = rules_snapshot(plan.input_values)
-    return Fingerprint(source_sha, external, versions, parts)
+    return Fingerprint(external, parts)
 
 
 PART_NAMES = {"record_format": "record format", "source_sha256": "source model", "external_data": "external data",

@@ -17,7 +17,7 @@ from pytest_inferedgeforge.engine.plan import BuildPlan
 from pytest_inferedgeforge.model.environment import tool_facts
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import rules_snapshot
-from pytest_inferedgeforge.model.layout import LOG_FILE, format_timestamp
+from pytest_inferedgeforge.model.layout import LOG_FILE, MANIFEST_FILE, format_timestamp
 from pytest_inferedgeforge.model.records.build import (
     RECORD_FORMAT,
     Artifact,
@@ -92,7 +92,7 @@ def compose_records(
         preset_snapshot=preset.snapshot(), tool=tool, artifacts=artifacts, input_shapes=plan.input_shapes,
         toolchain=toolchain, calibration=output.calibration, **evidence,
     )
-    report = validate_manifest_data(manifest_to_dict(manifest), work_dir, work_dir / "manifest.json")
+    report = validate_manifest_data(manifest_to_dict(manifest), work_dir, work_dir / MANIFEST_FILE)
     reasons = [issue.line() for issue in report.errors]
     ready = not reasons
     metadata = BuildMetadata(

@@ -42,10 +42,6 @@ class BuildPlan:
         return self.output_root / build_dir_name(self.source, self.preset.target, self.preset.backend, self.preset.name)
 
     @property
-    def artifact_path(self) -> Path:
-        return self.build_dir / self.backend.artifact_filename
-
-    @property
     def shape_context(self) -> tuple[int, int, int]:
         return primary_shape_context(self.input_shapes)
 

@@ -16,6 +16,7 @@ touches the original build, and ends in a verdict:
 from __future__ import annotations
 
 import difflib
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ from pytest_inferedgeforge.model.errors import ForgeError, PresetError, RecordEr
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import input_samples, rules_from_record, samples_sha256
 from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object, write_json_atomic
-from pytest_inferedgeforge.model.layout import REPRODUCIBILITY_FILE, format_timestamp, utc_now
+from pytest_inferedgeforge.model.layout import METADATA_FILE, REPRODUCIBILITY_FILE, format_timestamp, utc_now
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.records.evidence import ParityResult
 from pytest_inferedgeforge.model.records.reproduce import PresetCheck, ReproducibilityReport, SourceCheck
@@ -106,7 +107,7 @@ def rebuild_from_manifest(
                          "refusing to rebuild (pass --allow-source-change to rebuild anyway)")
     preset, preset_check = _choose_preset(manifest, manifest_path, preset_name, presets_root, use_current_preset)
     original_dir = manifest_path.parent.resolve()
-    if output is None and not (original_dir / "metadata.json").is_file():
+    if output is None and not (original_dir / METADATA_FILE).is_file():
         raise ForgeError(f"{manifest_path} is not inside a build directory (no metadata.json beside it); "
                          "pass --output to choose where the rebuild goes")
     root = output if output is not None else original_dir.parent.parent / "rebuilds"
@@ -202,20 +203,15 @@ def _functional_check(original_dir: Path, record: BuildRecord, plan: BuildPlan) 
         return None, f"functional check impossible: {exc}"
     if not original.artifact_path.is_file():
         return None, f"functional check impossible: original artifact missing at {original.artifact_path}"
-    try:
-        old_runner = plan.backend.load(original.artifact_path)
-    except ToolchainUnavailable as exc:
-        return None, f"functional check impossible here: {exc}"
-    try:
+    with ExitStack() as runners:
+        try:
+            old_runner = plan.backend.load(original.artifact_path)
+        except ToolchainUnavailable as exc:
+            return None, f"functional check impossible here: {exc}"
+        runners.callback(old_runner.close)
         new_runner = plan.backend.load(record.artifact_path)
-    except BaseException:
-        old_runner.close()
-        raise
-    try:
+        runners.callback(new_runner.close)
         return _compare_runs(old_runner, new_runner, plan), None
-    finally:
-        old_runner.close()
-        new_runner.close()
 
 
 def _compare_runs(old_runner: Runner, new_runner: Runner, plan: BuildPlan) -> ParityResult:

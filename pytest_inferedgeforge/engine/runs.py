@@ -15,10 +15,11 @@ from typing import Any
 
 from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
-from pytest_inferedgeforge.backends.registry import availability, get_backend
+from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.benchmark import measure, summarize
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
+from pytest_inferedgeforge.engine.toolchains import load_runner
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import file_digest
@@ -63,7 +64,6 @@ class RunOutcome:
     parity: ParityResult | None = None
     structured_result_path: Path | None = None
     evidence_path: Path | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def completed(self) -> bool:
@@ -132,7 +132,7 @@ def run_native(build: Path | BuildRecord, settings: RunSettings) -> RunOutcome:
         toolchain = availability(record.metadata.build.backend)
         if not toolchain.ok:
             raise ToolchainUnavailable(toolchain.reason or "toolchain unavailable")
-        runner = get_backend(record.metadata.build.backend).load(record.artifact_path, threads=settings.threads)
+        runner = load_runner(record.metadata.build.backend, record.artifact_path, threads=settings.threads)
         samples, input_source = run_samples(record, settings)
         latencies = measure(runner, samples, warmup=settings.warmup, runs=settings.runs)
         stats = summarize(latencies)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_inferedgeforge.backends.registry import get_backend
+from pytest_inferedgeforge.engine.toolchains import load_runner
 from pytest_inferedgeforge.model.errors import ForgeError, RunnerError, ToolchainUnavailable
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.records.build import SmokeRecord
@@ -37,7 +37,7 @@ def smoke_run(backend: str, artifact: Path, sample: Sample) -> SmokeResult:
     toolchain's own first line. Any other exception is a bug and propagates with its traceback.
     """
     try:
-        runner = get_backend(backend).load(artifact)
+        runner = load_runner(backend, artifact)
     except ToolchainUnavailable as exc:
         return SmokeResult(None, str(exc))
     except RunnerError as exc:

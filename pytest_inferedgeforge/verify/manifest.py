@@ -19,6 +19,7 @@ import jsonschema
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
 from pytest_inferedgeforge.model.records.build import Manifest
 
 Level = Literal["ERROR", "WARNING"]
@@ -286,10 +287,10 @@ def verify_build_dir(build_dir: Path) -> ValidationReport:
     """A whole-record check: the manifest, the metadata, and that both describe the same build."""
     if not build_dir.is_dir():
         raise RecordError(f"Build directory not found: {build_dir}")
-    manifest = read_json_object(build_dir / "manifest.json", "Build manifest")
+    manifest = read_json_object(build_dir / MANIFEST_FILE, "Build manifest")
     report = validate_manifest_data(manifest, build_dir, build_dir)
     try:
-        metadata = read_json_object(build_dir / "metadata.json", "Build metadata")
+        metadata = read_json_object(build_dir / METADATA_FILE, "Build metadata")
     except RecordError as exc:
         report.issues.append(Issue("ERROR", "metadata.json", str(exc)))
         return report
