@@ -170,8 +170,8 @@ def test_benchmark_readiness_compare_and_tampering(workspace: Path, cli, flip_by
     fp32 = json.loads((FP32_DIR / "run_summary.json").read_text())
     int8 = json.loads(Path("builds/tiny_cnn__cpu__onnxruntime__cpu_int8/run_summary.json").read_text())
     assert int8["accuracy"]["min_cosine"] < fp32["accuracy"]["min_cosine"]
-    evidence = json.loads((FP32_DIR / "accuracy_evidence.json").read_text())
-    assert evidence["artifact_sha256"] == fp32["artifact_sha256_at_run"]
+    evidence = json.loads((FP32_DIR / fp32["run_dir"] / "accuracy_evidence.json").read_text())
+    assert evidence["artifact_sha256"] == fp32["artifact_sha256_at_run"] and evidence["run_id"] == fp32["run_id"]
     code, out, _ = cli("list-builds", "--dir", "builds")
     assert out.count("status   : ready (benchmark available)") == 2
     code, out, _ = cli("show-compare-command", "--dir", "builds", "--model", "./models/../models/tiny_cnn.onnx")
@@ -188,13 +188,15 @@ def test_benchmark_readiness_compare_and_tampering(workspace: Path, cli, flip_by
     assert table["baseline"] == "onnxruntime/cpu_fp32" and table["rows"][1]["delta_mean_pct"] is not None
     flip_byte(FP32_DIR / "model.onnx")
     code, out, _ = cli("list-builds", "--dir", "builds")
-    assert "not ready (stale: artifact changed since its benchmark" in out
+    assert "not ready (broken: the build record does not verify" in out and "sha256 mismatch" in out
     code, out, _ = cli("show-compare-candidates", "--dir", "builds")
-    assert "- ready builds : 1" in out and "stale: artifact changed since its benchmark" in out
+    assert "- ready builds : 1" in out and "broken: the build record does not verify" in out
     code, _, err = cli("run-benchmark", str(FP32_DIR / "metadata.json"))
     assert code == 1 and "recorded in" in err
-    failed = json.loads((FP32_DIR / "run_summary.json").read_text())
-    assert failed["status"] == "failed" and "does not match its manifest" in failed["error"]
+    failed_path = Path(err.rsplit("recorded in ", 1)[1].strip())
+    failed = json.loads(failed_path.read_text())
+    assert failed["status"] == "failed" and "refusing to measure it" in failed["error"]
+    assert json.loads((FP32_DIR / "run_summary.json").read_text()) == fp32  # the good run is not replaced
 
 
 def test_one_malformed_metadata_does_not_hide_the_other_builds(workspace: Path, cli) -> None:
@@ -301,7 +303,7 @@ def test_inspect_summary_reports_a_stale_benchmark(workspace: Path, cli, flip_by
     assert code == 0 and "  Status     : ready" in out and "Mean (ms)  :" in out
     flip_byte(FP32_DIR / "model.onnx")
     code, out, _ = cli("inspect-build", "--summary", str(FP32_DIR / "metadata.json"))
-    assert "  Status     : stale" in out and "artifact changed since its benchmark" in out
+    assert "  Status     : broken" in out and "sha256 mismatch" in out
     assert "run run-benchmark to generate validation results" in out
 
 

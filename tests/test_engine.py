@@ -12,7 +12,8 @@ from pytest_inferedgeforge.engine.build import build
 from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.model.errors import ForgeError, ModelError, ToolchainUnavailable
-from pytest_inferedgeforge.verify.manifest import original_rules, validate_manifest_file, verify_build_dir
+from pytest_inferedgeforge.verify.build_dir import verify_build_dir
+from pytest_inferedgeforge.verify.manifest import original_rules, validate_manifest_file
 
 ORT_PRESETS = ["onnxruntime/cpu_fp32", "onnxruntime/cpu_fp16", "onnxruntime/cpu_int8", "onnxruntime/cpu_int8_dynamic"]
 

@@ -64,7 +64,6 @@ def test_forge_require_turns_the_skip_into_a_failure(project: pytest.Pytester) -
     ("name: x\nmodel: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_fp32\n", "invalid YAML (line 3, column 31)"),
     ("model: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_fp32]\nbenchmrk: {runs: 1}\n",
      "field 'benchmrk': unknown key"),
-    ("model: models/tiny_cnn.onnx\npresets: [onnxruntime/nope]\n", "field 'presets.0': Preset not found"),
     ("model: models/missing.onnx\npresets: [onnxruntime/cpu_fp32]\n", "field 'model': model file not found"),
     ("model: models/tiny_cnn.onnx\npresets: []\n", "field 'presets'"),
 ])

@@ -14,6 +14,7 @@ from pytest_inferedgeforge.model.errors import ForgeError
 
 def cmd_create_agent_manifest(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.handoff.agent import create_agent_manifest
+    from pytest_inferedgeforge.handoff.guard import verified_artifact
     from pytest_inferedgeforge.model.jsonio import read_json_object
 
     guard = None
@@ -24,8 +25,13 @@ def cmd_create_agent_manifest(args: argparse.Namespace) -> int:
             raise ForgeError(f"--guard-policy is not valid JSON: {exc}") from exc
         if not isinstance(guard, dict):
             raise ForgeError("--guard-policy must decode to a JSON object")
+    manifest_file = Path(args.manifest)
+    artifact = verified_artifact(manifest_file)
+    manifest = read_json_object(manifest_file, "Build manifest")
+    if artifact is not None and args.runtime_artifact_path is None:
+        args.runtime_artifact_path = str(artifact)
     payload = create_agent_manifest(
-        read_json_object(Path(args.manifest), "Build manifest"), args.manifest, agent_id=args.agent_id,
+        manifest, args.manifest, agent_id=args.agent_id,
         agent_type=args.agent_type, priority=args.priority, latency_budget_ms=args.latency_budget_ms,
         deadline_ms=args.deadline_ms, input_type=args.input_type, output_type=args.output_type,
         fallback_mode=args.fallback_mode, required_backend=args.required_backend, device_target=args.device_target,

@@ -11,7 +11,9 @@ from pytest_inferedgeforge.cli.views import summary_text
 
 def cmd_inspect_build(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.record import load_build_record
+    from pytest_inferedgeforge.handoff.guard import verified_artifact
     from pytest_inferedgeforge.handoff.lab import lab_profile_argv, lab_profile_input, shell_join
+    from pytest_inferedgeforge.model.errors import ForgeError
 
     path = metadata_path(args.metadata_path)
     build_dir = path.parent
@@ -20,19 +22,25 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
     if args.summary:
         print(summary_text(metadata, summary, record.readiness))
         return 0
-    has_lab = metadata.lab_compat is not None
+    try:
+        artifact, refused = verified_artifact(path), None
+    except ForgeError as exc:
+        artifact, refused = None, str(exc)
+    has_lab = metadata.lab_compat is not None and refused is None
     view = {
         "build": metadata.build.model_dump(mode="json", exclude_none=True),
         "source_model": metadata.source_model.model_dump(mode="json", exclude_none=True),
         "artifacts": [a.model_dump(mode="json", exclude_none=True) for a in metadata.artifacts],
         "handoff": metadata.handoff.model_dump(mode="json", exclude_none=True),
         "preset_snapshot": metadata.preset_snapshot,
-        "lab_profile_input": lab_profile_input(metadata) if has_lab else None,
-        "lab_profile_command": shell_join(lab_profile_argv(metadata)) if has_lab else None,
+        "lab_profile_input": lab_profile_input(metadata, artifact) if has_lab else None,
+        "lab_profile_command": shell_join(lab_profile_argv(metadata, artifact=artifact)) if has_lab else None,
         "run_summary": summary.model_dump(mode="json", exclude_none=True) if summary else None,
     }
+    if refused is not None:
+        view["handoff_refused"] = refused
     if record.manifest_or_none is not None:
-        from pytest_inferedgeforge.verify.manifest import verify_build_dir
+        from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
         report = verify_build_dir(build_dir)
         view["verification"] = {"valid": report.valid, "errors": [i.line() for i in report.errors]}
@@ -42,31 +50,39 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
 
 
 def cmd_show_lab_profile_input(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.handoff.guard import verified_artifact
     from pytest_inferedgeforge.handoff.lab import lab_profile_input
     from pytest_inferedgeforge.model.records.build import load_metadata
 
-    print_json(lab_profile_input(load_metadata(metadata_path(args.metadata_path))))
+    path = metadata_path(args.metadata_path)
+    print_json(lab_profile_input(load_metadata(path), verified_artifact(path)))
     return 0
 
 
 def cmd_show_lab_profile_command(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.handoff.guard import verified_artifact
     from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
     from pytest_inferedgeforge.model.records.build import load_metadata
 
-    print(shell_join(lab_profile_argv(load_metadata(metadata_path(args.metadata_path)))))
+    path = metadata_path(args.metadata_path)
+    print(shell_join(lab_profile_argv(load_metadata(path), artifact=verified_artifact(path))))
     return 0
 
 
 def cmd_show_worker_summary(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.handoff.guard import verified_artifact
     from pytest_inferedgeforge.handoff.lab import worker_runtime_summary
     from pytest_inferedgeforge.model.jsonio import read_json_object
 
     path = metadata_path(args.metadata_path).resolve()
+    artifact = verified_artifact(path)
     manifest_path = path.parent / "manifest.json"
     manifest = read_json_object(manifest_path, "Build manifest") if manifest_path.exists() else None
-    print_json(worker_runtime_summary(read_json_object(path, "Build metadata"), manifest,
-                                       metadata_path=path,
-                                       manifest_path=manifest_path if manifest is not None else None))
+    summary = worker_runtime_summary(read_json_object(path, "Build metadata"), manifest, metadata_path=path,
+                                     manifest_path=manifest_path if manifest is not None else None)
+    if artifact is not None:
+        summary["artifact_path"] = str(artifact)
+    print_json(summary)
     return 0
 
 

@@ -18,7 +18,7 @@ def cmd_validate_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from pytest_inferedgeforge.verify.manifest import verify_build_dir
+    from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
     reports = [verify_build_dir(Path(directory)) for directory in args.build_dirs]
     if args.json:

@@ -43,9 +43,11 @@ def register(sub: Any) -> None:
     from pytest_inferedgeforge.model.spec import DEFAULT_RUNS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_WARMUP
 
     p = add_command(sub, "run-benchmark", cmd_run_benchmark, "benchmark a build and check parity; writes run_summary.json",
-             "Native (default): load the artifact here, measure latency and compare its outputs with the source\n"
-             "model. Writes run_summary.json (also when it fails), results/<lab result>.json and\n"
-             "accuracy_evidence.json. --via lab runs 'python -m inferedgelab.cli profile' instead.")
+             "Native (default): verify the whole build, load the artifact here, measure latency and compare its\n"
+             "outputs with the source model. Each run, failed ones included, writes its own runs/<run id>/\n"
+             "(run_summary.json, structured_result.json, accuracy_evidence.json) under the build's lock;\n"
+             "a completed run also becomes the build's run_summary.json. --via lab runs\n"
+             "'python -m inferedgelab.cli profile' on the verified artifact instead.")
     p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
     p.add_argument("--via", choices=("native", "lab"), default="native", help="who runs the benchmark (default: native)")
     p.add_argument("--warmup", type=count_at_least(0), default=DEFAULT_WARMUP,

@@ -3,9 +3,10 @@
 The order is deliberate. Everything that can be refused (the model, the shapes,
 the toolchain, a name collision) is checked before anything is written. The
 toolchain then writes into a temporary directory beside the final one, the
-records are composed and validated there, and one rename publishes the build.
-A crash can leave a ``.tmp-`` directory (ignored by every reader) or a
-``<name>.failed.json`` record, never a directory that looks like a build.
+records are composed and validated there, and one fsynced exchange publishes
+the build (engine/publish.py). A crash can leave a ``.tmp-`` directory (ignored
+by every reader, removed by a later build) or a ``<name>.failed.json`` record,
+never a directory that looks like a build.
 
 Whatever happens, :func:`build` returns a :class:`VerifiedBuild`: the record,
 the verification report it passed, and why it was built or reused. Checks,
@@ -15,10 +16,8 @@ runs and reports consume it instead of verifying again.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +29,26 @@ from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.build_key import Fingerprint, describe_change, fingerprint
 from pytest_inferedgeforge.engine.compose import compose_records
 from pytest_inferedgeforge.engine.plan import BuildPlan
+from pytest_inferedgeforge.engine.publish import publish, sweep, work_dir_for
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.engine.smoke import smoke_build
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError, ToolchainUnavailable
 from pytest_inferedgeforge.model.jsonio import write_json_atomic
-from pytest_inferedgeforge.model.layout import LOG_FILE, MANIFEST_FILE, METADATA_FILE, format_timestamp, utc_now
+from pytest_inferedgeforge.model.layout import (
+    LOG_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    format_timestamp,
+    lock_file,
+    utc_now,
+)
 from pytest_inferedgeforge.model.records.build import (
     load_manifest,
     manifest_to_dict,
     metadata_to_dict,
 )
-from pytest_inferedgeforge.verify.manifest import ValidationReport, verify_build_dir
+from pytest_inferedgeforge.verify.build_dir import verify_build_dir
+from pytest_inferedgeforge.verify.manifest import ValidationReport
 
 Progress = Callable[[str], None]
 LOGGER = logging.getLogger("inferedgeforge.build")
@@ -76,10 +84,9 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
     if plan.output_root.exists() and not plan.output_root.is_dir():
         raise ForgeError(f"output root {plan.output_root} exists and is not a directory")
     plan.output_root.mkdir(parents=True, exist_ok=True)
-    lock_dir = plan.output_root / ".locks"
-    lock_dir.mkdir(exist_ok=True)
-    with FileLock(str(lock_dir / f"{plan.build_dir.name}.lock")):
-        _remove_leftovers(plan)
+    with FileLock(str(lock_file(plan.build_dir))):
+        for note in sweep(plan.build_dir.parent, plan.build_dir):
+            LOGGER.warning(note)
         cached, reason = _reuse_or_reason(plan, key)
         if cached is not None and not force:
             return cached
@@ -126,18 +133,10 @@ class _BuildLog:
         return "\n".join(self.lines) + "\n"
 
 
-def _remove_leftovers(plan: BuildPlan) -> None:
-    """Work dirs of this build name left by a killed process; only the lock holder creates them, so any
-    that exist while we hold the lock are dead."""
-    for pattern in (f".tmp-{plan.build_dir.name}-*", f".old-{plan.build_dir.name}-*"):
-        for leftover in plan.output_root.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
 def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progress | None) -> VerifiedBuild:
     log = _BuildLog(progress)
     failure_record = plan.output_root / f"{plan.build_dir.name}.failed.json"
-    work_dir = plan.output_root.resolve() / f".tmp-{plan.build_dir.name}-{uuid.uuid4().hex[:8]}"
+    work_dir = work_dir_for(plan.build_dir)
     work_dir.mkdir()
     started = utc_now()
     clock = time.perf_counter()
@@ -160,7 +159,7 @@ def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progr
                                              round(time.perf_counter() - clock, 3), work_dir, smoke)
         write_json_atomic(work_dir / METADATA_FILE, metadata_to_dict(metadata))
         write_json_atomic(work_dir / MANIFEST_FILE, manifest_to_dict(manifest))
-        _publish(work_dir, plan.build_dir)
+        publish(work_dir, plan.build_dir)
     except BaseException as exc:
         shutil.rmtree(work_dir, ignore_errors=True)
         if isinstance(exc, Exception):
@@ -174,14 +173,3 @@ def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progr
     failure_record.unlink(missing_ok=True)
     return VerifiedBuild(load_build_record(plan.build_dir), verify_build_dir(plan.build_dir), cached=False,
                          reason=reason)
-
-
-def _publish(work_dir: Path, build_dir: Path) -> None:
-    """Swap the finished work directory into place; the old build, if any, is removed after."""
-    retired = None
-    if build_dir.exists():
-        retired = build_dir.with_name(f".old-{build_dir.name}-{uuid.uuid4().hex[:8]}")
-        os.replace(build_dir, retired)
-    os.replace(work_dir, build_dir)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)

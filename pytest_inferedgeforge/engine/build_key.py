@@ -2,9 +2,10 @@
 
 Its parts are the record format, the source model's sha256 (and its external
 data), the preset snapshot, the resolved input shapes, the toolchain and its
-versions, the calibration dataset's digest and the input value rules. Each part
-is recorded by digest in ``manifest.build.key_parts``, so "why was this rebuilt"
-names the part that changed.
+versions, the calibration dataset's digest and the input value rules
+(model/records/key.py). Each part is recorded by value and by digest in
+``manifest.build.key_parts``, so "why was this rebuilt" names the part that
+changed and ``verify`` can recompute the key from the record.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferedgeforge.engine.plan import BuildPlan
-from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.containment import data_files
 from pytest_inferedgeforge.model.hashing import file_digest, sha256_json
-from pytest_inferedgeforge.model.inputs import rules_snapshot
+from pytest_inferedgeforge.model.inputs import DATASET_SUFFIXES, rules_snapshot
 from pytest_inferedgeforge.model.records.build import RECORD_FORMAT, FileDigest
+from pytest_inferedgeforge.model.records.key import PART_NAMES, key_of, part_digests
 
 
 @dataclass
@@ -36,12 +38,16 @@ class Fingerprint:
         return dict(self.parts["toolchain"]["versions"])
 
     @property
+    def calibration_dataset_sha256(self) -> str | None:
+        return self.parts["calibration_dataset"]  # type: ignore[no-any-return]
+
+    @property
     def build_key(self) -> str:
-        return sha256_json(self.parts)
+        return key_of(self.part_digests)
 
     @property
     def part_digests(self) -> dict[str, str]:
-        return {name: sha256_json(value) for name, value in self.parts.items()}
+        return part_digests(self.parts)
 
 
 def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
@@ -54,10 +60,8 @@ def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
     spec = plan.calibration_spec()
     dataset_digest = None
     if spec.dataset and plan.preset.precision == "int8":
-        dataset_dir = Path(spec.dataset)
-        if not dataset_dir.is_dir():
-            raise ForgeError(f"calibration dataset directory not found: {dataset_dir}")
-        dataset_digest = sha256_json(sorted((p.name, file_digest(p)) for p in dataset_dir.iterdir() if p.is_file()))
+        files = data_files(Path(spec.dataset), DATASET_SUFFIXES, "calibration dataset")
+        dataset_digest = sha256_json([(path.name, file_digest(path)) for path in files])
     parts: dict[str, Any] = {
         "record_format": RECORD_FORMAT,
         "source_sha256": source_sha,
@@ -70,11 +74,6 @@ def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
     if plan.input_values:
         parts["input_values"] = rules_snapshot(plan.input_values)
     return Fingerprint(external, parts)
-
-
-PART_NAMES = {"record_format": "record format", "source_sha256": "source model", "external_data": "external data",
-              "preset": "preset", "input_shapes": "input shapes", "toolchain": "toolchain",
-              "calibration_dataset": "calibration dataset", "input_values": "input value rules"}
 
 
 def describe_change(recorded: dict[str, str] | None, key: Fingerprint) -> str:

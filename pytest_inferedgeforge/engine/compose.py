@@ -57,7 +57,7 @@ def compose_records(
         timestamp=stamp, preset_name=preset.name, backend=preset.backend, target=preset.target,
         build_key=fingerprint.build_key, started_at=started.isoformat(timespec="microseconds"),
         finished_at=finished.isoformat(timespec="microseconds"), duration_s=duration, record_format=RECORD_FORMAT,
-        key_parts=fingerprint.part_digests,
+        key_parts=fingerprint.part_digests, calibration_dataset_sha256=fingerprint.calibration_dataset_sha256,
     )
     inputs = [
         InputRecord(name=t.name, dtype=t.dtype, model_dims=list(t.dims), shape=plan.input_shapes[t.name])
@@ -92,7 +92,8 @@ def compose_records(
         preset_snapshot=preset.snapshot(), tool=tool, artifacts=artifacts, input_shapes=plan.input_shapes,
         toolchain=toolchain, calibration=output.calibration, **evidence,
     )
-    report = validate_manifest_data(manifest_to_dict(manifest), work_dir, work_dir / MANIFEST_FILE)
+    report = validate_manifest_data(manifest_to_dict(manifest), work_dir, work_dir / MANIFEST_FILE,
+                                    published_as=plan.build_dir)
     reasons = [issue.line() for issue in report.errors]
     ready = not reasons
     metadata = BuildMetadata(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pytest_inferedgeforge.backends.api import Backend
 from pytest_inferedgeforge.backends.registry import check_preset, get_backend
-from pytest_inferedgeforge.model.inputs import Sample, ValueRule, input_samples, samples_sha256
+from pytest_inferedgeforge.model.containment import contained
+from pytest_inferedgeforge.model.inputs import Sample, ValueRule, check_sample_size, input_samples, samples_sha256
 from pytest_inferedgeforge.model.layout import build_dir_name
 from pytest_inferedgeforge.model.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
 from pytest_inferedgeforge.model.presets import CalibrationSpec, Preset
@@ -39,7 +40,9 @@ class BuildPlan:
 
     @property
     def build_dir(self) -> Path:
-        return self.output_root / build_dir_name(self.source, self.preset.target, self.preset.backend, self.preset.name)
+        """Inside the output root by construction: the name is sanitised and the result proven contained."""
+        name = build_dir_name(self.source, self.preset.target, self.preset.backend, self.preset.name)
+        return contained(self.output_root, name, "build directory")
 
     @property
     def shape_context(self) -> tuple[int, int, int]:
@@ -82,8 +85,11 @@ def plan_build(
     requested = dict(preset.input_shapes or {})
     requested.update(input_shapes or {})
     shapes = resolve_input_shapes(model, requested)
-    return BuildPlan(
+    check_sample_size(model, shapes)
+    plan = BuildPlan(
         source=model_path.resolve(), model=model, preset=preset, output_root=output_root,
         input_shapes=shapes, backend=get_backend(preset.backend), presets_root=presets_root,
         input_values=input_values or None, input_seed=input_seed, input_dataset=input_dataset,
     )
+    _ = plan.build_dir  # refuses a name that would leave the output root, before anything is written
+    return plan

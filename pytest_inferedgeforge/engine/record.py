@@ -5,10 +5,11 @@ loads a build through :func:`load_build_record` and judges it with the same
 :func:`judge_readiness`, so ``list-builds``, ``show-compare-candidates`` and the
 report never disagree.
 
-Ready means more than "a run_summary.json exists": the last run completed and
-passed parity, it measured this artifact's bytes, the artifact it measured is,
-byte for byte, the artifact the manifest records and the file on disk today,
-and the structured result Lab compares is still there.
+Ready means more than "a run_summary.json exists": the whole record verifies
+(every artifact, every record, every run), the last run completed and passed
+parity, it measured this artifact's bytes, the artifact it measured is, byte
+for byte, the artifact the manifest records and the file on disk today, and the
+structured result Lab compares is still there.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from pydantic import ValidationError
 from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
-from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE, RUN_SUMMARY_FILE
+from pytest_inferedgeforge.model.layout import LATEST_RUN_FILE, MANIFEST_FILE, METADATA_FILE, RUN_SUMMARY_FILE, RUNS_DIR
 from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest, load_manifest, load_metadata
-from pytest_inferedgeforge.model.records.run import RunSummary
+from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
+from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 from pytest_inferedgeforge.verify.manifest import artifact_location
 
 
@@ -47,6 +49,9 @@ class BuildRecord:
     metadata: BuildMetadata
     manifest_or_none: Manifest | None
     run_summary: RunSummary | None
+    """The last completed run (the build directory's run_summary.json)."""
+    latest_run: LatestRun | None = None
+    """The last run of any status (runs/latest.json), when runs are recorded per directory."""
 
     @property
     def manifest(self) -> Manifest:
@@ -111,6 +116,16 @@ def load_run_summary(build_dir: Path) -> RunSummary | None:
         raise RecordError(describe_validation_error(exc, str(path))) from exc
 
 
+def load_latest_run(build_dir: Path) -> LatestRun | None:
+    path = build_dir / RUNS_DIR / LATEST_RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        return LatestRun.model_validate(read_json_object(path, "Latest run pointer"))
+    except ValidationError as exc:
+        raise RecordError(describe_validation_error(exc, str(path))) from exc
+
+
 def load_build_record(build_dir: Path, *, require_manifest: bool = True, metadata_file: Path | None = None) -> BuildRecord:
     """Load a build directory's records; unreadable ones raise :class:`RecordError`.
 
@@ -120,13 +135,24 @@ def load_build_record(build_dir: Path, *, require_manifest: bool = True, metadat
     metadata = load_metadata(metadata_file or build_dir / METADATA_FILE)
     manifest_path = build_dir / MANIFEST_FILE
     manifest = load_manifest(manifest_path) if require_manifest or manifest_path.exists() else None
-    return BuildRecord(build_dir, metadata, manifest, load_run_summary(build_dir))
+    return BuildRecord(build_dir, metadata, manifest, load_run_summary(build_dir), load_latest_run(build_dir))
 
 
 def judge_readiness(record: BuildRecord) -> Readiness:
     summary, manifest = record.run_summary, record.manifest_or_none
     if manifest is None:
         return Readiness("broken", f"{MANIFEST_FILE} is missing, so nothing about this build can be verified")
+    try:
+        report = verify_build_dir(record.build_dir)
+    except RecordError as exc:
+        return Readiness("broken", str(exc))
+    if not report.valid:
+        return Readiness("broken", f"the build record does not verify ({len(report.errors)} error(s), first: "
+                                   f"{report.errors[0].line()})")
+    latest = record.latest_run
+    if latest is not None and latest.status != "completed":
+        kept = f"; the last completed run is kept in {RUN_SUMMARY_FILE}" if summary is not None else ""
+        return Readiness("failed", f"last benchmark {latest.status}: {latest.error or 'no error recorded'}{kept}")
     if summary is None:
         return Readiness("pending", "no benchmark run yet")
     if summary.status != "completed":

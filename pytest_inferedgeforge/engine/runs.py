@@ -1,9 +1,11 @@
 """Benchmark and parity runs of a published build, and the truthful records they leave.
 
-Every run writes ``run_summary.json``, failed runs included. A completed native
-run also writes the Lab structured result under ``<build>/results/`` and, with
-parity on, ``accuracy_evidence.json``. All of them carry the artifact sha256
-measured before the run, which is what readiness is judged on later.
+Every run, failed runs included, leaves an immutable ``runs/<run id>/``
+(engine/run_records.py) with its summary; a completed native run adds the Lab
+structured result and, with parity on, ``accuracy_evidence.json``. A run first
+verifies the whole build record and refuses to measure one that does not
+verify. All run files carry the run id and the artifact sha256 measured, and
+the summary records the other files' sha256 (verify/runs.py checks them).
 """
 
 from __future__ import annotations
@@ -19,15 +21,21 @@ from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.benchmark import measure, summarize
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
+from pytest_inferedgeforge.engine.run_records import RunDirectory, build_lock
 from pytest_inferedgeforge.engine.toolchains import load_runner
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import InputSource, Sample, ValueRule, input_samples, rules_from_record, samples_sha256
-from pytest_inferedgeforge.model.jsonio import write_json_atomic
-from pytest_inferedgeforge.model.layout import ACCURACY_EVIDENCE_FILE, RESULTS_DIR, RUN_SUMMARY_FILE, format_timestamp, utc_now
+from pytest_inferedgeforge.model.layout import (
+    ACCURACY_EVIDENCE_FILE,
+    RUN_SUMMARY_FILE,
+    STRUCTURED_RESULT_FILE,
+    format_timestamp,
+    utc_now,
+)
 from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence, ParityResult
-from pytest_inferedgeforge.model.records.lab_result import StructuredResult, result_file_name
+from pytest_inferedgeforge.model.records.lab_result import StructuredResult
 from pytest_inferedgeforge.model.records.run import RunSummary
 from pytest_inferedgeforge.model.spec import (
     DEFAULT_RUNS,
@@ -38,6 +46,7 @@ from pytest_inferedgeforge.model.spec import (
     OutputCheck,
     Thresholds,
 )
+from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
 
 @dataclass
@@ -78,6 +87,7 @@ def run_context(record: BuildRecord) -> dict[str, Any]:
     snapshot = metadata.preset_snapshot or {}
     return {
         "build_id": metadata.build.build_id,
+        "build_key": metadata.build.build_key,
         "preset_name": snapshot.get("name") or metadata.build.preset_name,
         "backend": metadata.build.backend,
         "target": metadata.build.target,
@@ -91,15 +101,12 @@ def run_context(record: BuildRecord) -> dict[str, Any]:
 
 
 def verified_artifact_sha(record: BuildRecord) -> str:
-    """Hash the artifact now; refuse to measure one that is not the recorded artifact."""
-    path = record.artifact_path
-    if not path.is_file():
-        raise ForgeError(f"artifact file not found: {path}")
-    actual = file_digest(path)
-    if actual != record.manifest.artifact.sha256:
-        raise ForgeError(f"artifact {path} does not match its manifest (recorded {record.manifest.artifact.sha256}, "
-                         f"file has {actual}); refusing to benchmark it")
-    return actual
+    """Verify the whole build record now (every artifact, every record); refuse to measure one that fails."""
+    report = verify_build_dir(record.build_dir)
+    if not report.valid:
+        raise ForgeError(f"{record.build_dir} does not verify ({len(report.errors)} error(s), first: "
+                         f"{report.errors[0].line()}); refusing to measure it")
+    return str(record.manifest.artifact.sha256)
 
 
 def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = None) -> tuple[list[Sample], InputSource]:
@@ -114,57 +121,65 @@ def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = 
 
 
 def run_native(build: Path | BuildRecord, settings: RunSettings) -> RunOutcome:
-    """Benchmark (and parity-check) a build on this machine; always leaves a run summary.
+    """Benchmark (and parity-check) a build on this machine; always leaves a run record.
 
     ``build`` is a build directory, or the record of one already loaded (a ``VerifiedBuild``'s).
+    The run holds the build's lock, so concurrent runs queue and a rebuild waits for the run.
     """
     record = build if isinstance(build, BuildRecord) else load_build_record(build)
-    build_dir = record.build_dir
-    summary_path = build_dir / RUN_SUMMARY_FILE
-    started = utc_now()
-    base = {**run_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,
-            "started_at": started.isoformat(timespec="microseconds")}
-    outcome = RunOutcome(summary=RunSummary(status="failed", **base), summary_path=summary_path)
-    runner: Runner | None = None
+    with build_lock(record.build_dir):
+        run = RunDirectory.open(record.build_dir)
+        started = utc_now()
+        base = {**run_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,
+                "started_at": started.isoformat(timespec="microseconds"), "run_id": run.run_id,
+                "run_dir": run.relative}
+        outcome = RunOutcome(summary=RunSummary(status="failed", **base), summary_path=run.final / RUN_SUMMARY_FILE)
+        try:
+            _measure(record, settings, run, base, outcome)
+        except ForgeError as exc:
+            outcome.summary = _failed(base, str(exc))
+            outcome.structured_result_path = outcome.evidence_path = None
+        except Exception as exc:  # a bug in Forge: keep the record truthful, then let the traceback through
+            run.publish(_failed(base, f"internal error: {type(exc).__name__}: {exc}"))
+            raise
+        outcome.summary_path = run.publish(outcome.summary)
+        return outcome
+
+
+def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base: dict[str, Any],
+             outcome: RunOutcome) -> None:
+    sha = verified_artifact_sha(record)
+    base["artifact_sha256_at_run"] = sha
+    toolchain = availability(record.metadata.build.backend)
+    if not toolchain.ok:
+        raise ToolchainUnavailable(toolchain.reason or "toolchain unavailable")
+    runner = load_runner(record.metadata.build.backend, record.artifact_path, threads=settings.threads)
     try:
-        sha = verified_artifact_sha(record)
-        base["artifact_sha256_at_run"] = sha
-        toolchain = availability(record.metadata.build.backend)
-        if not toolchain.ok:
-            raise ToolchainUnavailable(toolchain.reason or "toolchain unavailable")
-        runner = load_runner(record.metadata.build.backend, record.artifact_path, threads=settings.threads)
         samples, input_source = run_samples(record, settings)
-        latencies = measure(runner, samples, warmup=settings.warmup, runs=settings.runs)
+        base["inputs_sha256"] = samples_sha256(samples)
+        latencies = [round(value, 6) for value in measure(runner, samples, warmup=settings.warmup, runs=settings.runs)]
         stats = summarize(latencies)
-        parity = None
-        if settings.accuracy:
-            parity = _parity(record, runner, samples, input_source, settings)
-            outcome.parity = parity
-            outcome.evidence_path = _write_evidence(record, sha, parity)
+        parity = _parity(record, runner, samples, input_source, settings) if settings.accuracy else None
         finished = utc_now()
         summary = RunSummary(
             **base, status="completed", returncode=0, runner=runner.description, settings=runner.settings,
-            evidence=runner.evidence,
-            mean_ms=stats.mean_ms, p99_ms=stats.p99_ms, latency=stats,
-            latencies_ms=[round(value, 6) for value in latencies] if settings.keep_latencies else None,
+            evidence=runner.evidence, mean_ms=stats.mean_ms, p99_ms=stats.p99_ms, latency=stats,
+            latencies_ms=latencies if settings.keep_latencies else None,
             accuracy=parity.model_dump(mode="json") if parity else None,
             finished_at=finished.isoformat(timespec="microseconds"),
+            command=f"inferedgeforge run-benchmark {record.build_dir / 'metadata.json'} --via native",
         )
-        outcome.structured_result_path = _write_structured_result(record, summary, finished, input_source)
-        summary.structured_result_path = str(outcome.structured_result_path)
-        summary.command = f"inferedgeforge run-benchmark {build_dir / 'metadata.json'} --via native"
-        outcome.summary = summary
-    except ForgeError as exc:
-        outcome.summary = _failed(base, str(exc))
-    except Exception as exc:  # a bug in Forge: keep the record truthful, then let the traceback through
-        write_json_atomic(summary_path, _failed(base, f"internal error: {type(exc).__name__}: {exc}").model_dump(
-            mode="json"))
-        raise
     finally:
-        if runner is not None:
-            runner.close()
-    write_json_atomic(summary_path, outcome.summary.model_dump(mode="json"))
-    return outcome
+        runner.close()
+    if parity is not None:
+        outcome.parity = parity
+        summary.accuracy_evidence_sha256 = run.write(ACCURACY_EVIDENCE_FILE, _evidence(record, run, sha, parity))
+        outcome.evidence_path = run.final / ACCURACY_EVIDENCE_FILE
+    outcome.structured_result_path = run.final / STRUCTURED_RESULT_FILE
+    summary.structured_result_path = str(outcome.structured_result_path)
+    result = structured_result(record, summary, finished, input_source, record.build_dir / RUN_SUMMARY_FILE)
+    summary.structured_result_sha256 = run.write(STRUCTURED_RESULT_FILE, result.model_dump(mode="json"))
+    outcome.summary = summary
 
 
 def _failed(base: dict[str, Any], error: str) -> RunSummary:
@@ -199,16 +214,13 @@ def _compare(record: BuildRecord, reference: OrtRunner, runner: Runner, samples:
     )
 
 
-def _write_evidence(record: BuildRecord, sha: str, parity: ParityResult) -> Path:
-    evidence = AccuracyEvidence(
-        build_id=record.manifest.build.build_id, build_key=record.manifest.build.build_key,
+def _evidence(record: BuildRecord, run: RunDirectory, sha: str, parity: ParityResult) -> dict[str, Any]:
+    return AccuracyEvidence(
+        run_id=run.run_id, build_id=record.manifest.build.build_id, build_key=record.manifest.build.build_key,
         preset_name=record.manifest.build.preset_name, precision=record.manifest.runtime.precision,
         source_sha256=record.manifest.source_model.sha256, artifact_sha256=sha,
         created_at=format_timestamp(utc_now()), parity=parity,
-    )
-    path = record.build_dir / ACCURACY_EVIDENCE_FILE
-    write_json_atomic(path, evidence.model_dump(mode="json"))
-    return path
+    ).model_dump(mode="json")
 
 
 def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetime, input_source: str,
@@ -224,6 +236,7 @@ def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetim
         "resolved_input_shapes": shapes,
         "effective_batch": batch, "effective_height": height, "effective_width": width,
         "forge_build_id": record.manifest.build.build_id,
+        "forge_run_id": summary.run_id,
         "forge_build_key": record.manifest.build.build_key,
         "forge_preset": record.manifest.build.preset_name,
         "artifact_sha256": summary.artifact_sha256_at_run,
@@ -249,17 +262,3 @@ def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetim
         backend_key=f"{runtime.engine}__{runtime.device}", engine_backend=runtime.engine, device_name=runtime.device,
         status="success", success=True, fps_value=latency.fps if latency else None,
     )
-
-
-def _write_structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetime, input_source: str) -> Path:
-    result = structured_result(record, summary, when, input_source, record.build_dir / RUN_SUMMARY_FILE)
-    results = record.build_dir / RESULTS_DIR
-    results.mkdir(exist_ok=True)
-    path = results / result_file_name(result.model, result.engine, result.device, result.precision, result.batch,
-                                      result.height, result.width, when.strftime("%Y%m%d-%H%M%S"))
-    write_json_atomic(path, result.model_dump(mode="json"))
-    return path
-
-
-
-

@@ -2,6 +2,7 @@
 
 The payload is bound to the artifact it was measured on: one that names a
 different artifact sha256 is refused, and the merged result records the hash.
+Only a build whose whole record verifies and is ready takes a payload.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferedgeforge.engine.record import load_build_record
+from pytest_inferedgeforge.engine.run_records import build_lock
+from pytest_inferedgeforge.model.containment import contained
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
+from pytest_inferedgeforge.model.layout import RUN_SUMMARY_FILE, RUNS_DIR, STRUCTURED_RESULT_FILE
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -34,31 +38,39 @@ def validate_accuracy_payload(payload: dict[str, Any], source: Path) -> None:
 
 
 def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
-    """Merge the payload into the build's structured result; returns the result path."""
+    """Merge the payload into the last completed run's structured result, re-bound in its run record.
+
+    The result is only ever the file inside the run's directory (never wherever a record points),
+    written under the build's lock, and the run's summary (and the build's copy of it) record its new sha256.
+    """
     payload = read_json_object(payload_path, "Accuracy payload")
     validate_accuracy_payload(payload, payload_path)
-    entry = load_build_record(build_dir)
-    artifact = entry.artifact_path
-    if not artifact.is_file():
-        raise ForgeError(f"{build_dir}: artifact file not found")
-    current = file_digest(artifact)
-    recorded = entry.metadata.artifacts[0].sha256
-    if current != recorded:
-        raise ForgeError(f"{artifact} no longer matches its record (recorded {recorded}, file has {current})")
-    claimed = payload.get("artifact_sha256")
-    if claimed is not None and claimed != current:
-        raise ForgeError(f"{payload_path} was measured on artifact {claimed}, but {build_dir} holds {current}; refused")
-    if not entry.readiness.ready or entry.run_summary is None or not entry.run_summary.structured_result_path:
-        raise ForgeError(f"{build_dir} has no ready benchmark result to attach to ({entry.readiness.reason}); "
-                         "run run-benchmark first")
-    result_path = Path(entry.run_summary.structured_result_path)
-    result = read_json_object(result_path, "Structured result")
-    accuracy = dict(payload)
-    accuracy["artifact_sha256"] = current
-    accuracy.setdefault("metric_name", next(iter(numeric_metrics(payload["metrics"]))))
-    extra = dict(result.get("extra") or {})
-    extra["enrichment"] = {"source": "inferedgeforge attach-accuracy", "accuracy_json_path": str(payload_path),
-                           "replaces_existing_accuracy": bool(result.get("accuracy"))}
-    result["accuracy"], result["extra"] = accuracy, extra
-    write_json_atomic(result_path, result)
+    with build_lock(build_dir):
+        entry = load_build_record(build_dir)
+        if not entry.readiness.ready or entry.run_summary is None:
+            raise ForgeError(f"{build_dir} has no ready benchmark result to attach to ({entry.readiness.reason}); "
+                             "run run-benchmark first")
+        summary = entry.run_summary
+        current = entry.manifest.artifact.sha256
+        claimed = payload.get("artifact_sha256")
+        if claimed is not None and claimed != current:
+            raise ForgeError(f"{payload_path} was measured on artifact {claimed}, but {build_dir} holds {current}; "
+                             "refused")
+        if summary.run_id is None:
+            raise ForgeError(f"{build_dir}: its run record predates per-run directories; run run-benchmark again")
+        run_dir = contained(entry.build_dir, f"{RUNS_DIR}/{summary.run_id}", "run directory")
+        result_path = run_dir / STRUCTURED_RESULT_FILE
+        result = read_json_object(result_path, "Structured result")
+        accuracy = dict(payload)
+        accuracy["artifact_sha256"] = current
+        accuracy.setdefault("metric_name", next(iter(numeric_metrics(payload["metrics"]))))
+        extra = dict(result.get("extra") or {})
+        extra["enrichment"] = {"source": "inferedgeforge attach-accuracy", "accuracy_json_path": str(payload_path),
+                               "replaces_existing_accuracy": bool(result.get("accuracy"))}
+        result["accuracy"], result["extra"] = accuracy, extra
+        write_json_atomic(result_path, result)
+        summary.structured_result_sha256 = file_digest(result_path)
+        data = summary.model_dump(mode="json")
+        write_json_atomic(run_dir / RUN_SUMMARY_FILE, data)
+        write_json_atomic(entry.build_dir / RUN_SUMMARY_FILE, data)
     return result_path

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.handoff.attach import numeric_metrics
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
+from pytest_inferedgeforge.model.containment import contained, safe_component
 from pytest_inferedgeforge.model.errors import ForgeError
 
 
@@ -198,8 +199,8 @@ def write_plots(table: CompareTable, entries: list[BuildRecord], directory: Path
         axis.set_title(f"{Path(table.model).name}: {table.baseline} vs {row.preset}")
         axis.legend()
         figure.tight_layout()
-        name = f"{Path(table.model).stem}__{table.baseline.replace('/', '_')}__vs__{row.preset.replace('/', '_')}.png"
-        path = directory / name
+        name = "__".join(safe_component(part) for part in (Path(table.model).stem, table.baseline, "vs", row.preset))
+        path = contained(directory, f"{name}.png", "plot file")
         figure.savefig(path, dpi=100)
         plt.close(figure)
         written.append(path)

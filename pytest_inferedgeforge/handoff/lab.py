@@ -13,17 +13,21 @@ from pytest_inferedgeforge.model.records.build import BuildMetadata
 LAB_MODULE = "inferedgelab.cli"
 
 
-def lab_profile_input(metadata: BuildMetadata) -> dict[str, Any]:
+def lab_profile_input(metadata: BuildMetadata, artifact: Path | None = None) -> dict[str, Any]:
+    """``lab_compat.runtime``; with ``artifact`` (the verified artifact of a build directory), its paths are that."""
     if metadata.lab_compat is None:
         raise ForgeError("Build metadata does not include lab_compat.")
-    return metadata.lab_compat.runtime.model_dump(
+    view = metadata.lab_compat.runtime.model_dump(
         include={"engine", "device", "precision", "engine_path", "runtime_artifact_path",
                  "requested_batch", "requested_height", "requested_width"})
+    if artifact is not None:
+        view["engine_path"] = view["runtime_artifact_path"] = str(artifact)
+    return view
 
 
-def lab_profile_argv(metadata: BuildMetadata, python: str = "python") -> list[str]:
+def lab_profile_argv(metadata: BuildMetadata, python: str = "python", artifact: Path | None = None) -> list[str]:
     """The original's ``inferedgelab profile`` command (docs/contract.md#lab-profile), as argv."""
-    runtime = lab_profile_input(metadata)
+    runtime = lab_profile_input(metadata, artifact)
     argv = [python, "-m", LAB_MODULE, "profile", metadata.source_model.path,
             "--engine", runtime["engine"], "--engine-path", runtime["engine_path"],
             "--device-name", runtime["device"], "--precision", runtime["precision"]]

@@ -1,55 +1,93 @@
-"""``run-benchmark --via lab``: run InferEdgeLab's own profile on a build, and record what it did."""
+"""``run-benchmark --via lab``: run InferEdgeLab's own profile on a verified build, and record what it did.
+
+Lab is handed the verified artifact's path (never a path read from the record
+unchecked), and the structured result it saves is copied into the run's
+directory and bound by its sha256, so the run record does not depend on a file
+outside the build.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from pytest_inferedgeforge.engine.record import load_build_record
+from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
+from pytest_inferedgeforge.engine.run_records import RunDirectory, build_lock
 from pytest_inferedgeforge.engine.runs import RunOutcome, run_context, verified_artifact_sha
 from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
+from pytest_inferedgeforge.model.containment import is_regular_file
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.jsonio import write_json_atomic
-from pytest_inferedgeforge.model.layout import RUN_SUMMARY_FILE, utc_now
+from pytest_inferedgeforge.model.jsonio import MAX_RECORD_BYTES
+from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE, utc_now
 from pytest_inferedgeforge.model.records.run import RunSummary
 
 LAB_TIMEOUT_S = 1800
-
-
 SAVED = re.compile(r"^Saved:\s+(.+)$", re.MULTILINE)
-
-
 SAVED_STRUCTURED = re.compile(r"^Saved structured result:\s+(.+)$", re.MULTILINE)
 
 
 def run_via_lab(build_dir: Path, *, timeout_s: int = LAB_TIMEOUT_S) -> RunOutcome:
     """The original's behaviour, made safe: run InferEdgeLab's profile with this interpreter and a timeout."""
     record = load_build_record(build_dir)
-    summary_path = build_dir / RUN_SUMMARY_FILE
-    base = {**run_context(record), "via": "lab", "started_at": utc_now().isoformat(timespec="microseconds")}
-    argv = lab_profile_argv(record.metadata, python=sys.executable)
-    base["command"] = shell_join(argv)
+    with build_lock(record.build_dir):
+        run = RunDirectory.open(record.build_dir)
+        base = {**run_context(record), "via": "lab", "started_at": utc_now().isoformat(timespec="microseconds"),
+                "run_id": run.run_id, "run_dir": run.relative}
+        argv = lab_profile_argv(record.metadata, python=sys.executable, artifact=record.artifact_or_none)
+        base["command"] = shell_join(argv)
+        summary = _profile(record, run, argv, base, timeout_s)
+        summary.finished_at = utc_now().isoformat(timespec="microseconds")
+        return RunOutcome(summary=summary, summary_path=run.publish(summary),
+                          structured_result_path=Path(summary.structured_result_path)
+                          if summary.structured_result_path else None)
+
+
+def _profile(record: BuildRecord, run: RunDirectory, argv: list[str], base: dict[str, Any],
+             timeout_s: int) -> RunSummary:
     try:
         base["artifact_sha256_at_run"] = verified_artifact_sha(record)
         completed = subprocess.run(argv, text=True, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
-        summary = RunSummary(**base, status="failed", error=f"InferEdgeLab profile timed out after {timeout_s}s",
-                             stdout=str(exc.stdout or ""), stderr=str(exc.stderr or ""))
+        return RunSummary(**base, status="failed", error=f"InferEdgeLab profile timed out after {timeout_s}s",
+                          stdout=str(exc.stdout or ""), stderr=str(exc.stderr or ""))
     except (OSError, ForgeError) as exc:
-        summary = RunSummary(**base, status="failed", error=str(exc))
+        return RunSummary(**base, status="failed", error=str(exc))
+    raw = SAVED.search(completed.stdout)
+    structured = SAVED_STRUCTURED.search(completed.stdout)
+    ok = completed.returncode == 0
+    summary = RunSummary(
+        **base, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr,
+        raw_report_path=raw.group(1).strip() if raw else None,
+        lab_structured_result_path=structured.group(1).strip() if structured else None,
+        status="completed" if ok else "failed",
+        error=None if ok else f"InferEdgeLab profile execution failed (exit {completed.returncode})",
+    )
+    if ok and summary.lab_structured_result_path:
+        _bind_lab_result(run, summary, Path(summary.lab_structured_result_path))
+    return summary
+
+
+def _bind_lab_result(run: RunDirectory, summary: RunSummary, saved: Path) -> None:
+    """Copy Lab's structured result into the run (a regular JSON object file of sane size), or say why not."""
+    problem = None
+    if not is_regular_file(saved):
+        problem = f"Lab reported its structured result at {saved}, but that is not a readable file"
+    elif saved.stat().st_size > MAX_RECORD_BYTES:
+        problem = f"Lab's structured result {saved} is over {MAX_RECORD_BYTES} bytes"
     else:
-        raw = SAVED.search(completed.stdout)
-        structured = SAVED_STRUCTURED.search(completed.stdout)
-        ok = completed.returncode == 0
-        summary = RunSummary(
-            **base, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr,
-            raw_report_path=raw.group(1).strip() if raw else None,
-            structured_result_path=structured.group(1).strip() if structured else None,
-            status="completed" if ok else "failed",
-            error=None if ok else f"InferEdgeLab profile execution failed (exit {completed.returncode})",
-        )
-    summary.finished_at = utc_now().isoformat(timespec="microseconds")
-    write_json_atomic(summary_path, summary.model_dump(mode="json"))
-    return RunOutcome(summary=summary, summary_path=summary_path)
+        try:
+            result = json.loads(saved.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            result, problem = None, f"Lab's structured result {saved} is not JSON ({exc})"
+        if result is not None and not isinstance(result, dict):
+            problem = f"Lab's structured result {saved} is not a JSON object"
+    if problem is not None:
+        summary.status, summary.error = "failed", problem
+        return
+    summary.structured_result_sha256 = run.write(STRUCTURED_RESULT_FILE, result)
+    summary.structured_result_path = str(run.final / STRUCTURED_RESULT_FILE)
+

@@ -14,6 +14,7 @@ sample rate that must be 16000, token ids below the vocabulary size).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pytest_inferedgeforge.model.containment import data_files
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.onnx_model import InputRecordLike, ModelInfo, numpy_dtype
 
@@ -90,11 +92,30 @@ def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]]
     return samples
 
 
+MAX_SAMPLE_BYTES = 2 * 1024**3
+"""The most one input sample (all inputs together) may take; checked before anything is allocated."""
+MAX_SAMPLES_BYTES = 4 * 1024**3
+"""The most the samples of one check (calibration, parity) may take together."""
+
+
+def check_sample_size(inputs: ModelInfo | InputList, shapes: dict[str, list[int]], count: int = 1) -> int:
+    """Bytes of one sample under ``shapes``; a :class:`ForgeError` when it (or ``count`` of them) is over the limit."""
+    tensors: InputList = inputs.inputs if isinstance(inputs, ModelInfo) else inputs
+    size = sum(math.prod(shapes[t.name]) * numpy_dtype(t).itemsize for t in tensors if t.name in shapes)
+    if size > MAX_SAMPLE_BYTES or size * count > MAX_SAMPLES_BYTES:
+        described = ", ".join(f"{name}:{'x'.join(map(str, shape))}" for name, shape in shapes.items())
+        raise ForgeError(f"input shapes {described} need {size:,} bytes per sample ({count} sample(s)), over the "
+                         f"limit of {MAX_SAMPLE_BYTES:,} per sample and {MAX_SAMPLES_BYTES:,} in all; "
+                         "choose smaller --input-shape values")
+    return size
+
+
 def input_samples(inputs: ModelInfo | InputList, shapes: dict[str, list[int]], *, count: int, seed: int,
                   dataset: Path | None = None,
                   values: dict[str, ValueRule] | None = None) -> tuple[list[Sample], InputSource]:
     """The inputs every check feeds (smoke run, parity, rebuild check): the dataset's first ``count``
     samples when one is given, else seeded synthetic ones under the value rules; and which it was."""
+    check_sample_size(inputs, shapes, count)
     if dataset is not None:
         return load_dataset(dataset, inputs, shapes, limit=count), "dataset"
     return synthetic_samples(inputs, shapes, seed=seed, count=count, values=values), "synthetic"
@@ -134,6 +155,8 @@ def parse_value_rule(text: str) -> tuple[str, ValueRule]:
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+DATASET_SUFFIXES = ARRAY_SUFFIXES + IMAGE_SUFFIXES
+"""The only files a dataset directory is read for (model/containment.py sets the size limits)."""
 
 
 def load_dataset(
@@ -146,9 +169,7 @@ def load_dataset(
     height x width, scaled to [0, 1], NCHW or NHWC as the input's channel dim says; a batch
     of N takes N consecutive images.
     """
-    if not directory.is_dir():
-        raise ForgeError(f"dataset directory not found: {directory}")
-    entries = sorted(path for path in directory.iterdir() if path.suffix.lower() in ARRAY_SUFFIXES + IMAGE_SUFFIXES)
+    entries = data_files(directory, DATASET_SUFFIXES, "dataset")
     arrays = [path for path in entries if path.suffix.lower() in ARRAY_SUFFIXES]
     images = [path for path in entries if path.suffix.lower() in IMAGE_SUFFIXES]
     if arrays and images:

@@ -1,9 +1,18 @@
-"""JSON in the original's style (indent 2, ASCII-escaped), written atomically and read with one-line errors."""
+"""JSON in the original's style (indent 2, ASCII-escaped), written durably and atomically, read with one-line errors.
+
+Writes go to a temporary file that is fsynced, renamed over the target, and
+the directory fsynced, so a crash leaves the old file or the new one, never a
+torn one. Reads refuse what no Forge record can be (a special file, a file over
+:data:`MAX_RECORD_BYTES`, a NUL character in any string) with a
+:class:`RecordError` rather than letting it reach a path operation.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +33,86 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, indent=2)
 
 
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's entries to disk (directories: where the OS allows opening them)."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() and hasattr(os, "O_DIRECTORY") else 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the rename is still atomic
+    finally:
+        os.close(descriptor)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (deepest first), before publishing it with a rename."""
+    for directory, _, files in os.walk(root, topdown=False):
+        for name in files:
+            fsync_path(Path(directory) / name)
+        fsync_path(Path(directory))
+
+
+def write_text_durably(path: Path, text: str) -> None:
+    """Write through a fsynced temp file and one rename, then fsync the directory."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_path(path.parent)
+
+
 def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON through a temp file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(dump_json(value), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON durably and atomically, so readers never see half a file."""
+    write_text_durably(path, dump_json(value))
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def read_json_object(path: Path, label: str) -> dict[str, Any]:
     """Read a JSON object or raise a one-line :class:`RecordError` in the original's words."""
-    if not path.is_file():
-        raise RecordError(f"{label} file not found: {path}")
+    try:
+        info = path.stat()
+    except (OSError, ValueError):
+        raise RecordError(f"{label} file not found: {path}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RecordError(f"{label} file not found: {path} is not a regular file")
+    if info.st_size > MAX_RECORD_BYTES:
+        raise RecordError(f"{label} file is {info.st_size} bytes, over the {MAX_RECORD_BYTES}-byte limit: {path}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecordError(f"{label} file is not valid JSON: {path} ({exc})") from exc
+    except (RecursionError, MemoryError) as exc:
+        raise RecordError(f"{label} file is too deeply nested or too large: {path}") from exc
     except OSError as exc:
         raise RecordError(f"{label} file cannot be read: {path} ({exc.strerror})") from exc
     if not isinstance(data, dict):
         raise RecordError(f"{label} file must contain a JSON object: {path}")
+    if _has_nul(data):
+        raise RecordError(f"{label} file holds a NUL character in a string, which no Forge record can: {path}")
     return data

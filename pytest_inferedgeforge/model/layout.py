@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
+
+from pytest_inferedgeforge.model.containment import check_component, safe_component
 
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
@@ -18,16 +19,32 @@ RUN_SUMMARY_FILE = "run_summary.json"
 ACCURACY_EVIDENCE_FILE = "accuracy_evidence.json"
 RESULTS_DIR = "results"
 REPRODUCIBILITY_FILE = "reproducibility.json"
+RUNS_DIR = "runs"
+"""One immutable directory per run, ``runs/<run id>/``, holding the files below."""
+STRUCTURED_RESULT_FILE = "structured_result.json"
+LATEST_RUN_FILE = "latest.json"
+"""``runs/latest.json``: the pointer to the last run, whatever its status; written last."""
+LOCKS_DIR = ".locks"
 
 
 def build_dir_suffix(preset_name: str) -> str:
     """The original's sanitised suffix: the preset name's last segment, unsafe characters as ``_``."""
-    suffix = re.sub(r"[^A-Za-z0-9._-]+", "_", preset_name.rsplit("/", 1)[-1]).strip("_")
-    return suffix or "preset"
+    return safe_component(preset_name.rsplit("/", 1)[-1], fallback="preset")
 
 
 def build_dir_name(model_path: Path, target: str, backend: str, preset_name: str) -> str:
-    return f"{model_path.stem}__{target}__{backend}__{build_dir_suffix(preset_name)}"
+    """One path component, whatever the user data: the target and backend must already be safe names
+    (presets are validated so), the model stem and preset suffix are sanitised."""
+    target = check_component(target, "target")
+    backend = check_component(backend, "backend")
+    return f"{safe_component(model_path.stem, 'model')}__{target}__{backend}__{build_dir_suffix(preset_name)}"
+
+
+def lock_file(build_dir: Path) -> Path:
+    """The lock every writer of ``build_dir`` (build, run, attach) holds: ``<root>/.locks/<name>.lock``."""
+    locks = build_dir.parent / LOCKS_DIR
+    locks.mkdir(parents=True, exist_ok=True)
+    return locks / f"{build_dir.name}.lock"
 
 
 def utc_now() -> dt.datetime:

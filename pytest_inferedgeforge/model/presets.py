@@ -6,17 +6,26 @@ A preset lives at ``<root>/<backend>/<name>.yaml`` (``.yml`` and the original's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from pytest_inferedgeforge.model.errors import PresetError, describe_validation_error
+from pytest_inferedgeforge.model.containment import check_component
+from pytest_inferedgeforge.model.errors import ForgeError, PresetError, describe_validation_error
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
+from pytest_inferedgeforge.model.yamlio import load_document
 
 PRESET_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -60,6 +69,26 @@ class Preset(BaseModel):
     build_options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] | None = None
 
+    @field_validator("backend", "target")
+    @classmethod
+    def _safe_name(cls, value: str, info: ValidationInfo) -> str:
+        """Both end up in build directory names, so they must be single safe path components."""
+        try:
+            return check_component(value, str(info.field_name))
+        except ForgeError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("name")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        parts = value.split("/")
+        try:
+            for part in parts:
+                check_component(part, "preset name segment")
+        except ForgeError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
     @model_validator(mode="after")
     def _check_consistency(self, info: ValidationInfo) -> Preset:
         """Precision rules always; backend rules when the validation context carries the backend catalog
@@ -96,8 +125,9 @@ class Preset(BaseModel):
         return self.name.rsplit("/", 1)[-1]
 
     def snapshot(self) -> dict[str, Any]:
-        """The preset as recorded in a build: everything needed to rebuild without the file."""
-        return self.model_dump(mode="json")
+        """The preset as recorded in a build: everything needed to rebuild without the file (unset keys left
+        out, exactly as the records hold it, so the build key can be recomputed from a record)."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -133,17 +163,7 @@ def find_preset_file(preset_id: str, root: Path, backends: BackendCatalog) -> Pa
 
 def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Preset:
     """Parse and validate one preset file; every problem is a one-line :class:`PresetError` naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PresetError(f"{path}: cannot read preset file: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise PresetError(f"{path}: preset file is not UTF-8 text") from exc
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        detail = str(exc).replace("\n", " ")
-        raise PresetError(f"{path}: preset file is not valid {path.suffix[1:].upper()}: {detail}") from exc
+    data = load_document(path, "preset file", PresetError)
     if not isinstance(data, dict):
         raise PresetError(f"{path}: preset file must contain a mapping of keys")
     try:

@@ -6,17 +6,17 @@ to the spec file, so an experiment directory can be moved as a whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from pytest_inferedgeforge.model.errors import PresetError, SpecError, describe_validation_error
 from pytest_inferedgeforge.model.inputs import ValueRule
 from pytest_inferedgeforge.model.precision import Precision
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
+from pytest_inferedgeforge.model.yamlio import load_document
 
 
 class Thresholds(BaseModel):
@@ -124,6 +124,8 @@ class Experiment:
     model: Path
     presets: list[Preset]
     spec: ExperimentSpec
+    preset_errors: dict[str, str] = field(default_factory=dict)
+    """Preset id -> why it could not be loaded; one broken preset never hides the spec's others."""
 
     @property
     def dataset(self) -> Path | None:
@@ -146,15 +148,7 @@ def spec_stem(path: Path) -> str:
 
 def load_experiment(path: Path, presets_root: Path, backends: BackendCatalog) -> Experiment:
     """Parse and check one spec; every problem is a one-line :class:`SpecError` with file and field."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{path}: invalid YAML{where}: {problem}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read spec: {exc}") from exc
+    data = load_document(path, "spec", SpecError)
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec must be a mapping with at least 'model' and 'presets'")
     try:
@@ -164,14 +158,16 @@ def load_experiment(path: Path, presets_root: Path, backends: BackendCatalog) ->
     model = (path.parent / spec.model).resolve()
     if not model.is_file():
         raise SpecError(f"{path}: field 'model': model file not found: {model}")
+    if len(set(spec.presets)) != len(spec.presets):
+        raise SpecError(f"{path}: field 'presets': a preset is listed twice")
     presets: list[Preset] = []
+    errors: dict[str, str] = {}
     for index, preset_id in enumerate(spec.presets):
         try:
             presets.append(load_preset(preset_id, presets_root, backends))
         except PresetError as exc:
-            raise SpecError(f"{path}: field 'presets.{index}': {exc}") from exc
-    if len({preset.name for preset in presets}) != len(presets):
-        raise SpecError(f"{path}: field 'presets': a preset is listed twice")
+            errors[preset_id] = f"{path}: field 'presets.{index}': {exc}"
     if spec.inputs.dataset and not (path.parent / spec.inputs.dataset).is_dir():
         raise SpecError(f"{path}: field 'inputs.dataset': directory not found: {path.parent / spec.inputs.dataset}")
-    return Experiment(name=spec.name or spec_stem(path), path=path, model=model, presets=presets, spec=spec)
+    return Experiment(name=spec.name or spec_stem(path), path=path, model=model, presets=presets, spec=spec,
+                      preset_errors=errors)

@@ -2,7 +2,7 @@
 
 ``pytest experiments/`` collects ``*.forge.yaml`` specs into one item per
 (experiment, preset); ``pytest builds/`` (or ``--forge-validate DIR``) collects
-every ``manifest.json`` into a verification item, the manifest gate CI runs.
+every build directory (and failure record) into a verification item, the manifest gate CI runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pytest_inferedgeforge.model.hashing import digest_memo
 from pytest_inferedgeforge.model.precision import PRECISIONS
 from pytest_inferedgeforge.model.spec import is_spec_file
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
-from pytest_inferedgeforge.plugin.items import ForgeSpecFile, ManifestFile, parametrize_forge_marker
+from pytest_inferedgeforge.plugin.gate import collect_record_file
+from pytest_inferedgeforge.plugin.items import ForgeSpecFile, parametrize_forge_marker
 from pytest_inferedgeforge.plugin.reporting import ForgeReporter
 from pytest_inferedgeforge.plugin.settings import SETTINGS_KEY, settings_from_config
 
@@ -72,20 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_spec_file(file_path):
         return ForgeSpecFile.from_parent(parent, path=file_path)
-    if file_path.name == "manifest.json" and _is_forge_manifest(file_path):
-        return ManifestFile.from_parent(parent, path=file_path)
-    return None
-
-
-def _is_forge_manifest(path: Path) -> bool:
-    """A build directory's manifest (metadata.json beside it, or Forge's schema_version inside), not some
-    unrelated file that happens to be called manifest.json."""
-    if (path.parent / "metadata.json").exists():
-        return True
-    try:
-        return "inferedgeforge-manifest" in path.read_text(encoding="utf-8", errors="ignore")[:4096]
-    except OSError:
-        return False
+    return collect_record_file(file_path, parent)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -47,6 +47,8 @@ def forge_preset(request: pytest.FixtureRequest) -> Preset:
     """The preset of this case; parametrized by ``@pytest.mark.forge(presets=[...])``."""
     if not hasattr(request, "param"):
         pytest.fail("forge_preset needs @pytest.mark.forge(model=..., presets=[...]) on the test", pytrace=False)
+    if isinstance(request.param, str):  # a preset that failed to load: its one-line error
+        pytest.fail(request.param, pytrace=False)
     return request.param
 
 

@@ -1,4 +1,4 @@
-"""Collectors and items: experiment specs, per-preset build items, and manifest verification items."""
+"""Collectors and items: experiment specs and their per-preset build items (the gate's items are in gate.py)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,13 @@ from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecErro
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
-from pytest_inferedgeforge.verify.manifest import verify_build_dir
 
 
 class ForgeCheckFailed(Exception):
     """A failed Forge step or invariant; shown as its message alone, without a traceback."""
 
 
-def _clean_failure(excinfo: ExceptionInfo[BaseException]) -> str | None:
+def clean_failure(excinfo: ExceptionInfo[BaseException]) -> str | None:
     if isinstance(excinfo.value, ForgeCheckFailed | ForgeError):
         return str(excinfo.value)
     return None
@@ -83,11 +82,32 @@ class ForgeSpecFile(pytest.File):
             for mark in preset_marks(preset):
                 item.add_marker(mark)
             yield item
+        for preset_id, error in experiment.preset_errors.items():
+            broken = BrokenPresetItem.from_parent(self, name=f"{experiment.name}[{preset_id}]", error=error)
+            broken.add_marker(pytest.mark.forge)
+            yield broken
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException]) -> str | TerminalRepr:  # type: ignore[override]
         if isinstance(excinfo.value, SpecError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
+
+
+class BrokenPresetItem(pytest.Item):
+    """A preset of a spec that could not be loaded: it fails alone, the spec's other presets still run."""
+
+    def __init__(self, *, error: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        raise ForgeCheckFailed(self.error)
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
 
 
 class ForgeItem(pytest.Item):
@@ -162,36 +182,10 @@ class ForgeItem(pytest.Item):
                                        + "".join(f"; build warning: {warning}" for warning in warnings[:3]))
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        return _clean_failure(excinfo) or super().repr_failure(excinfo, style)
+        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.experiment.name}[{self.preset.name}]"
-
-
-class ManifestFile(pytest.File):
-    """A ``manifest.json``: one verification item for its build directory."""
-
-    def collect(self) -> Iterator[pytest.Item]:
-        item = ManifestItem.from_parent(self, name="verify")
-        item.add_marker(pytest.mark.forge)
-        yield item
-
-
-class ManifestItem(pytest.Item):
-    """The CI manifest gate: the original rules, the schema, and every hash against the files."""
-
-    def runtest(self) -> None:
-        self.user_properties.extend([("forge.kind", "manifest"), ("build_dir", str(self.path.parent))])
-        report = verify_build_dir(self.path.parent)
-        if not report.valid:
-            raise ForgeCheckFailed(f"{self.path}: {len(report.errors)} error(s)\n" +
-                                   "\n".join(issue.line() for issue in report.errors))
-
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        return _clean_failure(excinfo) or super().repr_failure(excinfo, style)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"verify {self.path.parent.name}"
 
 
 def parametrize_forge_marker(metafunc: pytest.Metafunc) -> None:
@@ -207,7 +201,8 @@ def parametrize_forge_marker(metafunc: pytest.Metafunc) -> None:
     for preset_id in preset_ids:
         try:
             preset = load_preset(preset_id, root)
-        except PresetError as exc:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from exc
+        except PresetError as exc:  # this case fails with the error; the test's other presets still run
+            params.append(pytest.param(f"{metafunc.definition.nodeid}: {exc}", id=str(preset_id)))
+            continue
         params.append(pytest.param(preset, id=preset.name, marks=preset_marks(preset)))
     metafunc.parametrize("forge_preset", params)

@@ -16,10 +16,8 @@ from typing import Any, Literal, TypeGuard
 
 import jsonschema
 
-from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
-from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
 from pytest_inferedgeforge.model.records.build import Manifest
 
 Level = Literal["ERROR", "WARNING"]
@@ -81,6 +79,12 @@ _CROSS = (("build.backend", "runtime.engine"), ("build.target", "runtime.device"
           ("artifact.path", "runtime.artifact_path"))
 _FORGE_CROSS = (("artifact.model_path", "runtime.model_path"), ("artifact.precision", "runtime.precision"),
                 ("preset_snapshot.precision", "runtime.precision"))
+
+
+def section(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """``record[key]`` when it is an object, else an empty one: records under verification may be any JSON."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _get(manifest: dict[str, Any], dotted: str) -> Any:
@@ -174,7 +178,33 @@ def forge_consistency(manifest: dict[str, Any]) -> list[Issue]:
     return issues
 
 
-def artifact_location(entry: dict[str, Any], build_dir: Path, label: str) -> tuple[Path | None, list[Issue]]:
+def path_issues(recorded: Any, expected: Path, build_dir: Path, label: str) -> list[Issue]:
+    """A recorded path a downstream tool loads must name ``expected`` (a file inside ``build_dir``).
+
+    It may be absolute or relative (to the current directory, or the build directory). A path that
+    names the same file by the build directory's name and the file's place in it is a build tree that
+    was moved: a WARNING, and downstream views use ``expected``. Anything else would make a downstream
+    tool load another file than the one verified: an ERROR.
+    """
+    if not _non_empty(recorded):
+        return [Issue("ERROR", label, "must be a non-empty string naming the artifact")]
+    root = build_dir.resolve()
+    try:
+        candidates = {Path(recorded).resolve(), (root / recorded).resolve()}
+    except (OSError, ValueError, RuntimeError):
+        return [Issue("ERROR", label, f"{recorded!r} is not a usable path")]
+    if expected in candidates:
+        return []
+    tail = (root.name, *expected.relative_to(root).parts)
+    if Path(recorded).parts[-len(tail):] == tail:
+        return [Issue("WARNING", label, f"{recorded} names this build's file by its old location (the build tree "
+                                        f"was moved); downstream views use {expected}")]
+    return [Issue("ERROR", label, f"{recorded} is not this build's verified file {expected}; a downstream tool "
+                                  "would load something else")]
+
+
+def artifact_location(entry: dict[str, Any], build_dir: Path, label: str,
+                      published_as: Path | None = None) -> tuple[Path | None, list[Issue]]:
     """Where an artifact entry's file is, refusing anything outside the build directory.
 
     Forge records name the file inside the build directory (``file``). Original
@@ -188,12 +218,11 @@ def artifact_location(entry: dict[str, Any], build_dir: Path, label: str) -> tup
         candidate = (root / name).resolve()
         if "/" in name or "\\" in name or not candidate.is_relative_to(root) or candidate == root:
             return None, [Issue("ERROR", f"{label}.file", f"'{name}' escapes the build directory {root}")]
-        issues = []
         recorded = entry.get("path")
-        if _non_empty(recorded) and Path(recorded).resolve() != candidate:
-            issues.append(Issue("WARNING", f"{label}.path",
-                                f"{recorded} is not this build directory's artifact {candidate} (was it moved?)"))
-        return candidate, issues
+        if not _non_empty(recorded):
+            return candidate, []
+        final = published_as.resolve() if published_as is not None else root
+        return candidate, path_issues(recorded, final / candidate.relative_to(root), final, f"{label}.path")
     recorded = entry.get("path")
     if not _non_empty(recorded):
         return None, []
@@ -210,7 +239,7 @@ def artifact_location(entry: dict[str, Any], build_dir: Path, label: str) -> tup
     return candidate, []
 
 
-def _hash_issue(label: str, path: Path, expected: str) -> list[Issue]:
+def hash_issue(label: str, path: Path, expected: str) -> list[Issue]:
     if not path.is_file():
         return [Issue("ERROR", label, f"file not found: {path}")]
     actual = file_digest(path)
@@ -219,7 +248,17 @@ def _hash_issue(label: str, path: Path, expected: str) -> list[Issue]:
     return []
 
 
-def file_issues(manifest: dict[str, Any], build_dir: Path) -> list[Issue]:
+def size_issue(label: str, path: Path, recorded: Any) -> list[Issue]:
+    """A recorded size must be the file's size (checked before hashing: cheap, and a swap shows here first)."""
+    if recorded is None:
+        return []
+    actual = path.stat().st_size
+    if not isinstance(recorded, int) or isinstance(recorded, bool) or recorded != actual:
+        return [Issue("ERROR", label, f"size mismatch for {path}: recorded {recorded!r}, file has {actual} bytes")]
+    return []
+
+
+def file_issues(manifest: dict[str, Any], build_dir: Path, published_as: Path | None = None) -> list[Issue]:
     """Re-hash every file the manifest names: artifacts (must be inside the build dir) and sources."""
     issues: list[Issue] = []
     entries: list[tuple[str, dict[str, Any]]] = []
@@ -230,14 +269,16 @@ def file_issues(manifest: dict[str, Any], build_dir: Path) -> list[Issue]:
         if isinstance(entry, dict):
             entries.append((f"artifacts[{index}]", entry))
     for label, entry in entries:
-        location, found = artifact_location(entry, build_dir, label)
+        location, found = artifact_location(entry, build_dir, label, published_as)
         issues.extend(found)
         if location is None:
             continue
         if not location.is_file():
             issues.append(Issue("ERROR", f"{label}.path", f"artifact file not found: {location}"))
-        elif _non_empty(entry.get("sha256")) and SHA256.match(entry["sha256"]):
-            issues.extend(_hash_issue(f"{label}.sha256", location, entry["sha256"]))
+            continue
+        issues.extend(size_issue(f"{label}.size_bytes", location, entry.get("size_bytes")))
+        if _non_empty(entry.get("sha256")) and SHA256.match(entry["sha256"]):
+            issues.extend(hash_issue(f"{label}.sha256", location, entry["sha256"]))
     source = manifest.get("source_model")
     if isinstance(source, dict) and _non_empty(source.get("path")):
         issues += _source_issues(source)
@@ -252,7 +293,7 @@ def _source_issues(source: dict[str, Any]) -> list[Issue]:
                       f"source model not found at {source_path}; its hash cannot be re-verified here")]
     issues = []
     if _non_empty(source.get("sha256")) and SHA256.match(source["sha256"]):
-        issues.extend(_hash_issue("source_model.sha256", source_path, source["sha256"]))
+        issues.extend(hash_issue("source_model.sha256", source_path, source["sha256"]))
     source_root = source_path.resolve().parent
     external = source.get("external_data")
     for index, item in enumerate(external if isinstance(external, list) else []):
@@ -264,16 +305,18 @@ def _source_issues(source: dict[str, Any]) -> list[Issue]:
         if not data_path.is_relative_to(source_root):
             issues.append(Issue("ERROR", label, f"{item.get('path')} escapes {source_root}"))
         else:
-            issues.extend(_hash_issue(label, data_path, str(item.get("sha256"))))
+            issues.extend(hash_issue(label, data_path, str(item.get("sha256"))))
     return issues
 
 
-def validate_manifest_data(manifest: dict[str, Any], build_dir: Path, target: Path) -> ValidationReport:
+def validate_manifest_data(manifest: dict[str, Any], build_dir: Path, target: Path,
+                           published_as: Path | None = None) -> ValidationReport:
+    """``published_as``: where a work directory's build will be published, which its recorded paths name."""
     report = ValidationReport(target=target)
     report.issues.extend(original_rules(manifest))
     report.issues.extend(schema_issues(manifest))
     report.issues.extend(forge_consistency(manifest))
-    report.issues.extend(file_issues(manifest, build_dir))
+    report.issues.extend(file_issues(manifest, build_dir, published_as))
     return report
 
 
@@ -281,35 +324,3 @@ def validate_manifest_file(path: Path) -> ValidationReport:
     """Validate one manifest.json; unreadable files raise :class:`RecordError`."""
     manifest = read_json_object(path, "Build manifest")
     return validate_manifest_data(manifest, path.parent, path)
-
-
-def verify_build_dir(build_dir: Path) -> ValidationReport:
-    """A whole-record check: the manifest, the metadata, and that both describe the same build."""
-    if not build_dir.is_dir():
-        raise RecordError(f"Build directory not found: {build_dir}")
-    manifest = read_json_object(build_dir / MANIFEST_FILE, "Build manifest")
-    report = validate_manifest_data(manifest, build_dir, build_dir)
-    try:
-        metadata = read_json_object(build_dir / METADATA_FILE, "Build metadata")
-    except RecordError as exc:
-        report.issues.append(Issue("ERROR", "metadata.json", str(exc)))
-        return report
-    for key in ("build_id", "build_key"):
-        left, right = _get(metadata, f"build.{key}"), _get(manifest, f"build.{key}")
-        if left != right:
-            report.issues.append(Issue("ERROR", f"metadata.build.{key}",
-                                       f"metadata.json says {left!r} but manifest.json says {right!r}"))
-    artifacts = metadata.get("artifacts")
-    if not isinstance(artifacts, list) or not artifacts:
-        report.issues.append(Issue("ERROR", "metadata.artifacts", "metadata.json lists no artifacts"))
-        artifacts = []
-    for index, entry in enumerate(artifacts):
-        if not isinstance(entry, dict):
-            report.issues.append(Issue("ERROR", f"metadata.artifacts[{index}]", "must be an object"))
-            continue
-        location, found = artifact_location(entry, build_dir, f"metadata.artifacts[{index}]")
-        report.issues.extend(Issue("ERROR", issue.path, issue.message) for issue in found
-                             if issue.level == "ERROR" or "not found" in issue.message)
-        if location is not None and _non_empty(entry.get("sha256")):
-            report.issues.extend(_hash_issue(f"metadata.artifacts[{index}].sha256", location, entry["sha256"]))
-    return report

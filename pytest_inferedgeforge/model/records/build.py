@@ -19,7 +19,7 @@ from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object
 
 METADATA_SCHEMA_VERSION = "0.1.0"
 MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
-RECORD_FORMAT = 3
+RECORD_FORMAT = 4
 """Forge's own record generation; part of the build key, so a format change invalidates caches."""
 
 
@@ -41,7 +41,10 @@ class BuildInfo(Record):
     duration_s: float | None = None
     record_format: int | None = None
     key_parts: dict[str, str] | None = Field(None, description=(
-        "sha256 of each part of the build key (source, preset, shapes, toolchain...), so a rebuild names what changed."))
+        "sha256 of each part of the build key (source, preset, shapes, toolchain...), so a rebuild names what changed; "
+        "build_key is the sha256 of this object (record format 4 on)."))
+    calibration_dataset_sha256: str | None = Field(None, description=(
+        "Digest of the calibration dataset's files (name and sha256 of each), when an int8 preset names one."))
 
 
 class FileDigest(Record):
@@ -212,16 +215,6 @@ class Manifest(Record):
     smoke: SmokeRecord | None = None
 
 
-
-
-
-
-
-
-
-
-
-
 def metadata_to_dict(metadata: BuildMetadata) -> dict[str, Any]:
     data = metadata.model_dump(mode="json", exclude_none=True)
     if metadata.lab_compat is not None:  # the original emits requested_* as explicit nulls
@@ -231,10 +224,6 @@ def metadata_to_dict(metadata: BuildMetadata) -> dict[str, Any]:
 
 def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
     return drop_nulls(manifest.model_dump(mode="json"))
-
-
-
-
 
 
 def load_metadata(path: Path) -> BuildMetadata:

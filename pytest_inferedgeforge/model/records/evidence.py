@@ -59,6 +59,7 @@ class AccuracyEvidence(BaseModel):
     """``accuracy_evidence.json``: parity figures bound to the exact artifact they describe."""
 
     schema_version: str = ACCURACY_EVIDENCE_SCHEMA_VERSION
+    run_id: str | None = Field(None, description="The run these figures belong to (runs/<run_id>/).")
     build_id: str
     build_key: str | None = None
     preset_name: str

@@ -1,9 +1,15 @@
-"""``run_summary.json``: one benchmark/parity run of a build, failed runs included."""
+"""``run_summary.json``: one benchmark/parity run of a build, failed runs included; and the latest-run pointer.
+
+Each run lives in its own immutable ``runs/<run id>/`` directory (docs/records.md#runs);
+the build directory's ``run_summary.json`` is a copy of the last completed run's summary
+and ``runs/latest.json`` names the last run of any status.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field
 
 from pytest_inferedgeforge.model.records.build import Record
@@ -23,6 +29,19 @@ class LatencyStats(Record):
     fps: float
 
 
+def summarize(latencies_ms: list[float]) -> LatencyStats:
+    """The figures of a list of per-run latencies; ``verify`` recomputes them from the recorded list."""
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    p50, p90, p95, p99 = np.percentile(values, [50, 90, 95, 99])
+    mean = float(values.mean())
+    return LatencyStats(
+        mean_ms=round(mean, 6), p50_ms=round(float(p50), 6), p90_ms=round(float(p90), 6),
+        p95_ms=round(float(p95), 6), p99_ms=round(float(p99), 6), min_ms=round(float(values.min()), 6),
+        max_ms=round(float(values.max()), 6), std_ms=round(float(values.std()), 6),
+        fps=round(1000.0 / mean, 4) if mean > 0 else 0.0,
+    )
+
+
 class RunSummary(Record):
     """``run_summary.json``: the original's keys (docs/contract.md#run-summary), versioned, plus the figures and the
     artifact hash measured when the run started, which is what compare readiness is judged on."""
@@ -35,6 +54,7 @@ class RunSummary(Record):
     stdout: str | None = None
     stderr: str | None = None
     build_id: str | None = None
+    build_key: str | None = None
     preset_name: str | None = None
     backend: str | None = None
     target: str | None = None
@@ -61,4 +81,20 @@ class RunSummary(Record):
     artifact_sha256_at_run: str | None = None
     accuracy: dict[str, Any] | None = Field(None, description="Parity figures against the source model.")
     started_at: str | None = None
+    finished_at: str | None = None
+    run_id: str | None = Field(None, description="The run's id; its records are in runs/<run_id>/.")
+    run_dir: str | None = Field(None, description="runs/<run_id>, relative to the build directory.")
+    inputs_sha256: str | None = Field(None, description="Hash of the exact inputs fed (benchmark and parity).")
+    structured_result_sha256: str | None = Field(None, description="sha256 of runs/<run_id>/structured_result.json.")
+    accuracy_evidence_sha256: str | None = Field(None, description="sha256 of runs/<run_id>/accuracy_evidence.json.")
+    lab_structured_result_path: str | None = Field(None, description=(
+        "--via lab: where Lab saved its structured result; structured_result_path is Forge's bound copy of it."))
+
+
+class LatestRun(Record):
+    """``runs/latest.json``: the last run of any status, written after its run directory is published."""
+
+    run_id: str
+    status: str
+    error: str | None = None
     finished_at: str | None = None

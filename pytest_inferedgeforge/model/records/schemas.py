@@ -20,7 +20,7 @@ def _models() -> dict[str, type[BaseModel]]:
     from pytest_inferedgeforge.model.records.lab_result import StructuredResult
     from pytest_inferedgeforge.model.records.report import ForgeReport
     from pytest_inferedgeforge.model.records.reproduce import ReproducibilityReport
-    from pytest_inferedgeforge.model.records.run import RunSummary
+    from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
     from pytest_inferedgeforge.model.spec import ExperimentSpec
 
     return {
@@ -29,6 +29,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "metadata": BuildMetadata,
         "manifest": Manifest,
         "run_summary": RunSummary,
+        "latest_run": LatestRun,
         "structured_result": StructuredResult,
         "accuracy_evidence": AccuracyEvidence,
         "reproducibility": ReproducibilityReport,

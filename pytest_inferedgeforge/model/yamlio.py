@@ -1,0 +1,92 @@
+"""The one loader of user-written YAML and JSON documents (presets, specs): bounded, alias-free, one-line errors.
+
+A preset or spec is a few hundred bytes of plain data, so anything else is
+refused before it can cost memory or time: files over :data:`MAX_DOCUMENT_BYTES`,
+YAML aliases (the "billion laughs" expansion), nesting deeper than
+:data:`MAX_DEPTH`. Every failure, a RecursionError or MemoryError included,
+becomes one :class:`~.errors.ForgeError` subclass line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_inferedgeforge.model.containment import is_regular_file
+from pytest_inferedgeforge.model.errors import ForgeError
+
+MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_DEPTH = 32
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and with a nesting limit, checked while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases (*{event.anchor}) are not allowed{_where(event.start_mark)}")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"nesting deeper than {MAX_DEPTH} levels{_where(self.peek_event().start_mark)}")
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def _where(mark: yaml.Mark | None) -> str:
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """True when ``value`` nests no deeper than ``limit`` (iterative: a deep document cannot overflow it)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return True
+
+
+def load_document(path: Path, kind: str, error: type[ForgeError]) -> Any:
+    """Parse ``path`` (JSON when it ends in ``.json``, else YAML) under the limits; ``error`` names the failure."""
+    if not is_regular_file(path):
+        raise error(f"{path}: {kind} is not a regular file")
+    size = path.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        raise error(f"{path}: {kind} is {size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: {kind} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise error(f"{path}: cannot read {kind}: {exc.strerror}") from exc
+    if "\x00" in text:
+        raise error(f"{path}: {kind} contains a NUL byte")
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+            if not _depth(data, MAX_DEPTH):
+                raise error(f"{path}: {kind} nests deeper than {MAX_DEPTH} levels")
+            return data
+        return yaml.load(text, Loader=_BoundedLoader)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: {kind} is not valid JSON: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}: invalid YAML{_where(mark)}: {problem} ({kind} is not valid YAML)") from exc
+    except (RecursionError, MemoryError) as exc:
+        raise error(f"{path}: {kind} is too deeply nested or too large to load ({type(exc).__name__})") from exc

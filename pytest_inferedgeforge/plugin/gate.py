@@ -1,0 +1,113 @@
+"""The manifest gate: ``pytest builds/`` collects every build directory and every failure record.
+
+A build directory is recognised by its ``metadata.json`` (or, without one, by
+a Forge ``manifest.json``), so a directory whose manifest was deleted is still
+collected and fails, instead of silently dropping out of the gate. A
+``<name>.failed.json`` record left by a failed build fails the gate too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+from pytest_inferedgeforge.model.containment import is_regular_file
+from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
+from pytest_inferedgeforge.plugin.items import ForgeCheckFailed, clean_failure
+
+FAILURE_SUFFIX = ".failed.json"
+SNIFF_BYTES = 4096
+
+
+def _head(path: Path) -> str:
+    if not is_regular_file(path):
+        return ""
+    try:
+        with path.open("r", encoding="utf-8", errors="ignore") as handle:
+            return handle.read(SNIFF_BYTES)
+    except OSError:
+        return ""
+
+
+def _is_build_metadata(path: Path) -> bool:
+    """A build's metadata.json (its ``build`` and ``source_model`` sections), not any file of that name."""
+    head = _head(path)
+    return '"build"' in head and '"source_model"' in head
+
+
+def _is_forge_manifest(path: Path) -> bool:
+    return "inferedgeforge-manifest" in _head(path)
+
+
+def collect_record_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """The gate's collector for ``file_path``, or None when it is not a build record."""
+    if file_path.name == METADATA_FILE and _is_build_metadata(file_path):
+        return BuildDirFile.from_parent(parent, path=file_path)
+    if (file_path.name == MANIFEST_FILE and not (file_path.parent / METADATA_FILE).exists()
+            and _is_forge_manifest(file_path)):
+        return BuildDirFile.from_parent(parent, path=file_path)
+    if file_path.name.endswith(FAILURE_SUFFIX) and '"status": "failed"' in _head(file_path):
+        return FailureRecordFile.from_parent(parent, path=file_path)
+    return None
+
+
+class BuildDirFile(pytest.File):
+    """A build directory, found by its metadata (or manifest): one verification item."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        item = BuildDirItem.from_parent(self, name="verify")
+        item.add_marker(pytest.mark.forge)
+        yield item
+
+
+class BuildDirItem(pytest.Item):
+    """The whole-record check: original rules, schema, hashes and sizes, build key, metadata/manifest agreement,
+    downstream paths, and every run record."""
+
+    def runtest(self) -> None:
+        from pytest_inferedgeforge.verify.build_dir import verify_build_dir
+
+        build_dir = self.path.parent
+        self.user_properties.extend([("forge.kind", "manifest"), ("build_dir", str(build_dir))])
+        report = verify_build_dir(build_dir)
+        if not report.valid:
+            raise ForgeCheckFailed(f"{build_dir}: {len(report.errors)} error(s)\n" +
+                                   "\n".join(issue.line() for issue in report.errors))
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"verify {self.path.parent.name}"
+
+
+class FailureRecordFile(pytest.File):
+    """``<name>.failed.json``: the record of a build that failed; the gate fails with its error."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        item = FailureRecordItem.from_parent(self, name="build")
+        item.add_marker(pytest.mark.forge)
+        yield item
+
+
+class FailureRecordItem(pytest.Item):
+    def runtest(self) -> None:
+        self.user_properties.append(("forge.kind", "manifest"))
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ForgeCheckFailed(f"{self.path}: unreadable failure record ({exc})") from exc
+        error = record.get("error") if isinstance(record, dict) else None
+        raise ForgeCheckFailed(f"{self.path}: the last build of {self.path.name[:-len(FAILURE_SUFFIX)]} failed: "
+                               f"{error or 'no error recorded'}")
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"failed build {self.path.name}"

@@ -1,0 +1,107 @@
+"""Whole-record rules across files: metadata and manifest say the same thing, the build key follows from the
+recorded inputs, and every path a downstream tool loads names the verified artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.model.records.key import PART_FIELDS, PART_NAMES, key_of, part_digests, recorded_parts
+from pytest_inferedgeforge.verify.manifest import Issue, path_issues, section
+
+SHARED_SECTIONS = ("build", "source_model", "preset_snapshot", "input_shapes", "toolchain", "calibration", "tool",
+                   "quantization", "warnings", "input_values", "smoke")
+"""Top-level sections both files carry; a Forge build writes them identically."""
+ARTIFACT_KEYS = ("path", "format", "role", "sha256", "file", "size_bytes")
+RUNTIME_PAIRS = (("engine", "engine"), ("device", "device"), ("precision", "precision"))
+MAX_DIFFERENCES = 5
+
+
+def _differences(left: Any, right: Any, where: str, strict: bool) -> list[str]:
+    """Dotted paths where ``left`` and ``right`` differ; ``strict`` also counts a key present on one side only."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        keys = (left.keys() | right.keys()) if strict else (left.keys() & right.keys())
+        found: list[str] = []
+        for key in sorted(keys, key=str):
+            found += _differences(left.get(key), right.get(key), f"{where}.{key}", strict)
+        return found
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        found = []
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
+            found += _differences(a, b, f"{where}[{index}]", strict)
+        return found
+    return [] if left == right else [where]
+
+
+def is_forge_record(manifest: dict[str, Any]) -> bool:
+    build = manifest.get("build")
+    return isinstance(build, dict) and isinstance(build.get("record_format"), int)
+
+
+def agreement_issues(metadata: dict[str, Any], manifest: dict[str, Any]) -> list[Issue]:
+    """metadata.json and manifest.json agree on every field they share (Forge records: on their presence too)."""
+    strict = is_forge_record(manifest)
+    paths: list[str] = []
+    for name in SHARED_SECTIONS:
+        present = [name in metadata, name in manifest]
+        if any(present) if strict else all(present):
+            paths += _differences(metadata.get(name), manifest.get(name), name, strict)
+    artifacts = metadata.get("artifacts")
+    first = artifacts[0] if isinstance(artifacts, list) and artifacts and isinstance(artifacts[0], dict) else {}
+    artifact = section(manifest, "artifact")
+    for key in ARTIFACT_KEYS:
+        if (strict or (key in first and key in artifact)) and first.get(key) != artifact.get(key):
+            paths.append(f"artifacts[0].{key}/artifact.{key}")
+    if strict or "artifacts" in manifest:
+        paths += _differences(artifacts, manifest.get("artifacts"), "artifacts", strict)
+    lab, runtime = section(section(metadata, "lab_compat"), "runtime"), section(manifest, "runtime")
+    if lab and runtime:
+        paths += [f"lab_compat.runtime.{a}/runtime.{b}" for a, b in RUNTIME_PAIRS if lab.get(a) != runtime.get(b)]
+    issues = [Issue("ERROR", f"metadata.{path}", "metadata.json and manifest.json disagree on this field")
+              for path in paths[:MAX_DIFFERENCES]]
+    if len(paths) > MAX_DIFFERENCES:
+        issues.append(Issue("ERROR", "metadata", f"and {len(paths) - MAX_DIFFERENCES} more disagreeing field(s)"))
+    return issues
+
+
+def key_issues(manifest: dict[str, Any]) -> list[Issue]:
+    """Recompute the build key from the inputs the record states; any edited input shows as a changed part."""
+    build = section(manifest, "build")
+    record_format = build.get("record_format")
+    if not build.get("build_key"):
+        return []
+    if not isinstance(record_format, int) or record_format < 4:
+        return [Issue("WARNING", "build.build_key", f"record format {record_format} predates recomputable build keys; "
+                                                    "its inputs cannot be checked against the key (rebuild to fix)")]
+    recorded = build.get("key_parts")
+    if not isinstance(recorded, dict):
+        return [Issue("ERROR", "build.key_parts", "must record the digest of every build key part")]
+    current = part_digests(recorded_parts(manifest))
+    issues = [Issue("ERROR", PART_FIELDS.get(name, name),
+                    f"the recorded {PART_NAMES.get(name, name)} does not match build.key_parts.{name}: "
+                    "edited after the build")
+              for name in sorted(current.keys() | recorded.keys(), key=str) if current.get(name) != recorded.get(name)]
+    if key_of(recorded) != build.get("build_key"):
+        issues.append(Issue("ERROR", "build.build_key", "is not the key of build.key_parts: edited after the build"))
+    return issues
+
+
+def downstream_path_issues(metadata: dict[str, Any], manifest: dict[str, Any], artifact: Path,
+                           build_dir: Path) -> list[Issue]:
+    """Every field a downstream tool loads the primary artifact from must name ``artifact``."""
+    fields: list[tuple[str, Any]] = []
+    runtime = manifest.get("runtime")
+    if isinstance(runtime, dict):
+        fields += [("runtime.model_path", runtime.get("model_path")), ("runtime.artifact_path", runtime.get("artifact_path"))]
+    entry = manifest.get("artifact")
+    if isinstance(entry, dict) and "model_path" in entry:
+        fields.append(("artifact.model_path", entry.get("model_path")))
+    lab_compat = metadata.get("lab_compat")
+    lab = lab_compat.get("runtime") if isinstance(lab_compat, dict) else None
+    if isinstance(lab, dict):
+        fields += [("metadata.lab_compat.runtime.engine_path", lab.get("engine_path")),
+                   ("metadata.lab_compat.runtime.runtime_artifact_path", lab.get("runtime_artifact_path"))]
+    issues: list[Issue] = []
+    for label, recorded in fields:
+        issues += path_issues(recorded, artifact, build_dir, label)
+    return issues

@@ -1,0 +1,64 @@
+"""Verifying a whole build directory: the manifest's rules and files, the metadata, their agreement, the build key,
+every downstream path, and every run record. What ``verify``, ``pytest builds/``, the build cache, runs,
+readiness and the handoff commands all rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.model.errors import RecordError
+from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
+from pytest_inferedgeforge.verify.agreement import agreement_issues, downstream_path_issues, key_issues
+from pytest_inferedgeforge.verify.manifest import (
+    Issue,
+    ValidationReport,
+    artifact_location,
+    hash_issue,
+    size_issue,
+    validate_manifest_data,
+)
+from pytest_inferedgeforge.verify.runs import run_record_issues
+
+
+def verify_build_dir(build_dir: Path) -> ValidationReport:
+    """The whole-record check; a missing directory or an unreadable manifest raises :class:`RecordError`."""
+    if not build_dir.is_dir():
+        raise RecordError(f"Build directory not found: {build_dir}")
+    manifest = read_json_object(build_dir / MANIFEST_FILE, "Build manifest")
+    report = validate_manifest_data(manifest, build_dir, build_dir)
+    try:
+        metadata = read_json_object(build_dir / METADATA_FILE, "Build metadata")
+    except RecordError as exc:
+        report.issues.append(Issue("ERROR", "metadata.json", str(exc)))
+        return report
+    report.issues.extend(_metadata_artifact_issues(metadata, build_dir))
+    report.issues.extend(agreement_issues(metadata, manifest))
+    report.issues.extend(key_issues(manifest))
+    entry = manifest.get("artifact")
+    location, _ = artifact_location(entry, build_dir, "artifact") if isinstance(entry, dict) else (None, [])
+    if location is not None:
+        report.issues.extend(downstream_path_issues(metadata, manifest, location, build_dir.resolve()))
+    report.issues.extend(run_record_issues(build_dir, manifest))
+    return report
+
+
+def _metadata_artifact_issues(metadata: dict[str, Any], build_dir: Path) -> list[Issue]:
+    artifacts = metadata.get("artifacts")
+    if not isinstance(artifacts, list) or not artifacts:
+        return [Issue("ERROR", "metadata.artifacts", "metadata.json lists no artifacts")]
+    issues: list[Issue] = []
+    for index, entry in enumerate(artifacts):
+        label = f"metadata.artifacts[{index}]"
+        if not isinstance(entry, dict):
+            issues.append(Issue("ERROR", label, "must be an object"))
+            continue
+        location, found = artifact_location(entry, build_dir, label)
+        issues.extend(Issue("ERROR", issue.path, issue.message) for issue in found
+                      if issue.level == "ERROR" or "not found" in issue.message)
+        if location is not None and location.is_file():
+            issues.extend(size_issue(f"{label}.size_bytes", location, entry.get("size_bytes")))
+            if isinstance(entry.get("sha256"), str) and entry["sha256"]:
+                issues.extend(hash_issue(f"{label}.sha256", location, entry["sha256"]))
+    return issues
