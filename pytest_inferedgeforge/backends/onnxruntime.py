@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
-from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, RunnerError, first_line
+from pytest_inferedgeforge.model.errors import BuildFailed, ForgeError, RunnerError, first_line
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 from pytest_inferedgeforge.model.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
@@ -185,7 +185,7 @@ class OnnxRuntimeBackend:
                 if options.precision == "fp16":
                     return self._to_fp16(request, options, artifact)
                 return self._quantize(request, options, artifact)
-        except (PresetError, BuildFailed):
+        except ForgeError:  # already one clean line (a preset, a dataset, a failed toolchain step)
             raise
         except Exception as exc:  # onnx/onnxruntime.quantization raise many unrelated types for a model they refuse
             raise BuildFailed(f"onnxruntime {options.precision} build failed: {type(exc).__name__}: "

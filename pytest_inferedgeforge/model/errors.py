@@ -59,7 +59,7 @@ def describe_validation_error(error: ValidationError, source: str) -> str:
     problems = error.errors()
     first = problems[0]
     location = ".".join(str(part) for part in first["loc"]) or "<root>"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""

@@ -87,8 +87,10 @@ def synthetic_samples(model: ModelInfo | InputList, shapes: dict[str, list[int]]
                          + ", ".join(tensor.name for tensor in inputs))
     samples: list[Sample] = []
     for _ in range(count):
-        samples.append({tensor.name: _draw(rng, shapes[tensor.name], numpy_dtype(tensor), rules.get(tensor.name))
-                        for tensor in inputs})
+        samples.append({  # asarray: a rank-0 draw is a numpy scalar, which runtimes do not take as a tensor
+            tensor.name: np.asarray(_draw(rng, shapes[tensor.name], numpy_dtype(tensor), rules.get(tensor.name)),
+                                    dtype=numpy_dtype(tensor))
+            for tensor in inputs})
     return samples
 
 

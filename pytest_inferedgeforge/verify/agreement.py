@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pytest_inferedgeforge.model.records.build import MANIFEST_SCHEMA_VERSION, METADATA_SCHEMA_VERSION
 from pytest_inferedgeforge.model.records.key import PART_FIELDS, PART_NAMES, key_of, part_digests, recorded_parts
 from pytest_inferedgeforge.verify.manifest import Issue, path_issues, section
 
@@ -13,7 +14,9 @@ SHARED_SECTIONS = ("build", "source_model", "preset_snapshot", "input_shapes", "
                    "quantization", "warnings", "input_values", "smoke")
 """Top-level sections both files carry; a Forge build writes them identically."""
 ARTIFACT_KEYS = ("path", "format", "role", "sha256", "file", "size_bytes")
-RUNTIME_PAIRS = (("engine", "engine"), ("device", "device"), ("precision", "precision"))
+RUNTIME_PAIRS = (("engine", "engine"), ("device", "device"), ("precision", "precision"),
+                 ("requested_batch", "batch"), ("requested_height", "height"), ("requested_width", "width"))
+SCHEMA_VERSIONS = {"metadata": METADATA_SCHEMA_VERSION, "manifest": MANIFEST_SCHEMA_VERSION}
 MAX_DIFFERENCES = 5
 
 
@@ -56,11 +59,32 @@ def agreement_issues(metadata: dict[str, Any], manifest: dict[str, Any]) -> list
         paths += _differences(artifacts, manifest.get("artifacts"), "artifacts", strict)
     lab, runtime = section(section(metadata, "lab_compat"), "runtime"), section(manifest, "runtime")
     if lab and runtime:
-        paths += [f"lab_compat.runtime.{a}/runtime.{b}" for a, b in RUNTIME_PAIRS if lab.get(a) != runtime.get(b)]
+        paths += [f"lab_compat.runtime.{a}/runtime.{b}" for a, b in RUNTIME_PAIRS if lab.get(a) != runtime.get(b)
+                  and (strict or None not in (lab.get(a), runtime.get(b)))]
+    handoff = section(metadata, "handoff")
+    if section(metadata, "lab_compat") and handoff and (
+            section(metadata, "lab_compat").get("profile_ready") != handoff.get("ready")):
+        paths.append("lab_compat.profile_ready/handoff.ready")
     issues = [Issue("ERROR", f"metadata.{path}", "metadata.json and manifest.json disagree on this field")
               for path in paths[:MAX_DIFFERENCES]]
+    if strict:
+        issues += forge_record_issues(metadata, manifest)
     if len(paths) > MAX_DIFFERENCES:
         issues.append(Issue("ERROR", "metadata", f"and {len(paths) - MAX_DIFFERENCES} more disagreeing field(s)"))
+    return issues
+
+
+def forge_record_issues(metadata: dict[str, Any], manifest: dict[str, Any]) -> list[Issue]:
+    """Rules only Forge's own records must meet: their schema versions, and fields derived from others."""
+    issues = [Issue("ERROR", f"{name}.schema_version", f"must be {expected!r} in a Forge record")
+              for name, record in (("metadata", metadata), ("manifest", manifest))
+              for expected in [SCHEMA_VERSIONS[name]] if record.get("schema_version") != expected]
+    source_path = section(manifest, "source_model").get("path")
+    if isinstance(source_path, str) and section(manifest, "artifact").get("model_name") != Path(source_path).name:
+        issues.append(Issue("ERROR", "artifact.model_name", "is not the source model's file name"))
+    handoff = section(metadata, "handoff")
+    if handoff.get("ready") is False and not handoff.get("reasons"):
+        issues.append(Issue("ERROR", "metadata.handoff.reasons", "a build that is not ready must say why"))
     return issues
 
 

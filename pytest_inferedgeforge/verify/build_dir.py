@@ -23,10 +23,14 @@ from pytest_inferedgeforge.verify.runs import run_record_issues
 
 
 def verify_build_dir(build_dir: Path) -> ValidationReport:
-    """The whole-record check; a missing directory or an unreadable manifest raises :class:`RecordError`."""
+    """The whole-record check. Only a missing directory raises (:class:`RecordError`); anything a record holds,
+    however malformed, is reported as an issue."""
     if not build_dir.is_dir():
         raise RecordError(f"Build directory not found: {build_dir}")
-    manifest = read_json_object(build_dir / MANIFEST_FILE, "Build manifest")
+    try:
+        manifest = read_json_object(build_dir / MANIFEST_FILE, "Build manifest")
+    except RecordError as exc:
+        return ValidationReport(target=build_dir, issues=[Issue("ERROR", MANIFEST_FILE, str(exc))])
     report = validate_manifest_data(manifest, build_dir, build_dir)
     try:
         metadata = read_json_object(build_dir / METADATA_FILE, "Build metadata")

@@ -26,7 +26,8 @@ from pytest_inferedgeforge.model.layout import (
     RUNS_DIR,
     STRUCTURED_RESULT_FILE,
 )
-from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary, summarize
+from pytest_inferedgeforge.model.records.evidence import ACCURACY_EVIDENCE_SCHEMA_VERSION
+from pytest_inferedgeforge.model.records.run import RUN_SUMMARY_SCHEMA_VERSION, LatestRun, RunSummary, summarize
 from pytest_inferedgeforge.verify.manifest import Issue, path_issues, section
 
 FIGURE_TOLERANCE = 1e-9
@@ -102,6 +103,10 @@ def _links(run_id: str, summary: dict[str, Any], manifest: dict[str, Any], label
     build = section(manifest, "build")
     artifact = section(manifest, "artifact")
     issues = []
+    if summary.get("schema_version") != RUN_SUMMARY_SCHEMA_VERSION:
+        issues.append(Issue("ERROR", f"{label}.schema_version", f"must be {RUN_SUMMARY_SCHEMA_VERSION!r}"))
+    if summary.get("run_dir") != f"{RUNS_DIR}/{run_id}":
+        issues.append(Issue("ERROR", f"{label}.run_dir", f"must be {RUNS_DIR}/{run_id}"))
     if summary.get("run_id") != run_id:
         issues.append(Issue("ERROR", f"{label}.run_id", f"is {summary.get('run_id')!r}, not its directory's {run_id}"))
     for key in ("build_id", "build_key"):
@@ -146,7 +151,8 @@ def _evidence_issues(run_id: str, run_dir: Path, summary: dict[str, Any], label:
     evidence, issues = _bound_file(run_dir, ACCURACY_EVIDENCE_FILE, recorded, f"{label}.accuracy_evidence_sha256")
     if evidence is None:
         return issues
-    pairs = (("run_id", evidence.get("run_id"), run_id),
+    pairs = (("schema_version", evidence.get("schema_version"), ACCURACY_EVIDENCE_SCHEMA_VERSION),
+             ("run_id", evidence.get("run_id"), run_id),
              ("artifact_sha256", evidence.get("artifact_sha256"), summary.get("artifact_sha256_at_run")),
              ("build_key", evidence.get("build_key"), summary.get("build_key")),
              ("parity", evidence.get("parity"), summary.get("accuracy")))
@@ -202,9 +208,8 @@ def _latest_issues(runs_root: Path, summaries: dict[str, dict[str, Any]]) -> lis
     summary = summaries.get(latest.run_id)
     if summary is None:
         return [Issue("ERROR", f"{label}.run_id", f"names run {latest.run_id!r}, which has no valid record")]
-    if summary.get("status") != latest.status:
-        return [Issue("ERROR", f"{label}.status", f"says {latest.status!r}; the run says {summary.get('status')!r}")]
-    return []
+    return [Issue("ERROR", f"{label}.{key}", f"says {getattr(latest, key)!r}; the run says {summary.get(key)!r}")
+            for key in ("status", "error", "finished_at") if summary.get(key) != getattr(latest, key)]
 
 
 def _top_summary_issues(build_dir: Path, manifest: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> list[Issue]:
