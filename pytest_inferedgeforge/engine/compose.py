@@ -37,6 +37,7 @@ from pytest_inferedgeforge.model.records.build import (
     Toolchain,
     manifest_to_dict,
 )
+from pytest_inferedgeforge.verify.agreement import HANDOFF_CONSUMER
 from pytest_inferedgeforge.verify.manifest import validate_manifest_data
 
 
@@ -98,7 +99,7 @@ def compose_records(
     ready = not reasons
     metadata = BuildMetadata(
         build=build_info, source_model=source, artifacts=artifacts,
-        handoff=Handoff(consumer="InferEdgeLab", ready=ready, reasons=reasons or None),
+        handoff=Handoff(consumer=HANDOFF_CONSUMER, ready=ready, reasons=reasons or None),
         lab_compat=LabCompat(profile_ready=ready, runtime=LabRuntime(
             engine=preset.backend, device=preset.target, precision=preset.precision,
             engine_path=primary.path, runtime_artifact_path=primary.path,

@@ -16,6 +16,7 @@ SHARED_SECTIONS = ("build", "source_model", "preset_snapshot", "input_shapes", "
 ARTIFACT_KEYS = ("path", "format", "role", "sha256", "file", "size_bytes")
 RUNTIME_PAIRS = (("engine", "engine"), ("device", "device"), ("precision", "precision"),
                  ("requested_batch", "batch"), ("requested_height", "height"), ("requested_width", "width"))
+HANDOFF_CONSUMER = "InferEdgeLab"
 SCHEMA_VERSIONS = {"metadata": METADATA_SCHEMA_VERSION, "manifest": MANIFEST_SCHEMA_VERSION}
 MAX_DIFFERENCES = 5
 
@@ -83,6 +84,8 @@ def forge_record_issues(metadata: dict[str, Any], manifest: dict[str, Any]) -> l
     if isinstance(source_path, str) and section(manifest, "artifact").get("model_name") != Path(source_path).name:
         issues.append(Issue("ERROR", "artifact.model_name", "is not the source model's file name"))
     handoff = section(metadata, "handoff")
+    if handoff.get("consumer") != HANDOFF_CONSUMER:
+        issues.append(Issue("ERROR", "metadata.handoff.consumer", f"must be {HANDOFF_CONSUMER!r} in a Forge record"))
     if handoff.get("ready") is False and not handoff.get("reasons"):
         issues.append(Issue("ERROR", "metadata.handoff.reasons", "a build that is not ready must say why"))
     return issues

@@ -27,11 +27,12 @@ def verify_build_dir(build_dir: Path) -> ValidationReport:
     however malformed, is reported as an issue."""
     if not build_dir.is_dir():
         raise RecordError(f"Build directory not found: {build_dir}")
+    target, build_dir = build_dir, build_dir.resolve()
     try:
         manifest = read_json_object(build_dir / MANIFEST_FILE, "Build manifest")
     except RecordError as exc:
-        return ValidationReport(target=build_dir, issues=[Issue("ERROR", MANIFEST_FILE, str(exc))])
-    report = validate_manifest_data(manifest, build_dir, build_dir)
+        return ValidationReport(target=target, issues=[Issue("ERROR", MANIFEST_FILE, str(exc))])
+    report = validate_manifest_data(manifest, build_dir, target)
     try:
         metadata = read_json_object(build_dir / METADATA_FILE, "Build metadata")
     except RecordError as exc:
