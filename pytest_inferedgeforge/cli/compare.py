@@ -41,7 +41,7 @@ def cmd_show_compare_candidates(args: argparse.Namespace) -> int:
     if args.json:
         print_json([{"source_model": e.source_path, "preset": e.preset_name, "build_dir": str(e.build_dir),
                       "ready": e.readiness.ready, "state": e.readiness.state, "reason": e.readiness.reason,
-                      "structured_result_path": e.run_summary.structured_result_path if e.run_summary else None}
+                      "structured_result_path": str(e.structured_result) if e.structured_result else None}
                      for e in entries])
         return 0
     if not entries:
@@ -88,8 +88,7 @@ def cmd_show_compare_command(args: argparse.Namespace) -> int:
     command = None
     if choice.left is not None and choice.right is not None:
         assert choice.left.run_summary is not None and choice.right.run_summary is not None  # ready implies a run summary
-        command = lab_compare_command(str(choice.left.run_summary.structured_result_path),
-                                      str(choice.right.run_summary.structured_result_path))
+        command = lab_compare_command(str(choice.left.structured_result), str(choice.right.structured_result))
     if args.json:
         print_json({
             "model": args.model, "status": "available" if command else "unavailable",

@@ -20,10 +20,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
+from pytest_inferedgeforge.model.containment import contained
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError, describe_validation_error
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
-from pytest_inferedgeforge.model.layout import LATEST_RUN_FILE, MANIFEST_FILE, METADATA_FILE, RUN_SUMMARY_FILE, RUNS_DIR
+from pytest_inferedgeforge.model.layout import (
+    LATEST_RUN_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    RUN_SUMMARY_FILE,
+    RUNS_DIR,
+    STRUCTURED_RESULT_FILE,
+)
 from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest, load_manifest, load_metadata
 from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
@@ -83,6 +91,20 @@ class BuildRecord:
         if location is None:
             raise RecordError(f"{self.build_dir}: the recorded artifact is not a file inside the build directory")
         return location
+
+    @property
+    def structured_result(self) -> Path | None:
+        """The last completed run's structured result where it really is: inside the run's directory (so a moved
+        tree hands off its current path), or for records older than run directories, the recorded path."""
+        summary = self.run_summary
+        if summary is None:
+            return None
+        if summary.run_id and summary.structured_result_sha256:
+            try:
+                return contained(self.build_dir, f"{RUNS_DIR}/{summary.run_id}/{STRUCTURED_RESULT_FILE}", "result")
+            except ForgeError:
+                return None
+        return Path(summary.structured_result_path) if summary.structured_result_path else None
 
     @property
     def preset_name(self) -> str:
@@ -160,7 +182,7 @@ def judge_readiness(record: BuildRecord) -> Readiness:
     measured = summary.artifact_sha256_at_run or (summary.primary_artifact or {}).get("sha256")
     if not measured:
         return Readiness("stale", "the run summary does not say which artifact it measured")
-    return _artifact_readiness(record, manifest, measured) or _run_readiness(summary)
+    return _artifact_readiness(record, manifest, measured) or _run_readiness(summary, record.structured_result)
 
 
 def _artifact_readiness(record: BuildRecord, manifest: Manifest, measured: str) -> Readiness | None:
@@ -178,7 +200,7 @@ def _artifact_readiness(record: BuildRecord, manifest: Manifest, measured: str) 
     return None
 
 
-def _run_readiness(summary: RunSummary) -> Readiness:
+def _run_readiness(summary: RunSummary, result: Path | None) -> Readiness:
     """Ready when the run measured the artifact's bytes, passed parity and left Lab its structured result."""
     if summary.evidence not in (None, "artifact"):
         return Readiness("pending", f"the last run measured a {summary.evidence}, not this artifact's bytes; "
@@ -186,9 +208,8 @@ def _run_readiness(summary: RunSummary) -> Readiness:
     if summary.accuracy and summary.accuracy.get("passed") is False:
         return Readiness("failed", "the last run's accuracy parity failed: "
                                    + "; ".join(summary.accuracy.get("failures") or [])[:300])
-    result = summary.structured_result_path
-    if not result:
+    if result is None:
         return Readiness("pending", "the last run left no structured result for InferEdgeLab to compare")
-    if not Path(result).is_file():
+    if not result.is_file():
         return Readiness("stale", f"the last run's structured result is gone: {result}")
     return Readiness("ready", "benchmark result is present for this artifact")

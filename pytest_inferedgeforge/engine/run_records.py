@@ -20,6 +20,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from pytest_inferedgeforge.model.containment import contained
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import fsync_path, fsync_tree, write_json_atomic
 from pytest_inferedgeforge.model.layout import LATEST_RUN_FILE, RUN_SUMMARY_FILE, RUNS_DIR, lock_file, utc_now
@@ -55,11 +56,11 @@ class RunDirectory:
 
     @property
     def work(self) -> Path:
-        return self.build_dir / RUNS_DIR / f"{LEFTOVER_PREFIX}{self.run_id}"
+        return contained(self.build_dir, f"{RUNS_DIR}/{LEFTOVER_PREFIX}{self.run_id}", "run work directory")
 
     @property
     def final(self) -> Path:
-        return self.build_dir / RUNS_DIR / self.run_id
+        return contained(self.build_dir, f"{RUNS_DIR}/{self.run_id}", "run directory")
 
     @property
     def relative(self) -> str:

@@ -90,10 +90,10 @@ def _pct(new: float | None, base: float | None) -> float | None:
 
 
 def _attached_metrics(entry: BuildRecord) -> dict[str, float]:
-    path = entry.run_summary.structured_result_path if entry.run_summary else None
-    if not path or not Path(path).is_file():
+    path = entry.structured_result
+    if path is None or not path.is_file():
         return {}
-    accuracy = json.loads(Path(path).read_text(encoding="utf-8")).get("accuracy") or {}
+    accuracy = json.loads(path.read_text(encoding="utf-8")).get("accuracy") or {}
     return numeric_metrics(accuracy.get("metrics") or {})
 
 
@@ -107,7 +107,7 @@ def _row(entry: BuildRecord) -> CandidateRow:
         precision=summary.precision or "unknown", mean_ms=summary.mean_ms, p99_ms=summary.p99_ms,
         fps=summary.latency.fps if summary.latency else None, min_cosine=parity.get("min_cosine"),
         top1_agreement=parity.get("top1_agreement"), accuracy_metrics=_attached_metrics(entry),
-        structured_result_path=summary.structured_result_path,
+        structured_result_path=str(entry.structured_result) if entry.structured_result else None,
     )
 
 

@@ -167,7 +167,7 @@ class ForgeReporter:
                     not_ready[str(item.preset)] = str(exc)
                     continue
                 if entry.readiness.ready and entry.run_summary is not None:
-                    ready[str(item.preset)] = str(entry.run_summary.structured_result_path)
+                    ready[str(item.preset)] = str(entry.structured_result)
                 else:
                     not_ready[str(item.preset)] = entry.readiness.reason
             pairs = [ComparePair(left=left, right=right, left_result=ready[left], right_result=ready[right],
