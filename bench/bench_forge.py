@@ -42,7 +42,8 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 FORGE_BUILD = """
 import resource, sys, time
 from pathlib import Path
-from pytest_inferedgeforge.engine.build import build, plan_build
+from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 start = time.perf_counter()
 preset = load_preset("onnxruntime/cpu_fp32", Path(sys.argv[3]))
