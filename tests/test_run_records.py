@@ -76,3 +76,23 @@ def test_attach_accuracy_rebinds_the_result_so_the_build_still_verifies(workspac
     result = Path(out.split(": ", 1)[1].strip())
     assert result.parent.parent == (FP32_DIR / "runs").resolve()
     assert verify_build_dir(FP32_DIR).valid and load_build_record(FP32_DIR).readiness.ready
+
+
+def test_a_run_without_parity_does_not_make_the_build_ready(workspace: Path, cli) -> None:
+    cli(*BUILD)
+    code, _, err = cli("run-benchmark", str(FP32_DIR), "--runs", "2", "--no-accuracy")
+    assert code == 0, err
+    readiness = load_build_record(FP32_DIR).readiness
+    assert readiness.state == "pending" and "did not check parity" in readiness.reason
+
+
+def test_a_run_whose_parity_failed_leaves_the_build_failed(workspace: Path, cli) -> None:
+    from pytest_inferedgeforge.engine.runs import RunSettings, run_native
+    from pytest_inferedgeforge.model.spec import Thresholds
+
+    cli("build", "--model", "models/tiny_cnn.onnx", "--output", "builds", "--preset", "onnxruntime/cpu_int8")
+    build_dir = Path("builds/tiny_cnn__cpu__onnxruntime__cpu_int8")
+    run = run_native(build_dir, RunSettings(warmup=0, runs=2, samples=2, thresholds=Thresholds(max_abs_error=0.0)))
+    assert run.completed and run.parity is not None and not run.parity.passed
+    readiness = load_build_record(build_dir).readiness
+    assert readiness.state == "failed" and "parity failed" in readiness.reason

@@ -208,6 +208,11 @@ def _run_readiness(summary: RunSummary, result: Path | None) -> Readiness:
     if summary.accuracy and summary.accuracy.get("passed") is False:
         return Readiness("failed", "the last run's accuracy parity failed: "
                                    + "; ".join(summary.accuracy.get("failures") or [])[:300])
+    if not summary.accuracy:
+        how = ("an InferEdgeLab profile measures latency only" if summary.via == "lab"
+               else "it ran with --no-accuracy")
+        return Readiness("pending", f"the last run did not check parity against the source model ({how}); "
+                                    "run run-benchmark with parity before comparing")
     if result is None:
         return Readiness("pending", "the last run left no structured result for InferEdgeLab to compare")
     if not result.is_file():
