@@ -134,6 +134,22 @@ def test_a_handoff_path_pointing_elsewhere_is_an_error_and_handoffs_refuse(copy:
         assert code == 1 and "refusing to hand off" in err and "/etc/passwd" not in out
 
 
+def test_validate_manifest_alone_refuses_a_runtime_path_that_is_not_the_artifact(copy: Path, cli) -> None:
+    _edit(copy / "manifest.json", lambda m: m["runtime"].update(model_path="../../../../etc/passwd"))
+    code, out, _ = cli("validate-manifest", "--manifest", str(copy / "manifest.json"))
+    assert code == 1 and "ERROR runtime.model_path: ../../../../etc/passwd is not this build's verified file" in out
+
+
+def test_the_gate_names_the_file_and_field_of_a_tampered_record(copy: Path, pytester: pytest.Pytester) -> None:
+    _edit(copy / "metadata.json", lambda m: m["lab_compat"]["runtime"].update(engine_path="/etc/passwd"))
+    _edit(_run_dir(copy) / "structured_result.json", lambda r: r.update(p99_ms=0.001))
+    result = pytester.runpytest(str(copy.parent), "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ERROR metadata.lab_compat.runtime.engine_path: /etc/passwd is not this build*",
+                                 "*ERROR runs/*/run_summary.json.structured_result_sha256: sha256 mismatch for *"
+                                 "structured_result.json*"])
+
+
 @pytest.mark.parametrize(("file", "edit", "field"), [
     ("run_summary.json", lambda s: s.update(mean_ms=s["mean_ms"] / 2), "mean_ms"),
     ("run_summary.json", lambda s: s["latency"].update(p99_ms=0.001), "latency.p99_ms"),

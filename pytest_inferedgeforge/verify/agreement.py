@@ -113,22 +113,8 @@ def key_issues(manifest: dict[str, Any]) -> list[Issue]:
     return issues
 
 
-def downstream_path_issues(metadata: dict[str, Any], manifest: dict[str, Any], artifact: Path,
-                           build_dir: Path) -> list[Issue]:
-    """Every field a downstream tool loads the primary artifact from must name ``artifact``."""
-    fields: list[tuple[str, Any]] = []
-    runtime = manifest.get("runtime")
-    if isinstance(runtime, dict):
-        fields += [("runtime.model_path", runtime.get("model_path")), ("runtime.artifact_path", runtime.get("artifact_path"))]
-    entry = manifest.get("artifact")
-    if isinstance(entry, dict) and "model_path" in entry:
-        fields.append(("artifact.model_path", entry.get("model_path")))
-    lab_compat = metadata.get("lab_compat")
-    lab = lab_compat.get("runtime") if isinstance(lab_compat, dict) else None
-    if isinstance(lab, dict):
-        fields += [("metadata.lab_compat.runtime.engine_path", lab.get("engine_path")),
-                   ("metadata.lab_compat.runtime.runtime_artifact_path", lab.get("runtime_artifact_path"))]
-    issues: list[Issue] = []
-    for label, recorded in fields:
-        issues += path_issues(recorded, artifact, build_dir, label)
-    return issues
+def lab_path_issues(metadata: dict[str, Any], artifact: Path, build_dir: Path) -> list[Issue]:
+    """The Lab profile input's paths (what ``run-benchmark --via lab`` hands Lab) must name ``artifact``."""
+    lab = section(section(metadata, "lab_compat"), "runtime")
+    return [issue for key in ("engine_path", "runtime_artifact_path") if lab
+            for issue in path_issues(lab.get(key), artifact, build_dir, f"metadata.lab_compat.runtime.{key}")]

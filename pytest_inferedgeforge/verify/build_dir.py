@@ -10,7 +10,7 @@ from typing import Any
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
-from pytest_inferedgeforge.verify.agreement import agreement_issues, downstream_path_issues, key_issues
+from pytest_inferedgeforge.verify.agreement import agreement_issues, key_issues, lab_path_issues
 from pytest_inferedgeforge.verify.manifest import (
     Issue,
     ValidationReport,
@@ -44,7 +44,7 @@ def verify_build_dir(build_dir: Path) -> ValidationReport:
     entry = manifest.get("artifact")
     location, _ = artifact_location(entry, build_dir, "artifact") if isinstance(entry, dict) else (None, [])
     if location is not None:
-        report.issues.extend(downstream_path_issues(metadata, manifest, location, build_dir.resolve()))
+        report.issues.extend(lab_path_issues(metadata, location, build_dir))
     report.issues.extend(run_record_issues(build_dir, manifest))
     return report
 

@@ -279,10 +279,25 @@ def file_issues(manifest: dict[str, Any], build_dir: Path, published_as: Path | 
         issues.extend(size_issue(f"{label}.size_bytes", location, entry.get("size_bytes")))
         if _non_empty(entry.get("sha256")) and SHA256.match(entry["sha256"]):
             issues.extend(hash_issue(f"{label}.sha256", location, entry["sha256"]))
+        if label == "artifact":
+            issues.extend(_loaded_path_issues(manifest, location, build_dir, published_as))
     source = manifest.get("source_model")
     if isinstance(source, dict) and _non_empty(source.get("path")):
         issues += _source_issues(source)
     return issues
+
+
+LOADED_FIELDS = (("runtime", "model_path"), ("runtime", "artifact_path"), ("artifact", "model_path"))
+"""The manifest fields a downstream tool loads the primary artifact from (besides ``artifact.path``)."""
+
+
+def _loaded_path_issues(manifest: dict[str, Any], artifact: Path, build_dir: Path,
+                        published_as: Path | None) -> list[Issue]:
+    root = build_dir.resolve()
+    final = published_as.resolve() if published_as is not None else root
+    expected = final / artifact.relative_to(root)
+    return [issue for name, key in LOADED_FIELDS if key in section(manifest, name)
+            for issue in path_issues(section(manifest, name)[key], expected, final, f"{name}.{key}")]
 
 
 def _source_issues(source: dict[str, Any]) -> list[Issue]:
