@@ -123,11 +123,12 @@ def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = 
 def run_native(build: Path | BuildRecord, settings: RunSettings) -> RunOutcome:
     """Benchmark (and parity-check) a build on this machine; always leaves a run record.
 
-    ``build`` is a build directory, or the record of one already loaded (a ``VerifiedBuild``'s).
-    The run holds the build's lock, so concurrent runs queue and a rebuild waits for the run.
+    ``build`` is a build directory or its record (a ``VerifiedBuild``'s); either way the record is read again
+    under the build's lock, which the run holds, so concurrent runs queue and a rebuild waits for the run.
     """
-    record = build if isinstance(build, BuildRecord) else load_build_record(build)
-    with build_lock(record.build_dir):
+    build_dir = build.build_dir if isinstance(build, BuildRecord) else build
+    with build_lock(build_dir):
+        record = load_build_record(build_dir)  # read under the lock: a rebuild may have replaced it meanwhile
         run = RunDirectory.open(record.build_dir)
         started = utc_now()
         base = {**run_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,

@@ -32,8 +32,8 @@ SAVED_STRUCTURED = re.compile(r"^Saved structured result:\s+(.+)$", re.MULTILINE
 
 def run_via_lab(build_dir: Path, *, timeout_s: int = LAB_TIMEOUT_S) -> RunOutcome:
     """The original's behaviour, made safe: run InferEdgeLab's profile with this interpreter and a timeout."""
-    record = load_build_record(build_dir)
-    with build_lock(record.build_dir):
+    with build_lock(build_dir):
+        record = load_build_record(build_dir)
         run = RunDirectory.open(record.build_dir)
         base = {**run_context(record), "via": "lab", "started_at": utc_now().isoformat(timespec="microseconds"),
                 "run_id": run.run_id, "run_dir": run.relative}
