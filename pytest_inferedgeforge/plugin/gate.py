@@ -56,18 +56,31 @@ def collect_record_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-class BuildDirFile(pytest.File):
-    """A build directory, found by its metadata (or manifest): one verification item."""
+class GateItem(pytest.Item):
+    """A gate check: its failure is shown as its message alone."""
 
-    def collect(self) -> Iterator[pytest.Item]:
-        item = BuildDirItem.from_parent(self, name="verify")
-        item.add_marker(pytest.mark.forge)
-        yield item
+    label = "check"
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
+
+    @property
+    def subject(self) -> str:
+        return self.path.name
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.label} {self.subject}"
 
 
-class BuildDirItem(pytest.Item):
+class BuildDirItem(GateItem):
     """The whole-record check: original rules, schema, hashes and sizes, build key, metadata/manifest agreement,
     downstream paths, and every run record."""
+
+    label = "verify"
+
+    @property
+    def subject(self) -> str:
+        return self.path.parent.name
 
     def runtest(self) -> None:
         from pytest_inferedgeforge.verify.build_dir import verify_build_dir
@@ -79,23 +92,12 @@ class BuildDirItem(pytest.Item):
             raise ForgeCheckFailed(f"{build_dir}: {len(report.errors)} error(s)\n" +
                                    "\n".join(issue.line() for issue in report.errors))
 
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"verify {self.path.parent.name}"
-
-
-class FailureRecordFile(pytest.File):
+class FailureRecordItem(GateItem):
     """``<name>.failed.json``: the record of a build that failed; the gate fails with its error."""
 
-    def collect(self) -> Iterator[pytest.Item]:
-        item = FailureRecordItem.from_parent(self, name="build")
-        item.add_marker(pytest.mark.forge)
-        yield item
+    label = "failed build"
 
-
-class FailureRecordItem(pytest.Item):
     def runtest(self) -> None:
         self.user_properties.append(("forge.kind", "manifest"))
         try:
@@ -106,8 +108,21 @@ class FailureRecordItem(pytest.Item):
         raise ForgeCheckFailed(f"{self.path}: the last build of {self.path.name[:-len(FAILURE_SUFFIX)]} failed: "
                                f"{error or 'no error recorded'}")
 
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"failed build {self.path.name}"
+class RecordFile(pytest.File):
+    """A build record found by the gate: one item of ``item_class``."""
+
+    item_class: type[GateItem] = BuildDirItem
+
+    def collect(self) -> Iterator[pytest.Item]:
+        item = self.item_class.from_parent(self, name=self.item_class.label.replace(" ", "-"))
+        item.add_marker(pytest.mark.forge)
+        yield item
+
+
+class BuildDirFile(RecordFile):
+    item_class = BuildDirItem
+
+
+class FailureRecordFile(RecordFile):
+    item_class = FailureRecordItem
