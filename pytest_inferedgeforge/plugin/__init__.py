@@ -37,7 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--forge-require", metavar="BACKEND", action="append", default=[],
                     help="fail instead of skip when BACKEND's toolchain is unavailable (repeatable)")
     group.addoption("--forge-validate", metavar="DIR", action="append", default=[],
-                    help="also collect every manifest.json under DIR as a verification item (repeatable)")
+                    help="also collect every build directory (and failure record) under DIR as a verification item "
+                         "(repeatable)")
     group.addoption("--forge-rebuild", action="store_true", default=False,
                     help="rebuild even when a verified cached build exists")
     group.addoption("--forge-no-benchmark", action="store_true", default=False,
