@@ -96,3 +96,14 @@ def test_a_run_whose_parity_failed_leaves_the_build_failed(workspace: Path, cli)
     assert run.completed and run.parity is not None and not run.parity.passed
     readiness = load_build_record(build_dir).readiness
     assert readiness.state == "failed" and "parity failed" in readiness.reason
+
+
+def test_a_run_killed_midway_leaves_nothing_a_reader_sees_and_the_next_run_clears_it(workspace: Path, cli) -> None:
+    cli(*BUILD)
+    killed = FP32_DIR / "runs/.tmp-20260101T000000000000Z-0badf00d"
+    killed.mkdir(parents=True)
+    (killed / "structured_result.json").write_text("{}")
+    assert verify_build_dir(FP32_DIR).valid  # a half-written run is invisible to verify and readiness
+    code, _, err = cli("run-benchmark", str(FP32_DIR), "--runs", "2", "--warmup", "0")
+    assert code == 0, err
+    assert not killed.exists()
