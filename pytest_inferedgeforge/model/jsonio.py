@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,19 +79,27 @@ def write_json_atomic(path: Path, value: Any) -> None:
     write_text_durably(path, dump_json(value))
 
 
-def _has_nul(value: Any) -> bool:
-    stack = [value]
+def walk_json(value: Any) -> Iterator[tuple[Any, int]]:
+    """Every node of parsed JSON (object keys included) with its depth, iteratively: a deep document cannot
+    overflow the walk that checks it."""
+    stack = [(value, 1)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+        item, depth = stack.pop()
+        yield item, depth
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in (*item.keys(), *item.values()))
         elif isinstance(item, list):
-            stack.extend(item)
-    return False
+            stack.extend((child, depth + 1) for child in item)
+
+
+def section(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """``record[key]`` when it is an object, else an empty one: records under verification may be any JSON."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _has_nul(value: Any) -> bool:
+    return any(isinstance(item, str) and "\x00" in item for item, _ in walk_json(value))
 
 
 def read_json_object(path: Path, label: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import yaml
 
 from pytest_inferedgeforge.model.containment import is_regular_file
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.jsonio import walk_json
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -46,20 +47,6 @@ def _where(mark: yaml.Mark | None) -> str:
     return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
 
 
-def _depth(value: Any, limit: int) -> bool:
-    """True when ``value`` nests no deeper than ``limit`` (iterative: a deep document cannot overflow it)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return True
-
-
 def load_document(path: Path, kind: str, error: type[ForgeError]) -> Any:
     """Parse ``path`` (JSON when it ends in ``.json``, else YAML) under the limits; ``error`` names the failure."""
     if not is_regular_file(path):
@@ -78,7 +65,7 @@ def load_document(path: Path, kind: str, error: type[ForgeError]) -> Any:
     try:
         if path.suffix == ".json":
             data = json.loads(text)
-            if not _depth(data, MAX_DEPTH):
+            if any(depth > MAX_DEPTH for _, depth in walk_json(data)):
                 raise error(f"{path}: {kind} nests deeper than {MAX_DEPTH} levels")
             return data
         return yaml.load(text, Loader=_BoundedLoader)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pytest_inferedgeforge.model.jsonio import section
 from pytest_inferedgeforge.model.records.build import MANIFEST_SCHEMA_VERSION, METADATA_SCHEMA_VERSION
 from pytest_inferedgeforge.model.records.key import PART_FIELDS, PART_NAMES, key_of, part_digests, recorded_parts
-from pytest_inferedgeforge.verify.manifest import Issue, path_issues, section
+from pytest_inferedgeforge.verify.manifest import Issue, path_issues
 
 SHARED_SECTIONS = ("build", "source_model", "preset_snapshot", "input_shapes", "toolchain", "calibration", "tool",
                    "quantization", "warnings", "input_values", "smoke")

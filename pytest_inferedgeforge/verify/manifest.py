@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeGuard
 import jsonschema
 
 from pytest_inferedgeforge.model.hashing import file_digest
-from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.jsonio import read_json_object, section
 from pytest_inferedgeforge.model.records.build import Manifest
 
 Level = Literal["ERROR", "WARNING"]
@@ -81,12 +81,6 @@ _FORGE_CROSS = (("artifact.model_path", "runtime.model_path"), ("artifact.precis
                 ("preset_snapshot.precision", "runtime.precision"))
 
 
-def section(record: dict[str, Any], key: str) -> dict[str, Any]:
-    """``record[key]`` when it is an object, else an empty one: records under verification may be any JSON."""
-    value = record.get(key)
-    return value if isinstance(value, dict) else {}
-
-
 def _get(manifest: dict[str, Any], dotted: str) -> Any:
     section, key = dotted.split(".")
     part = manifest.get(section)
@@ -109,13 +103,13 @@ def original_rules(manifest: dict[str, Any]) -> list[Issue]:
 
 
 def _required_issues(manifest: dict[str, Any]) -> list[Issue]:
-    issues = [Issue("ERROR", section, f"manifest.{section} section is required for Runtime/Lab handoff.")
-              for section in _REQUIRED if not isinstance(manifest.get(section), dict)]
-    for section, keys in _REQUIRED.items():
-        if not isinstance(manifest.get(section), dict):
+    issues = [Issue("ERROR", name, f"manifest.{name} section is required for Runtime/Lab handoff.")
+              for name in _REQUIRED if not isinstance(manifest.get(name), dict)]
+    for name, keys in _REQUIRED.items():
+        if not isinstance(manifest.get(name), dict):
             continue
-        issues += [Issue("ERROR", f"{section}.{key}", f"{section}.{key} must be a non-empty string.")
-                   for key in keys if not _non_empty(manifest[section].get(key))]
+        issues += [Issue("ERROR", f"{name}.{key}", f"{name}.{key} must be a non-empty string.")
+                   for key in keys if not _non_empty(manifest[name].get(key))]
     return issues
 
 

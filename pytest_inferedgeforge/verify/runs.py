@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
 from pytest_inferedgeforge.model.hashing import file_digest
-from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.jsonio import read_json_object, section
 from pytest_inferedgeforge.model.layout import (
     ACCURACY_EVIDENCE_FILE,
     LATEST_RUN_FILE,
@@ -28,7 +28,7 @@ from pytest_inferedgeforge.model.layout import (
 )
 from pytest_inferedgeforge.model.records.evidence import ACCURACY_EVIDENCE_SCHEMA_VERSION
 from pytest_inferedgeforge.model.records.run import RUN_SUMMARY_SCHEMA_VERSION, LatestRun, RunSummary, summarize
-from pytest_inferedgeforge.verify.manifest import Issue, path_issues, section
+from pytest_inferedgeforge.verify.manifest import Issue, path_issues
 
 FIGURE_TOLERANCE = 1e-9
 

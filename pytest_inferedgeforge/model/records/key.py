@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_inferedgeforge.model.hashing import sha256_json
+from pytest_inferedgeforge.model.jsonio import section
 
 PART_NAMES = {"record_format": "record format", "source_sha256": "source model", "external_data": "external data",
               "preset": "preset", "input_shapes": "input shapes", "toolchain": "toolchain",
@@ -34,14 +35,9 @@ def key_of(digests: dict[str, str]) -> str:
     return sha256_json(digests)
 
 
-def _section(record: dict[str, Any], name: str) -> dict[str, Any]:
-    value = record.get(name)
-    return value if isinstance(value, dict) else {}
-
-
 def recorded_parts(record: dict[str, Any]) -> dict[str, Any]:
     """The key parts exactly as a Forge record (manifest or metadata) states them."""
-    build, source, toolchain = _section(record, "build"), _section(record, "source_model"), _section(record, "toolchain")
+    build, source, toolchain = section(record, "build"), section(record, "source_model"), section(record, "toolchain")
     external = source.get("external_data") or []
     parts: dict[str, Any] = {
         "record_format": build.get("record_format"),
