@@ -13,9 +13,6 @@ import time
 from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.inputs import Sample
-from pytest_inferedgeforge.model.records.run import summarize
-
-__all__ = ["measure", "summarize"]
 
 
 def measure(runner: Runner, samples: list[Sample], *, warmup: int, runs: int) -> list[float]:

@@ -22,14 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from pytest_inferedgeforge.backends.api import BuildRequest
 from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.build_key import Fingerprint, describe_change, fingerprint
 from pytest_inferedgeforge.engine.compose import compose_records
 from pytest_inferedgeforge.engine.plan import BuildPlan
-from pytest_inferedgeforge.engine.publish import publish, sweep, work_dir_for
+from pytest_inferedgeforge.engine.publish import build_lock, publish, sweep, work_dir_for
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.engine.smoke import smoke_build
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError, ToolchainUnavailable
@@ -39,7 +37,6 @@ from pytest_inferedgeforge.model.layout import (
     MANIFEST_FILE,
     METADATA_FILE,
     format_timestamp,
-    lock_file,
     utc_now,
 )
 from pytest_inferedgeforge.model.records.build import (
@@ -84,7 +81,7 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
     if plan.output_root.exists() and not plan.output_root.is_dir():
         raise ForgeError(f"output root {plan.output_root} exists and is not a directory")
     plan.output_root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_file(plan.build_dir))):
+    with build_lock(plan.build_dir):
         for note in sweep(plan.build_dir.parent, plan.build_dir):
             LOGGER.warning(note)
         cached, reason = _reuse_or_reason(plan, key)

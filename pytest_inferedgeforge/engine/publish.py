@@ -6,7 +6,8 @@ swap is one atomic exchange; elsewhere it is two renames, the old build parked
 as ``.old-<name>-<8 hex>``, and a kill between them is repaired by the next
 build of that name, which restores the parked build. Work directories of any
 name whose lock is free and that are older than :data:`LEFTOVER_GRACE_S` are
-removed by the next build in the root.
+removed by the next build in the root. :func:`build_lock` is the one lock of a
+build directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -29,6 +32,14 @@ LEFTOVER = re.compile(r"^\.(tmp|old)-(.+)-([0-9a-f]{8})$")
 LEFTOVER_GRACE_S = 600
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+
+
+@contextmanager
+def build_lock(build_dir: Path, timeout: float = -1) -> Iterator[None]:
+    """The one lock of a build directory, shared by builds, runs and attach, so a rebuild never swaps a build
+    out from under a run; ``timeout=0`` only tests it (:class:`filelock.Timeout` when it is held)."""
+    with FileLock(str(lock_file(build_dir.resolve())), timeout=timeout):
+        yield
 
 
 def work_dir_for(build_dir: Path) -> Path:
@@ -105,7 +116,7 @@ def sweep(root: Path, own: Path) -> list[str]:
             if time.time() - max(p.stat().st_mtime for p in paths) < LEFTOVER_GRACE_S:
                 continue
             try:
-                with FileLock(str(lock_file(root / name)), timeout=0):
+                with build_lock(root / name, timeout=0):
                     note = recover(root / name, paths)
             except Timeout:
                 continue  # a live build of that name

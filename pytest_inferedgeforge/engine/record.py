@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pytest_inferedgeforge.model.containment import contained
+from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError, describe_validation_error
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
@@ -101,7 +101,7 @@ class BuildRecord:
             return None
         if summary.run_id and summary.structured_result_sha256:
             try:
-                return contained(self.build_dir, f"{RUNS_DIR}/{summary.run_id}/{STRUCTURED_RESULT_FILE}", "result")
+                return RunDirectory(self.build_dir, summary.run_id).final / STRUCTURED_RESULT_FILE
             except ForgeError:
                 return None
         return Path(summary.structured_result_path) if summary.structured_result_path else None

@@ -12,28 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from pytest_inferedgeforge.model.containment import contained
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import fsync_path, fsync_tree, write_json_atomic
-from pytest_inferedgeforge.model.layout import LATEST_RUN_FILE, RUN_SUMMARY_FILE, RUNS_DIR, lock_file, utc_now
+from pytest_inferedgeforge.model.layout import LATEST_RUN_FILE, RUN_SUMMARY_FILE, RUNS_DIR, utc_now
 from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
 
 LEFTOVER_PREFIX = ".tmp-"
-
-
-@contextmanager
-def build_lock(build_dir: Path) -> Iterator[None]:
-    """The lock builds, runs and attach share, so a rebuild never swaps a build out from under a run."""
-    with FileLock(str(lock_file(build_dir.resolve()))):
-        yield
 
 
 @dataclass
@@ -86,5 +75,9 @@ class RunDirectory:
         write_json_atomic(self.build_dir / RUNS_DIR / LATEST_RUN_FILE, latest.model_dump(mode="json"))
         return self.final / RUN_SUMMARY_FILE
 
-    def discard(self) -> None:
-        shutil.rmtree(self.work, ignore_errors=True)
+    def rewrite_summary(self, summary: RunSummary) -> None:
+        """Rewrite a published, completed run's summary and the build's copy of it (attach-accuracy rebinding the
+        run's structured result): the copy stays identical to the run's record."""
+        data = summary.model_dump(mode="json")
+        write_json_atomic(self.final / RUN_SUMMARY_FILE, data)
+        write_json_atomic(self.build_dir / RUN_SUMMARY_FILE, data)

@@ -18,10 +18,11 @@ from typing import Any
 from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
 from pytest_inferedgeforge.backends.registry import availability
-from pytest_inferedgeforge.engine.benchmark import measure, summarize
+from pytest_inferedgeforge.engine.benchmark import measure
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
+from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
-from pytest_inferedgeforge.engine.run_records import RunDirectory, build_lock
+from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.engine.toolchains import load_runner
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
@@ -36,7 +37,7 @@ from pytest_inferedgeforge.model.layout import (
 )
 from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence, ParityResult
 from pytest_inferedgeforge.model.records.lab_result import StructuredResult
-from pytest_inferedgeforge.model.records.run import RunSummary
+from pytest_inferedgeforge.model.records.run import RunSummary, summarize
 from pytest_inferedgeforge.model.spec import (
     DEFAULT_RUNS,
     DEFAULT_SAMPLES,

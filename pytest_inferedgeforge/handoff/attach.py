@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.record import load_build_record
-from pytest_inferedgeforge.engine.run_records import build_lock
-from pytest_inferedgeforge.model.containment import contained
+from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
-from pytest_inferedgeforge.model.layout import RUN_SUMMARY_FILE, RUNS_DIR, STRUCTURED_RESULT_FILE
+from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -58,8 +58,8 @@ def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
                              "refused")
         if summary.run_id is None:
             raise ForgeError(f"{build_dir}: its run record predates per-run directories; run run-benchmark again")
-        run_dir = contained(entry.build_dir, f"{RUNS_DIR}/{summary.run_id}", "run directory")
-        result_path = run_dir / STRUCTURED_RESULT_FILE
+        run = RunDirectory(entry.build_dir, summary.run_id)
+        result_path = run.final / STRUCTURED_RESULT_FILE
         result = read_json_object(result_path, "Structured result")
         accuracy = dict(payload)
         accuracy["artifact_sha256"] = current
@@ -70,7 +70,5 @@ def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
         result["accuracy"], result["extra"] = accuracy, extra
         write_json_atomic(result_path, result)
         summary.structured_result_sha256 = file_digest(result_path)
-        data = summary.model_dump(mode="json")
-        write_json_atomic(run_dir / RUN_SUMMARY_FILE, data)
-        write_json_atomic(entry.build_dir / RUN_SUMMARY_FILE, data)
+        run.rewrite_summary(summary)
     return result_path

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
-from pytest_inferedgeforge.engine.run_records import RunDirectory, build_lock
+from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.engine.runs import RunOutcome, run_context, verified_artifact_sha
 from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
 from pytest_inferedgeforge.model.containment import is_regular_file
