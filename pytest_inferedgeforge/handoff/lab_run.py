@@ -8,7 +8,6 @@ outside the build.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -20,9 +19,8 @@ from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.engine.runs import RunOutcome, run_context, verified_artifact_sha
 from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
-from pytest_inferedgeforge.model.containment import is_regular_file
-from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.jsonio import MAX_RECORD_BYTES
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError
+from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE, utc_now
 from pytest_inferedgeforge.model.records.run import RunSummary
 
@@ -73,22 +71,12 @@ def _profile(record: BuildRecord, run: RunDirectory, argv: list[str], base: dict
 
 
 def _bind_lab_result(run: RunDirectory, summary: RunSummary, saved: Path) -> None:
-    """Copy Lab's structured result into the run (a regular JSON object file of sane size), or say why not."""
-    problem = None
-    if not is_regular_file(saved):
-        problem = f"Lab reported its structured result at {saved}, but that is not a readable file"
-    elif saved.stat().st_size > MAX_RECORD_BYTES:
-        problem = f"Lab's structured result {saved} is over {MAX_RECORD_BYTES} bytes"
-    else:
-        try:
-            result = json.loads(saved.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            result, problem = None, f"Lab's structured result {saved} is not JSON ({exc})"
-        if result is not None and not isinstance(result, dict):
-            problem = f"Lab's structured result {saved} is not a JSON object"
-    if problem is not None:
-        summary.status, summary.error = "failed", problem
+    """Copy Lab's structured result into the run (read as any record is: a regular JSON object file of sane
+    size), or record why it could not be."""
+    try:
+        result = read_json_object(saved, "Lab's structured result")
+    except RecordError as exc:
+        summary.status, summary.error = "failed", str(exc)
         return
     summary.structured_result_sha256 = run.write(STRUCTURED_RESULT_FILE, result)
     summary.structured_result_path = str(run.final / STRUCTURED_RESULT_FILE)
-

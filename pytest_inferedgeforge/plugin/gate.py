@@ -8,17 +8,16 @@ collected and fails, instead of silently dropping out of the gate. A
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_inferedgeforge.model.containment import is_regular_file
+from pytest_inferedgeforge.model.errors import RecordError
+from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
-from pytest_inferedgeforge.plugin.items import ForgeCheckFailed, clean_failure
+from pytest_inferedgeforge.plugin.items import CleanFailureItem, ForgeCheckFailed
 
 FAILURE_SUFFIX = ".failed.json"
 SNIFF_BYTES = 4096
@@ -56,13 +55,10 @@ def collect_record_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-class GateItem(pytest.Item):
+class GateItem(CleanFailureItem):
     """A gate check: its failure is shown as its message alone."""
 
     label = "check"
-
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
 
     @property
     def subject(self) -> str:
@@ -101,10 +97,9 @@ class FailureRecordItem(GateItem):
     def runtest(self) -> None:
         self.user_properties.append(("forge.kind", "manifest"))
         try:
-            record = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            error = read_json_object(self.path, "Failure record").get("error")
+        except RecordError as exc:
             raise ForgeCheckFailed(f"{self.path}: unreadable failure record ({exc})") from exc
-        error = record.get("error") if isinstance(record, dict) else None
         raise ForgeCheckFailed(f"{self.path}: the last build of {self.path.name[:-len(FAILURE_SUFFIX)]} failed: "
                                f"{error or 'no error recorded'}")
 

@@ -27,10 +27,13 @@ class ForgeCheckFailed(Exception):
     """A failed Forge step or invariant; shown as its message alone, without a traceback."""
 
 
-def clean_failure(excinfo: ExceptionInfo[BaseException]) -> str | None:
-    if isinstance(excinfo.value, ForgeCheckFailed | ForgeError):
-        return str(excinfo.value)
-    return None
+class CleanFailureItem(pytest.Item):
+    """An item whose Forge failures (a failed check, a ForgeError) show as their message alone."""
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ForgeCheckFailed | ForgeError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
 
 
 def preset_marks(preset: Preset) -> list[pytest.MarkDecorator]:
@@ -93,7 +96,7 @@ class ForgeSpecFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-class BrokenPresetItem(pytest.Item):
+class BrokenPresetItem(CleanFailureItem):
     """A preset of a spec that could not be loaded: it fails alone, the spec's other presets still run."""
 
     def __init__(self, *, error: str, **kwargs: Any) -> None:
@@ -103,14 +106,11 @@ class BrokenPresetItem(pytest.Item):
     def runtest(self) -> None:
         raise ForgeCheckFailed(self.error)
 
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
-
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
 
 
-class ForgeItem(pytest.Item):
+class ForgeItem(CleanFailureItem):
     """Build (or reuse) one preset of an experiment, check its invariants, benchmark it, check parity."""
 
     def __init__(self, *, experiment: Experiment, preset: Preset, **kwargs: Any) -> None:
@@ -180,9 +180,6 @@ class ForgeItem(pytest.Item):
                 warnings = record.manifest.warnings or []
                 raise ForgeCheckFailed("accuracy parity vs the source model failed: " + "; ".join(parity.failures)
                                        + "".join(f"; build warning: {warning}" for warning in warnings[:3]))
-
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        return clean_failure(excinfo) or super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.experiment.name}[{self.preset.name}]"
