@@ -11,7 +11,7 @@ from pytest_inferedgeforge.cli.views import summary_text
 
 def cmd_inspect_build(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.record import load_build_record
-    from pytest_inferedgeforge.handoff.guard import verified_artifact
+    from pytest_inferedgeforge.handoff.guard import handoff_artifact, is_build_record
     from pytest_inferedgeforge.handoff.lab import lab_profile_argv, lab_profile_input, shell_join
     from pytest_inferedgeforge.model.errors import ForgeError
 
@@ -22,10 +22,12 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
     if args.summary:
         print(summary_text(metadata, summary, record.readiness))
         return 0
-    try:
-        artifact, refused = verified_artifact(path), None
-    except ForgeError as exc:
-        artifact, refused = None, str(exc)
+    artifact, refused = None, None
+    if is_build_record(path):
+        try:
+            artifact = handoff_artifact(record)
+        except ForgeError as exc:
+            refused = str(exc)
     has_lab = metadata.lab_compat is not None and refused is None
     view = {
         "build": metadata.build.model_dump(mode="json", exclude_none=True),
@@ -40,9 +42,7 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
     if refused is not None:
         view["handoff_refused"] = refused
     if record.manifest_or_none is not None:
-        from pytest_inferedgeforge.verify.build_dir import verify_build_dir
-
-        report = verify_build_dir(build_dir)
+        report = record.verification
         view["verification"] = {"valid": report.valid, "errors": [i.line() for i in report.errors]}
         view["compare_readiness"] = {"state": record.readiness.state, "reason": record.readiness.reason}
     print_json(view)

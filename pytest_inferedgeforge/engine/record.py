@@ -35,7 +35,7 @@ from pytest_inferedgeforge.model.layout import (
 from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest, load_manifest, load_metadata
 from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
-from pytest_inferedgeforge.verify.manifest import artifact_location
+from pytest_inferedgeforge.verify.manifest import ValidationReport, artifact_location
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,12 @@ class BuildRecord:
         return normalise_path(self.metadata.source_model.path)
 
     @functools.cached_property
+    def verification(self) -> ValidationReport:
+        """The whole-record check of this build directory, run once per loaded record (readiness, runs and
+        handoffs all read it)."""
+        return verify_build_dir(self.build_dir)
+
+    @functools.cached_property
     def readiness(self) -> Readiness:
         return judge_readiness(self)
 
@@ -165,12 +171,11 @@ def judge_readiness(record: BuildRecord) -> Readiness:
     if manifest is None:
         return Readiness("broken", f"{MANIFEST_FILE} is missing, so nothing about this build can be verified")
     try:
-        report = verify_build_dir(record.build_dir)
+        report = record.verification
     except RecordError as exc:
         return Readiness("broken", str(exc))
     if not report.valid:
-        return Readiness("broken", f"the build record does not verify ({len(report.errors)} error(s), first: "
-                                   f"{report.errors[0].line()})")
+        return Readiness("broken", f"the build record does not verify ({report.first_error()})")
     latest = record.latest_run
     if latest is not None and latest.status != "completed":
         kept = f"; the last completed run is kept in {RUN_SUMMARY_FILE}" if summary is not None else ""

@@ -47,7 +47,6 @@ from pytest_inferedgeforge.model.spec import (
     OutputCheck,
     Thresholds,
 )
-from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
 
 @dataclass
@@ -103,10 +102,9 @@ def run_context(record: BuildRecord) -> dict[str, Any]:
 
 def verified_artifact_sha(record: BuildRecord) -> str:
     """Verify the whole build record now (every artifact, every record); refuse to measure one that fails."""
-    report = verify_build_dir(record.build_dir)
+    report = record.verification
     if not report.valid:
-        raise ForgeError(f"{record.build_dir} does not verify ({len(report.errors)} error(s), first: "
-                         f"{report.errors[0].line()}); refusing to measure it")
+        raise ForgeError(f"{record.build_dir} does not verify ({report.first_error()}); refusing to measure it")
     return str(record.manifest.artifact.sha256)
 
 

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_inferedgeforge.engine.record import load_build_record
-from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
-from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
 
 def is_build_record(record_file: Path) -> bool:
     """True for the metadata.json or manifest.json of a build directory (either one beside it)."""
     return record_file.name in (METADATA_FILE, MANIFEST_FILE) and (
         (record_file.parent / METADATA_FILE).exists() or (record_file.parent / MANIFEST_FILE).exists())
+
+
+def handoff_artifact(record: BuildRecord) -> Path:
+    """The verified primary artifact of a loaded build; :class:`ForgeError` naming the first error when the
+    build does not verify."""
+    report = record.verification
+    if not report.valid:
+        raise ForgeError(f"refusing to hand off {record.build_dir}: its record does not verify "
+                         f"({report.first_error()}); see 'inferedgeforge verify {record.build_dir}'")
+    return record.artifact_path
 
 
 def verified_artifact(record_file: Path) -> Path | None:
@@ -30,8 +39,8 @@ def verified_artifact(record_file: Path) -> Path | None:
     if not is_build_record(record_file):
         return None
     build_dir = record_file.resolve().parent
-    report = verify_build_dir(build_dir)
-    if not report.valid:
-        raise ForgeError(f"refusing to hand off {build_dir}: its record does not verify ({len(report.errors)} "
-                         f"error(s), first: {report.errors[0].line()}); see 'inferedgeforge verify {build_dir}'")
-    return load_build_record(build_dir).artifact_path
+    try:
+        record = load_build_record(build_dir, require_manifest=False)
+    except RecordError as exc:
+        raise ForgeError(f"refusing to hand off {build_dir}: {exc}") from exc
+    return handoff_artifact(record)

@@ -19,6 +19,7 @@ from pytest_inferedgeforge.engine.toolchains import availability, backend_names
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.hashing import digest_memo
 from pytest_inferedgeforge.model.jsonio import write_json_atomic
 from pytest_inferedgeforge.model.layout import format_timestamp, utc_now
 from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
@@ -149,6 +150,10 @@ class ForgeReporter:
         )
 
     def _handoff(self, items: list[ItemReport]) -> list[ExperimentHandoff]:
+        with digest_memo():  # readiness verifies each build and re-checks its artifact: hash each file once
+            return self._handoffs(items)
+
+    def _handoffs(self, items: list[ItemReport]) -> list[ExperimentHandoff]:
         handoffs = []
         builds = sorted((i for i in items if i.kind == "build"), key=lambda i: (i.experiment or "", i.preset or ""))
         for experiment, group in itertools.groupby(builds, key=lambda i: i.experiment or ""):

@@ -51,6 +51,10 @@ class ValidationReport:
     def valid(self) -> bool:
         return not self.errors
 
+    def first_error(self) -> str:
+        """``N error(s), first: <line>``: how a refusal names what failed, on one line."""
+        return f"{len(self.errors)} error(s), first: {self.errors[0].line()}" if self.errors else "0 errors"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": str(self.target),
