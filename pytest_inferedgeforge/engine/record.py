@@ -18,10 +18,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from pytest_inferedgeforge.engine.run_records import RunDirectory
-from pytest_inferedgeforge.model.errors import ForgeError, RecordError, describe_validation_error
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import (
@@ -32,7 +30,14 @@ from pytest_inferedgeforge.model.layout import (
     RUNS_DIR,
     STRUCTURED_RESULT_FILE,
 )
-from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest, load_manifest, load_metadata
+from pytest_inferedgeforge.model.records.build import (
+    BuildMetadata,
+    Manifest,
+    load_manifest,
+    load_metadata,
+    load_record,
+    validated,
+)
 from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 from pytest_inferedgeforge.verify.manifest import ValidationReport, artifact_location
@@ -138,20 +143,12 @@ def load_run_summary(build_dir: Path) -> RunSummary | None:
         return None
     data = read_json_object(path, "Run summary")
     data.setdefault("status", "completed")  # original summaries may predate the key
-    try:
-        return RunSummary.model_validate(data)
-    except ValidationError as exc:
-        raise RecordError(describe_validation_error(exc, str(path))) from exc
+    return validated(data, RunSummary, path)
 
 
 def load_latest_run(build_dir: Path) -> LatestRun | None:
     path = build_dir / RUNS_DIR / LATEST_RUN_FILE
-    if not path.exists():
-        return None
-    try:
-        return LatestRun.model_validate(read_json_object(path, "Latest run pointer"))
-    except ValidationError as exc:
-        raise RecordError(describe_validation_error(exc, str(path))) from exc
+    return load_record(path, LatestRun, "Latest run pointer") if path.exists() else None
 
 
 def load_build_record(build_dir: Path, *, require_manifest: bool = True, metadata_file: Path | None = None) -> BuildRecord:

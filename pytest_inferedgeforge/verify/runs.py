@@ -14,9 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from pytest_inferedgeforge.model.errors import RecordError, describe_validation_error
+from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, section
 from pytest_inferedgeforge.model.layout import (
@@ -26,6 +24,7 @@ from pytest_inferedgeforge.model.layout import (
     RUNS_DIR,
     STRUCTURED_RESULT_FILE,
 )
+from pytest_inferedgeforge.model.records.build import load_record, validated
 from pytest_inferedgeforge.model.records.evidence import ACCURACY_EVIDENCE_SCHEMA_VERSION
 from pytest_inferedgeforge.model.records.run import RUN_SUMMARY_SCHEMA_VERSION, LatestRun, RunSummary, summarize
 from pytest_inferedgeforge.verify.manifest import Issue, path_issues
@@ -36,11 +35,9 @@ FIGURE_TOLERANCE = 1e-9
 def _summary(path: Path, label: str) -> tuple[dict[str, Any] | None, list[Issue]]:
     try:
         data = read_json_object(path, "Run summary")
-        RunSummary.model_validate(data)
+        validated(data, RunSummary, path)
     except RecordError as exc:
         return None, [Issue("ERROR", label, str(exc))]
-    except ValidationError as exc:
-        return None, [Issue("ERROR", label, describe_validation_error(exc, str(path)))]
     return data, []
 
 
@@ -200,11 +197,9 @@ def _latest_issues(runs_root: Path, summaries: dict[str, dict[str, Any]]) -> lis
     if not path.exists():
         return [Issue("ERROR", label, "is missing: the runs have no latest pointer")] if summaries else []
     try:
-        latest = LatestRun.model_validate(read_json_object(path, "Latest run pointer"))
+        latest = load_record(path, LatestRun, "Latest run pointer")
     except RecordError as exc:
         return [Issue("ERROR", label, str(exc))]
-    except ValidationError as exc:
-        return [Issue("ERROR", label, describe_validation_error(exc, str(path)))]
     summary = summaries.get(latest.run_id)
     if summary is None:
         return [Issue("ERROR", f"{label}.run_id", f"names run {latest.run_id!r}, which has no valid record")]

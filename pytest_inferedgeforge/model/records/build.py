@@ -10,7 +10,7 @@ downstream tool may annotate them without breaking us.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +21,9 @@ METADATA_SCHEMA_VERSION = "0.1.0"
 MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
 RECORD_FORMAT = 4
 """Forge's own record generation; part of the build key, so a format change invalidates caches."""
+
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 class Record(BaseModel):
@@ -226,17 +229,22 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
     return drop_nulls(manifest.model_dump(mode="json"))
 
 
-def load_metadata(path: Path) -> BuildMetadata:
-    data = read_json_object(path, "Build metadata")
+def validated(data: dict[str, Any], model: type[RecordT], source: Path) -> RecordT:
+    """``data`` as a ``model``; a schema problem is one :class:`RecordError` line naming ``source`` and the field."""
     try:
-        return BuildMetadata.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise RecordError(describe_validation_error(exc, str(path))) from exc
+        raise RecordError(describe_validation_error(exc, str(source))) from exc
+
+
+def load_record(path: Path, model: type[RecordT], label: str) -> RecordT:
+    """Read and validate one record file; every problem is one :class:`RecordError` line."""
+    return validated(read_json_object(path, label), model, path)
+
+
+def load_metadata(path: Path) -> BuildMetadata:
+    return load_record(path, BuildMetadata, "Build metadata")
 
 
 def load_manifest(path: Path) -> Manifest:
-    data = read_json_object(path, "Build manifest")
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        raise RecordError(describe_validation_error(exc, str(path))) from exc
+    return load_record(path, Manifest, "Build manifest")
