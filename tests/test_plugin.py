@@ -33,11 +33,11 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
 def test_items_build_check_and_report_then_hit_the_cache(project: pytest.Pytester) -> None:
     result = project.runpytest("-p", "no:cacheprovider", "--strict-markers", "-rs")
     result.assert_outcomes(passed=4, skipped=3)
-    result.stdout.fnmatch_lines(["*InferEdgeForge summary*", "tiny[[]onnxruntime/cpu_int8[]]*passed*miss*",
+    result.stdout.fnmatch_lines(["*InferEdgeForge summary*", "tiny[[]onnxruntime/cpu_int8[]]*", "*passed*miss*",
                                  "*rknn unavailable*toolchain install rknn*", "*tensorrt unavailable*trtexec*"])
     again = project.runpytest("ort.forge.yaml", "edge.forge.yaml", "-p", "no:cacheprovider")
     again.assert_outcomes(passed=4, skipped=3)
-    assert sum(" passed   hit " in line for line in again.outlines) == 4
+    assert sum(" passed  hit " in line for line in again.outlines) == 4
 
 
 @pytest.mark.parametrize(("expression", "expected"), [

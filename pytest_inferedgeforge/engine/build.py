@@ -33,6 +33,7 @@ from pytest_inferedgeforge.engine.smoke import smoke_build
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError, ToolchainUnavailable
 from pytest_inferedgeforge.model.jsonio import write_json_atomic
 from pytest_inferedgeforge.model.layout import (
+    FAILURE_SUFFIX,
     LOG_FILE,
     MANIFEST_FILE,
     METADATA_FILE,
@@ -132,7 +133,7 @@ class _BuildLog:
 
 def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progress | None) -> VerifiedBuild:
     log = _BuildLog(progress)
-    failure_record = plan.output_root / f"{plan.build_dir.name}.failed.json"
+    failure_record = plan.output_root / f"{plan.build_dir.name}{FAILURE_SUFFIX}"
     work_dir = work_dir_for(plan.build_dir)
     work_dir.mkdir()
     started = utc_now()

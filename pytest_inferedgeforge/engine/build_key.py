@@ -11,7 +11,6 @@ changed and ``verify`` can recompute the key from the record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pytest_inferedgeforge.engine.plan import BuildPlan
@@ -59,8 +58,9 @@ def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
     ]
     spec = plan.calibration_spec()
     dataset_digest = None
-    if spec.dataset and plan.preset.precision == "int8":
-        files = data_files(Path(spec.dataset), DATASET_SUFFIXES, "calibration dataset")
+    dataset = spec.dataset_dir()
+    if dataset is not None and plan.preset.precision == "int8":
+        files = data_files(dataset, DATASET_SUFFIXES, "calibration dataset")
         dataset_digest = sha256_json([(path.name, file_digest(path)) for path in files])
     parts: dict[str, Any] = {
         "record_format": RECORD_FORMAT,

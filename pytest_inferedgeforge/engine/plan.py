@@ -54,7 +54,7 @@ class BuildPlan:
     def calibration_samples(self) -> tuple[list[Sample], Calibration]:
         spec = self.calibration_spec()
         samples, source = input_samples(self.model, self.input_shapes, count=spec.samples, seed=spec.seed,
-                                        dataset=Path(spec.dataset) if spec.dataset else None, values=self.input_values)
+                                        dataset=spec.dataset_dir(), values=self.input_values)
         record = Calibration(source=source, samples=len(samples), sha256=samples_sha256(samples),
                              **({"dataset": spec.dataset} if spec.dataset else {"seed": spec.seed}))
         return samples, record

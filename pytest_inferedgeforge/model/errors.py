@@ -8,7 +8,10 @@ message must stand on its own: name the file, the field and the reason.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the plugin imports this module at start-up: no pydantic until a record is read
+    from pydantic import ValidationError
 
 
 class ForgeError(Exception):

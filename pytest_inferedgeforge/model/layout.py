@@ -25,6 +25,20 @@ STRUCTURED_RESULT_FILE = "structured_result.json"
 LATEST_RUN_FILE = "latest.json"
 """``runs/latest.json``: the pointer to the last run, whatever its status; written last."""
 LOCKS_DIR = ".locks"
+SPEC_SUFFIXES = (".forge.yaml", ".forge.yml")
+FAILURE_SUFFIX = ".failed.json"
+"""``<output>/<build dir name>.failed.json``: the record a failed build leaves instead of a build directory."""
+
+
+def is_spec_file(path: Path) -> bool:
+    return path.name.endswith(SPEC_SUFFIXES)
+
+
+def spec_stem(path: Path) -> str:
+    for suffix in SPEC_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
 
 
 def build_dir_suffix(preset_name: str) -> str:

@@ -2,6 +2,11 @@
 
 A preset lives at ``<root>/<backend>/<name>.yaml`` (``.yml`` and the original's
 ``.json`` work too) and its ``name`` must equal its id ``backend/name``.
+
+Two layers are searched: the project's presets root (``--forge-presets``, the
+ini, or ``./presets`` when it exists) and the built-in presets that ship inside
+the package. A project preset with the same id overrides the built-in one;
+every entry says where it came from (docs/presets.md#where-presets-come-from).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -25,9 +31,19 @@ from pydantic import (
 from pytest_inferedgeforge.model.containment import check_component
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, describe_validation_error
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
+from pytest_inferedgeforge.model.project import builtin_presets_root
 from pytest_inferedgeforge.model.yamlio import load_document
 
 PRESET_SUFFIXES = (".yaml", ".yml", ".json")
+BUILTIN = "built-in"
+PROJECT = "project"
+
+
+def check_presets_root(root: Path, given_as: str) -> Path:
+    """A presets root the user named must exist: a typo must not silently fall back to the built-ins."""
+    if not root.is_dir():
+        raise PresetError(f"{given_as}: presets root {root} does not exist or is not a directory")
+    return root
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,15 @@ class CalibrationSpec(BaseModel):
     dataset: str | None = Field(None, description="Directory of .npy (or .npz) samples, relative to the preset file.")
     samples: PositiveInt = Field(16, description="How many samples to use (synthetic: how many to generate).")
     seed: int = Field(0, description="Seed of the synthetic samples.")
+    _base: Path | None = PrivateAttr(None)
+
+    def dataset_dir(self) -> Path | None:
+        """The dataset directory: as written when absolute, else relative to the preset file. The record keeps the
+        text as written, so a moved project keeps its build key."""
+        if not self.dataset:
+            return None
+        written = Path(self.dataset)
+        return written if written.is_absolute() or self._base is None else (self._base / written).resolve()
 
 
 class Preset(BaseModel):
@@ -138,6 +163,8 @@ class PresetEntry:
     path: Path
     preset: Preset | None
     error: str | None
+    origin: str = PROJECT
+    """``project`` (the presets root given or found) or ``built-in`` (shipped in the package)."""
 
 
 def _split_id(preset_id: str) -> tuple[str, str]:
@@ -149,16 +176,31 @@ def _split_id(preset_id: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def find_preset_file(preset_id: str, root: Path, backends: BackendCatalog) -> Path:
+def _roots(root: Path | None) -> list[tuple[Path, str]]:
+    """The layers searched, project first. The project root may be the built-in folder itself (this repository)."""
+    builtin = builtin_presets_root()
+    layers = [] if root is None or not root.is_dir() else [(root, PROJECT)]
+    if not any(path.resolve() == builtin.resolve() for path, _ in layers):
+        layers.append((builtin, BUILTIN))
+    return layers
+
+
+def _files_in(root: Path, backend: str, name: str) -> list[Path]:
+    return [path for path in (root / backend / f"{name}{suffix}" for suffix in PRESET_SUFFIXES) if path.is_file()]
+
+
+def find_preset_file(preset_id: str, root: Path | None, backends: BackendCatalog) -> Path:
+    """The file of ``preset_id``: the project's when it has one, else the built-in one."""
     backend, name = _split_id(preset_id)
-    candidates = [root / backend / f"{name}{suffix}" for suffix in PRESET_SUFFIXES]
-    found = [path for path in candidates if path.is_file()]
-    if not found:
-        available = ", ".join(e.preset_id for e in list_presets(root, backends) if e.error is None) or "none"
-        raise PresetError(f"Preset not found for ID '{preset_id}': {candidates[0]} (available: {available})")
-    if len(found) > 1:
-        raise PresetError(f"Preset ID '{preset_id}' is ambiguous: {', '.join(str(path) for path in found)}")
-    return found[0]
+    for layer, _ in _roots(root):
+        found = _files_in(layer, backend, name)
+        if len(found) > 1:
+            raise PresetError(f"Preset ID '{preset_id}' is ambiguous: {', '.join(str(path) for path in found)}")
+        if found:
+            return found[0]
+    searched = " and ".join(str(layer / backend / f"{name}.yaml") for layer, _ in _roots(root))
+    available = ", ".join(e.preset_id for e in list_presets(root, backends) if e.error is None) or "none"
+    raise PresetError(f"Preset not found for ID '{preset_id}': {searched} (available: {available})")
 
 
 def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Preset:
@@ -174,8 +216,8 @@ def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Pr
         raise PresetError(f"{path}: Preset name mismatch for '{preset_id}': expected '{preset_id}', found '{preset.name}'.")
     if preset.backend != preset_id.split("/")[0]:
         raise PresetError(f"{path}: backend '{preset.backend}' does not match the directory '{preset_id.split('/')[0]}'")
-    if preset.calibration is not None and preset.calibration.dataset:
-        preset.calibration.dataset = str((path.parent / preset.calibration.dataset).resolve())
+    if preset.calibration is not None:
+        preset.calibration._base = path.parent.resolve()
     return preset
 
 
@@ -183,17 +225,23 @@ def load_preset(preset_id: str, root: Path, backends: BackendCatalog) -> Preset:
     return read_preset_file(find_preset_file(preset_id, root, backends), preset_id, backends)
 
 
-def list_presets(root: Path, backends: BackendCatalog) -> list[PresetEntry]:
-    """Every preset file exactly one directory below ``root``, validated, sorted by id."""
-    if not root.is_dir():
-        return []
-    entries: list[PresetEntry] = []
-    for path in sorted(root.glob("*/*")):
-        if path.suffix not in PRESET_SUFFIXES or not path.is_file():
-            continue
-        preset_id = f"{path.parent.name}/{path.stem}"
-        try:
-            entries.append(PresetEntry(preset_id, path, read_preset_file(path, preset_id, backends), None))
-        except PresetError as exc:
-            entries.append(PresetEntry(preset_id, path, None, str(exc)))
-    return sorted(entries, key=lambda entry: (entry.preset_id, entry.path.suffix))
+def list_presets(root: Path | None, backends: BackendCatalog) -> list[PresetEntry]:
+    """Every preset file exactly one directory below each layer, validated, sorted by id; a project preset
+    hides the built-in one of the same id."""
+    entries: dict[str, list[PresetEntry]] = {}
+    for layer, origin in _roots(root):
+        seen_here: set[str] = set()
+        for path in sorted(layer.glob("*/*")):
+            if path.suffix not in PRESET_SUFFIXES or not path.is_file():
+                continue
+            preset_id = f"{path.parent.name}/{path.stem}"
+            if preset_id in entries and preset_id not in seen_here:
+                continue  # overridden by the project layer
+            seen_here.add(preset_id)
+            try:
+                entry = PresetEntry(preset_id, path, read_preset_file(path, preset_id, backends), None, origin)
+            except PresetError as exc:
+                entry = PresetEntry(preset_id, path, None, str(exc), origin)
+            entries.setdefault(preset_id, []).append(entry)
+    return sorted((entry for group in entries.values() for entry in group),
+                  key=lambda entry: (entry.preset_id, entry.path.suffix))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from pytest_inferedgeforge.model.errors import PresetError, SpecError, describe_validation_error
 from pytest_inferedgeforge.model.inputs import ValueRule
+from pytest_inferedgeforge.model.layout import spec_stem
 from pytest_inferedgeforge.model.precision import Precision
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
 from pytest_inferedgeforge.model.yamlio import load_document
@@ -130,20 +131,6 @@ class Experiment:
     @property
     def dataset(self) -> Path | None:
         return (self.path.parent / self.spec.inputs.dataset).resolve() if self.spec.inputs.dataset else None
-
-
-SPEC_SUFFIXES = (".forge.yaml", ".forge.yml")
-
-
-def is_spec_file(path: Path) -> bool:
-    return path.name.endswith(SPEC_SUFFIXES)
-
-
-def spec_stem(path: Path) -> str:
-    for suffix in SPEC_SUFFIXES:
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return path.stem
 
 
 def load_experiment(path: Path, presets_root: Path, backends: BackendCatalog) -> Experiment:

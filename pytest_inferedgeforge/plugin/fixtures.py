@@ -10,23 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_inferedgeforge.backends.api import Runner
-from pytest_inferedgeforge.engine.presets import load_preset
-from pytest_inferedgeforge.engine.record import BuildRecord
-from pytest_inferedgeforge.engine.toolchains import load_runner
-from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.plugin.settings import get_settings
 
-BuildFactory = Callable[..., BuildRecord]
+if TYPE_CHECKING:  # the plugin loads this module in every session: the engine is imported when a fixture runs
+    from pytest_inferedgeforge.backends.api import Runner
+    from pytest_inferedgeforge.engine.record import BuildRecord
+    from pytest_inferedgeforge.model.presets import Preset
+
+BuildFactory = Callable[..., "BuildRecord"]
 
 
 @pytest.fixture
 def forge_build(request: pytest.FixtureRequest) -> BuildFactory:
     """Build ``model`` (relative to the test module) with a preset id or Preset; returns the verified record."""
-    from pytest_inferedgeforge.plugin.items import build_for_test, record_properties
+    from pytest_inferedgeforge.engine.presets import load_preset
+    from pytest_inferedgeforge.plugin.items import build_for_test, fixture_properties, record_properties
 
     def _build(model: str | Path, preset: str | Preset,
                input_shapes: dict[str, list[int]] | None = None) -> BuildRecord:
@@ -35,6 +37,7 @@ def forge_build(request: pytest.FixtureRequest) -> BuildFactory:
         path = Path(model)
         if not path.is_absolute():
             path = request.path.parent / path
+        fixture_properties(request.node, path, preset)
         outcome = build_for_test(request.config, path, preset, input_shapes)
         record_properties(request.node, outcome)
         return outcome.record
@@ -63,6 +66,8 @@ def forge_record(request: pytest.FixtureRequest, forge_build: BuildFactory, forg
 @pytest.fixture
 def forge_runner(forge_record: BuildRecord) -> Iterator[Runner]:
     """The artifact of ``forge_record``, loaded for inference and closed after the test."""
+    from pytest_inferedgeforge.engine.toolchains import load_runner
+
     runner = load_runner(forge_record.manifest.build.backend, forge_record.artifact_path)
     try:
         yield runner

@@ -4,6 +4,11 @@ A build directory is recognised by its ``metadata.json`` (or, without one, by
 a Forge ``manifest.json``), so a directory whose manifest was deleted is still
 collected and fails, instead of silently dropping out of the gate. A
 ``<name>.failed.json`` record left by a failed build fails the gate too.
+
+Records are collected only where the user asked for them: under a path given on
+the command line or a ``--forge-validate`` root, never because a plain ``pytest``
+walked the project (a web app's ``manifest.json`` is not a build), and only
+files that carry Forge's ``schema_version``.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import pytest
 from pytest_inferedgeforge.model.containment import is_regular_file
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
-from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
+from pytest_inferedgeforge.model.layout import FAILURE_SUFFIX, MANIFEST_FILE, METADATA_FILE
 from pytest_inferedgeforge.plugin.items import CleanFailureItem, ForgeCheckFailed
+from pytest_inferedgeforge.plugin.settings import VALIDATE_ROOTS_KEY
 
-FAILURE_SUFFIX = ".failed.json"
 SNIFF_BYTES = 4096
 
 
@@ -34,17 +39,33 @@ def _head(path: Path) -> str:
 
 
 def _is_build_metadata(path: Path) -> bool:
-    """A build's metadata.json (its ``build`` and ``source_model`` sections), not any file of that name."""
+    """A build's metadata.json (its schema version, ``build`` and ``source_model`` sections), not any file of
+    that name."""
     head = _head(path)
-    return '"build"' in head and '"source_model"' in head
+    return '"schema_version"' in head and '"build"' in head and '"source_model"' in head
 
 
 def _is_forge_manifest(path: Path) -> bool:
     return "inferedgeforge-manifest" in _head(path)
 
 
+def _explicit_roots(config: pytest.Config) -> list[Path]:
+    roots = list(config.stash.get(VALIDATE_ROOTS_KEY, []))
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        roots += [(config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in config.args]
+    return roots
+
+
+def asked_for(file_path: Path, config: pytest.Config) -> bool:
+    """Under a path the user named (``pytest builds/``, ``pytest builds/x/metadata.json``) or a --forge-validate root."""
+    resolved = file_path.resolve()
+    return any(resolved == root or resolved.is_relative_to(root) for root in _explicit_roots(config))
+
+
 def collect_record_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """The gate's collector for ``file_path``, or None when it is not a build record."""
+    """The gate's collector for ``file_path``, or None when it is not a build record the user asked to check."""
+    if not asked_for(file_path, parent.config):
+        return None
     if file_path.name == METADATA_FILE and _is_build_metadata(file_path):
         return BuildDirFile.from_parent(parent, path=file_path)
     if (file_path.name == MANIFEST_FILE and not (file_path.parent / METADATA_FILE).exists()

@@ -20,6 +20,7 @@ from pytest_inferedgeforge.engine.toolchains import availability
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecError
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
+from pytest_inferedgeforge.plugin.markers import register_preset_markers
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
 
 
@@ -36,7 +37,8 @@ class CleanFailureItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
 
-def preset_marks(preset: Preset) -> list[pytest.MarkDecorator]:
+def preset_marks(config: pytest.Config, preset: Preset) -> list[pytest.MarkDecorator]:
+    register_preset_markers(config, preset.backend, preset.target)
     names = dict.fromkeys(["forge", preset.backend, preset.target, str(preset.precision)])
     return [getattr(pytest.mark, name) for name in names]
 
@@ -63,6 +65,21 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
     return outcome
 
 
+def item_properties(experiment: str, spec: Path, model: Path, preset: Preset) -> list[tuple[str, object]]:
+    """The properties that make an item a Forge build item in the table, the JSON report and JUnit."""
+    return [("forge.kind", "build"), ("forge.experiment", experiment), ("forge.spec", str(spec)),
+            ("forge.model", str(model)), ("forge.preset", preset.name), ("forge.backend", preset.backend),
+            ("forge.target", preset.target), ("forge.precision", preset.precision)]
+
+
+def fixture_properties(item: pytest.Item, model: Path, preset: Preset) -> None:
+    """A test that builds through the fixtures reports like a spec item (its first build names it)."""
+    if any(name == "forge.kind" for name, _ in item.user_properties):
+        return
+    experiment = getattr(item, "originalname", None) or item.name
+    item.user_properties.extend(item_properties(experiment, item.path, model, preset))
+
+
 def record_properties(item: pytest.Item, outcome: VerifiedBuild) -> None:
     record = outcome.record
     manifest = record.manifest
@@ -74,19 +91,28 @@ def record_properties(item: pytest.Item, outcome: VerifiedBuild) -> None:
     ])
 
 
+def param_nodeid(parent: pytest.Collector, name: str, param: str) -> str:
+    """``<spec>::<experiment>[<preset id>]``, the id a parametrized test would have. Given as a string, pytest
+    parses it into name and parameters as it does for its own parametrized items, so ``--lf``, ``--ff`` and
+    ``-k`` match the ids its cache stored (a name with the bracket glued on would never match)."""
+    return f"{parent.nodeid}::{name}[{param}]"
+
+
 class ForgeSpecFile(pytest.File):
     """A ``*.forge.yaml`` experiment: one item per preset."""
 
     def collect(self) -> Iterator[pytest.Item]:
         experiment = load_experiment(self.path, get_settings(self.config).presets_root)
         for preset in experiment.presets:
-            item = ForgeItem.from_parent(self, name=f"{experiment.name}[{preset.name}]", experiment=experiment,
-                                         preset=preset)
-            for mark in preset_marks(preset):
+            item = ForgeItem.from_parent(self, name=f"{experiment.name}[{preset.name}]",
+                                         nodeid=param_nodeid(self, experiment.name, preset.name),
+                                         experiment=experiment, preset=preset)
+            for mark in preset_marks(self.config, preset):
                 item.add_marker(mark)
             yield item
         for preset_id, error in experiment.preset_errors.items():
-            broken = BrokenPresetItem.from_parent(self, name=f"{experiment.name}[{preset_id}]", error=error)
+            broken = BrokenPresetItem.from_parent(self, name=f"{experiment.name}[{preset_id}]",
+                                                  nodeid=param_nodeid(self, experiment.name, preset_id), error=error)
             broken.add_marker(pytest.mark.forge)
             yield broken
 
@@ -117,11 +143,7 @@ class ForgeItem(CleanFailureItem):
         super().__init__(**kwargs)
         self.experiment = experiment
         self.preset = preset
-        self.user_properties.extend([
-            ("forge.kind", "build"), ("forge.experiment", experiment.name), ("forge.spec", str(experiment.path)),
-            ("forge.model", str(experiment.model)), ("forge.preset", preset.name), ("forge.backend", preset.backend),
-            ("forge.target", preset.target), ("forge.precision", preset.precision),
-        ])
+        self.user_properties.extend(item_properties(experiment.name, experiment.path, experiment.model, preset))
 
     def runtest(self) -> None:
         spec = self.experiment.spec
@@ -201,5 +223,5 @@ def parametrize_forge_marker(metafunc: pytest.Metafunc) -> None:
         except PresetError as exc:  # this case fails with the error; the test's other presets still run
             params.append(pytest.param(f"{metafunc.definition.nodeid}: {exc}", id=str(preset_id)))
             continue
-        params.append(pytest.param(preset, id=preset.name, marks=preset_marks(preset)))
+        params.append(pytest.param(preset, id=preset.name, marks=preset_marks(metafunc.config, preset)))
     metafunc.parametrize("forge_preset", params)

@@ -2,30 +2,26 @@
 
 Everything is gathered from test reports (``user_properties`` travel with them
 under pytest-xdist), so a distributed run is merged once, on the controller.
+The reporter is registered in every session but does nothing (no import, no
+toolchain probe, no file) unless Forge items ran or ``--forge-report`` asked.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_inferedgeforge.engine.record import load_build_record
-from pytest_inferedgeforge.engine.toolchains import availability, backend_names
-from pytest_inferedgeforge.handoff.lab import lab_compare_command
-from pytest_inferedgeforge.model.environment import host_facts
-from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.hashing import digest_memo
-from pytest_inferedgeforge.model.jsonio import write_json_atomic
-from pytest_inferedgeforge.model.layout import format_timestamp, utc_now
-from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
-from pytest_inferedgeforge.model.spec import is_spec_file
-from pytest_inferedgeforge.model.version import __version__
+from pytest_inferedgeforge.model.layout import is_spec_file
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
+
+if TYPE_CHECKING:
+    from pytest_inferedgeforge.model.records.report import ExperimentHandoff, ForgeReport, ItemReport
 
 _ITEM_FIELDS = {f"forge.{name}" for name in ("kind", "experiment", "spec", "preset", "backend", "target", "precision")}
 
@@ -52,6 +48,27 @@ def _size(value: Any) -> str:
     if not isinstance(value, int):
         return "-"
     return f"{value / 1e6:.2f} MB" if value >= 1e5 else f"{value / 1e3:.1f} kB"
+
+
+FIXED_COLUMNS = 56
+"""Width of the table's columns after the item name (status, cache, size, mean, p99, min cos, top1, spaces)."""
+MIN_ITEM_WIDTH = 16
+
+
+def _item_name(properties: dict[str, Any]) -> str:
+    return f"{properties.get('forge.experiment')}[{properties.get('forge.preset')}]"
+
+
+def _item_width(terminalreporter: Any, names: list[str]) -> int:
+    """The item column: as wide as the longest name, but the whole row fits the terminal (a longer name is
+    written on a line of its own)."""
+    writer = getattr(terminalreporter, "_tw", None)
+    total = getattr(writer, "fullwidth", 0) or shutil.get_terminal_size().columns
+    return max(MIN_ITEM_WIDTH, min(max(map(len, names), default=4), total - FIXED_COLUMNS - 1))
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def _num(value: Any, digits: int) -> str:
@@ -98,18 +115,23 @@ class ForgeReporter:
         if not builds:
             return
         terminalreporter.section("InferEdgeForge summary")
-        header = f"{'item':<48} {'status':<8} {'cache':<5} {'size':>9} {'mean ms':>9} {'p99 ms':>9} {'min cos':>10} {'top1':>5}"
+        width = _item_width(terminalreporter, [_item_name(row.properties) for row in builds])
+        header = (f"{'item':<{width}} {'status':<7} {'cache':<5} {'size':>8} {'mean ms':>8} {'p99 ms':>8} {'min cos':>8} "
+                  f"{'top1':>4}")
         terminalreporter.write_line(header)
         for row in builds:
             p = row.properties
-            name = f"{p.get('forge.experiment')}[{p.get('forge.preset')}]"
+            name = _item_name(p)
+            if len(name) > width:  # a long name gets its own line; the figures stay in their columns
+                terminalreporter.write_line(name)
+                name = ""
             cache = {True: "hit", False: "miss"}.get(bool(p["cache_hit"]), "-") if "cache_hit" in p else "-"
             terminalreporter.write_line(
-                f"{name[:48]:<48} {row.outcome:<8} {cache:<5} {_size(p.get('artifact_size_bytes')):>9} "
-                f"{_num(p.get('mean_ms'), 3):>9} {_num(p.get('p99_ms'), 3):>9} {_num(p.get('min_cosine'), 6):>10} "
-                f"{_num(p.get('top1_agreement'), 2):>5}")
+                f"{name:<{width}} {row.outcome:<7} {cache:<5} {_size(p.get('artifact_size_bytes')):>8} "
+                f"{_num(p.get('mean_ms'), 3):>8} {_num(p.get('p99_ms'), 3):>8} {_num(p.get('min_cosine'), 6):>8} "
+                f"{_num(p.get('top1_agreement'), 2):>4}")
             if row.outcome == "skipped" and row.message:
-                terminalreporter.write_line(f"    skipped: {row.message}")
+                terminalreporter.write_line(_fit(f"    skipped: {row.message}", width + FIXED_COLUMNS))
             if p.get("evidence") not in (None, "artifact"):
                 terminalreporter.write_line(f"    figures above: {p['evidence']}, not measured on the artifact")
         if self.settings.report_path and not self.is_worker:
@@ -117,8 +139,10 @@ class ForgeReporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker:
+        if self.is_worker or not (self.rows or self.settings.report_path):
             return
+        from pytest_inferedgeforge.model.jsonio import write_json_atomic
+
         report = self.build_report()
         if self.settings.report_path:
             self.settings.report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +153,11 @@ class ForgeReporter:
                 handle.write(self.markdown(report))
 
     def build_report(self) -> ForgeReport:
+        from pytest_inferedgeforge.model.environment import host_facts
+        from pytest_inferedgeforge.model.layout import format_timestamp, utc_now
+        from pytest_inferedgeforge.model.records.report import ForgeReport, ItemReport
+        from pytest_inferedgeforge.model.version import __version__
+
         items = []
         for row in self.rows.values():
             p = row.properties
@@ -144,16 +173,24 @@ class ForgeReporter:
         return ForgeReport(
             created_at=format_timestamp(utc_now()), forge_version=__version__,
             environment={**host_facts(), "pytest": pytest.__version__, "toolchains": _toolchains(),
-                         "output_root": str(self.settings.output_root), "presets_root": str(self.settings.presets_root),
+                         "output_root": str(self.settings.output_root),
+                         "presets_root": str(self.settings.presets_root or "built-in"),
                          "collection_errors": self.collection_errors},
             summary=counts, items=items, compare=self._handoff(items),
         )
 
     def _handoff(self, items: list[ItemReport]) -> list[ExperimentHandoff]:
+        from pytest_inferedgeforge.model.hashing import digest_memo
+
         with digest_memo():  # readiness verifies each build and re-checks its artifact: hash each file once
             return self._handoffs(items)
 
     def _handoffs(self, items: list[ItemReport]) -> list[ExperimentHandoff]:
+        from pytest_inferedgeforge.engine.record import load_build_record
+        from pytest_inferedgeforge.handoff.lab import lab_compare_command
+        from pytest_inferedgeforge.model.errors import ForgeError
+        from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff
+
         handoffs = []
         builds = sorted((i for i in items if i.kind == "build"), key=lambda i: (i.experiment or "", i.preset or ""))
         for experiment, group in itertools.groupby(builds, key=lambda i: i.experiment or ""):
@@ -197,6 +234,8 @@ class ForgeReporter:
 
 
 def _toolchains() -> dict[str, Any]:
+    from pytest_inferedgeforge.engine.toolchains import availability, backend_names
+
     facts = {}
     for name in backend_names():
         found = availability(name)

@@ -1,4 +1,8 @@
-"""Plugin settings resolved once from options and ini keys."""
+"""Plugin settings resolved once from options, ini keys and ``[tool.inferedgeforge]``.
+
+Standard library and pytest only: this runs in every pytest session where the
+plugin is installed, Forge items or not.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.engine.toolchains import backend_names
+from pytest_inferedgeforge.model.project import DEFAULT_OUTPUT, DEFAULT_PRESETS, forge_table
 
 
 @dataclass(frozen=True)
 class ForgeSettings:
     output_root: Path
-    presets_root: Path
+    presets_root: Path | None
+    """The project's presets layer (built-in presets are always searched after it); None: built-ins only."""
     report_path: Path | None
     required_backends: frozenset[str] = field(default_factory=frozenset)
     rebuild: bool = False
@@ -22,28 +27,51 @@ class ForgeSettings:
     warmup: int | None = None
 
 
-def _path(config: pytest.Config, option: str, ini: str) -> Path:
-    """A command-line path is relative to the invocation directory; an ini path to the ini file."""
+def _configured(config: pytest.Config, option: str) -> tuple[str, str, Path] | None:
+    """(value, where it came from, base directory) of an option, ini key or ``[tool.inferedgeforge]`` entry.
+
+    A command-line path is relative to the invocation directory; a configured one to its file."""
     given = config.getoption(option)
     if given:
-        return Path(given).resolve()
+        return str(given), f"--{option.replace('_', '-')}", Path.cwd()
     base = config.inipath.parent if config.inipath else config.rootpath
-    return (base / str(config.getini(ini))).resolve()
+    value = config.getini(option)
+    if value:
+        return str(value), f"ini {option}", base
+    table = forge_table(config.inipath) if config.inipath else {}
+    if option in table:
+        return table[option], f"[tool.inferedgeforge] {option.removeprefix('forge_')}", base
+    return None
+
+
+def _output_root(config: pytest.Config) -> Path:
+    found = _configured(config, "forge_output")
+    if found is None:
+        return ((config.inipath.parent if config.inipath else config.rootpath) / DEFAULT_OUTPUT).resolve()
+    value, _, base = found
+    return (base / value).resolve()
+
+
+def _presets_root(config: pytest.Config) -> Path | None:
+    """Explicit option or ini (which must exist), else ``./presets`` beside the ini file when it exists."""
+    found = _configured(config, "forge_presets")
+    if found is not None:
+        value, source, base = found
+        root = (base / value).resolve()
+        if not root.is_dir():
+            raise pytest.UsageError(f"{source}: presets root {root} does not exist or is not a directory")
+        return root
+    default = ((config.inipath.parent if config.inipath else config.rootpath) / DEFAULT_PRESETS).resolve()
+    return default if default.is_dir() else None
 
 
 def settings_from_config(config: pytest.Config) -> ForgeSettings:
-    required = frozenset(config.getoption("forge_require"))
-    known = backend_names()
-    unknown = sorted(required - set(known))
-    if unknown:
-        raise pytest.UsageError(f"--forge-require: unknown backend(s) {', '.join(unknown)}; "
-                                f"choose from {', '.join(known)}")
     report = config.getoption("forge_report")
     return ForgeSettings(
-        output_root=_path(config, "forge_output", "forge_output"),
-        presets_root=_path(config, "forge_presets", "forge_presets"),
+        output_root=_output_root(config),
+        presets_root=_presets_root(config),
         report_path=Path(report).resolve() if report else None,
-        required_backends=required,
+        required_backends=frozenset(config.getoption("forge_require")),
         rebuild=bool(config.getoption("forge_rebuild")),
         benchmark=not config.getoption("forge_no_benchmark"),
         runs=config.getoption("forge_runs"),
@@ -51,7 +79,22 @@ def settings_from_config(config: pytest.Config) -> ForgeSettings:
     )
 
 
+def check_required_backends(settings: ForgeSettings) -> None:
+    """``--forge-require`` names must be backends the registry knows (asked only when some were given)."""
+    if not settings.required_backends:
+        return
+    from pytest_inferedgeforge.engine.toolchains import backend_names
+
+    known = backend_names()
+    unknown = sorted(settings.required_backends - set(known))
+    if unknown:
+        raise pytest.UsageError(f"--forge-require: unknown backend(s) {', '.join(unknown)}; "
+                                f"choose from {', '.join(known)}")
+
+
 SETTINGS_KEY = pytest.StashKey[ForgeSettings]()
+VALIDATE_ROOTS_KEY = pytest.StashKey[list[Path]]()
+"""The ``--forge-validate`` roots, resolved: build records under them are collected (see gate.py)."""
 
 
 def get_settings(config: pytest.Config) -> ForgeSettings:
