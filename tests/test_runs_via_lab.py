@@ -35,7 +35,7 @@ def test_via_lab_binds_a_copy_of_labs_result_and_hands_lab_the_verified_artifact
     assert code == 0, err
     summary = json.loads(out)
     copy = built / summary["run_dir"] / "structured_result.json"
-    assert summary["structured_result_path"] == str(copy)
+    assert built / summary["structured_result_path"] == copy
     assert json.loads(copy.read_text()) == json.loads(Path("results/stand_in_structured.json").read_text())
     argv = json.loads(Path("lab_argv.json").read_text())
     assert argv[argv.index("--engine-path") + 1] == str(built.resolve() / "model.onnx")

@@ -92,7 +92,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     presets_root = Path(args.presets_root)
     preset = load_preset(args.preset, presets_root)
     plan = plan_build(Path(args.model), preset, Path(args.output), input_shapes=_input_shapes(args.input_shape),
-                      presets_root=presets_root, input_values=_input_values(args.input_value))
+                      input_values=_input_values(args.input_value))
     with status(f"Building {preset.name}...") as spinner:
         outcome = build(plan, progress=lambda message: spinner.update(f"{preset.name}: {message}"),
                         force=args.force)

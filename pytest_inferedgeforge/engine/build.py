@@ -45,6 +45,7 @@ from pytest_inferedgeforge.model.records.build import (
     manifest_to_dict,
     metadata_to_dict,
 )
+from pytest_inferedgeforge.model.records.paths import locate_source
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 from pytest_inferedgeforge.verify.manifest import ValidationReport
 
@@ -67,7 +68,7 @@ class VerifiedBuild:
     def digests(self) -> dict[str, str | None]:
         """File -> sha256 of the source model and every artifact, as verified (the report holds no error)."""
         manifest = self.record.manifest
-        found: dict[str, str | None] = {manifest.source_model.path: manifest.source_model.sha256}
+        found: dict[str, str | None] = {self.record.source_path: manifest.source_model.sha256}
         found.update({str(self.record.build_dir / (artifact.file or Path(artifact.path).name)): artifact.sha256
                       for artifact in manifest.artifacts or []})
         return found
@@ -100,8 +101,10 @@ def _reuse_or_reason(plan: BuildPlan, key: Fingerprint) -> tuple[VerifiedBuild |
         manifest = load_manifest(build_dir / MANIFEST_FILE)
     except RecordError as exc:
         return None, f"existing build directory has no usable manifest ({exc}); rebuilding"
-    recorded_source = Path(manifest.source_model.path)
-    if recorded_source.resolve() != plan.source:
+    source = manifest.source_model.model_dump()
+    recorded_source = locate_source(source, build_dir)
+    if recorded_source is not None and recorded_source.resolve() != plan.source \
+            and manifest.source_model.sha256 != key.source_sha256:
         raise ForgeError(
             f"{build_dir} already holds a build of a different source model ({recorded_source}); two models with "
             f"the stem '{plan.source.stem}' cannot share the output root {plan.output_root}: use another --output"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record, normalise_path
+from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.layout import METADATA_FILE
 
@@ -28,7 +28,7 @@ def scan_builds(root: Path, *, model: str | None = None) -> tuple[list[BuildReco
         except RecordError as exc:
             problems.append(f"skipped {metadata_path.parent}: {exc}")
     if model is not None:
-        wanted = normalise_path(model)
+        wanted = str(Path(model).resolve())  # the CLI's --model is relative to where it runs
         records = [record for record in records if record.source_path == wanted]
     records.sort(key=lambda r: (r.source_path, r.preset_name, r.metadata.build.backend, r.metadata.build.target,
                                 str(r.build_dir)))

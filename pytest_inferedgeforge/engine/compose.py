@@ -18,6 +18,7 @@ from pytest_inferedgeforge.model.environment import tool_facts
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import rules_snapshot
 from pytest_inferedgeforge.model.layout import LOG_FILE, MANIFEST_FILE, format_timestamp
+from pytest_inferedgeforge.model.presets import BUILTIN
 from pytest_inferedgeforge.model.records.build import (
     RECORD_FORMAT,
     Artifact,
@@ -37,8 +38,17 @@ from pytest_inferedgeforge.model.records.build import (
     Toolchain,
     manifest_to_dict,
 )
+from pytest_inferedgeforge.model.records.paths import in_build, project_relative, source_reference
 from pytest_inferedgeforge.verify.agreement import HANDOFF_CONSUMER
 from pytest_inferedgeforge.verify.manifest import validate_manifest_data
+
+
+def _presets_origin(plan: BuildPlan, build_dir: Path) -> str | None:
+    """Where the preset came from, as the records state it: ``built-in``, or its root relative to the project."""
+    file = plan.preset.file
+    if file is None:
+        return None
+    return BUILTIN if plan.preset.is_builtin else project_relative(file.parent.parent, build_dir)
 
 
 def compose_records(
@@ -64,13 +74,15 @@ def compose_records(
         InputRecord(name=t.name, dtype=t.dtype, model_dims=list(t.dims), shape=plan.input_shapes[t.name])
         for t in plan.model.inputs
     ]
+    build_dir = plan.build_dir
     source = SourceModel(
-        path=str(plan.source), format=plan.source.suffix.lstrip(".") or "onnx", sha256=fingerprint.source_sha256,
+        path=source_reference(plan.source, plan.output_root), path_abs=str(plan.source),
+        format=plan.source.suffix.lstrip(".") or "onnx", sha256=fingerprint.source_sha256,
         size_bytes=plan.source.stat().st_size, opset=plan.model.opset, ir_version=plan.model.ir_version,
         inputs=inputs, external_data=fingerprint.external or None,
     )
     artifacts = [
-        Artifact(path=str(plan.build_dir.resolve() / path.name), format=preset.artifact_format,
+        Artifact(path=in_build(build_dir / path.name, build_dir), format=preset.artifact_format,
                  role="deployment_model", sha256=file_digest(path), file=path.name, size_bytes=path.stat().st_size)
         for path in output.artifacts
     ]
@@ -78,7 +90,7 @@ def compose_records(
     batch, height, width = plan.shape_context
     toolchain = Toolchain(backend=preset.backend, versions=fingerprint.toolchain_versions, calls=output.calls,
                           log=LOG_FILE, details=output.details or None)
-    tool = Tool(**tool_facts(plan.presets_root))
+    tool = Tool(**tool_facts(_presets_origin(plan, build_dir)))
     evidence: dict[str, Any] = {
         "quantization": QuantizationAudit.model_validate(output.quantization) if output.quantization else None,
         "warnings": output.warnings or None, "input_values": rules_snapshot(plan.input_values), "smoke": smoke,

@@ -17,6 +17,7 @@ from pytest_inferedgeforge.model.layout import build_dir_name
 from pytest_inferedgeforge.model.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
 from pytest_inferedgeforge.model.presets import CalibrationSpec, Preset
 from pytest_inferedgeforge.model.records.build import Calibration, SmokeRecord
+from pytest_inferedgeforge.model.records.paths import project_relative
 from pytest_inferedgeforge.model.spec import DEFAULT_SEED
 
 
@@ -30,7 +31,6 @@ class BuildPlan:
     output_root: Path
     input_shapes: dict[str, list[int]]
     backend: Backend
-    presets_root: Path | None = None
     input_values: dict[str, ValueRule] | None = None
     """Value rules of synthetic inputs (calibration, smoke run, parity); part of the build key."""
     input_seed: int = DEFAULT_SEED
@@ -65,7 +65,8 @@ class BuildPlan:
                                         dataset=self.input_dataset, values=self.input_values)
         sample = samples[0]
         return sample, SmokeRecord(detail="not run", input_source=source, inputs_sha256=samples_sha256([sample]),
-                                   dataset=str(self.input_dataset) if self.input_dataset else None)
+                                   dataset=project_relative(self.input_dataset, self.build_dir) if self.input_dataset
+                                   else None)
 
 
 def plan_build(
@@ -74,7 +75,6 @@ def plan_build(
     output_root: Path,
     *,
     input_shapes: dict[str, list[int]] | None = None,
-    presets_root: Path | None = None,
     input_values: dict[str, ValueRule] | None = None,
     input_seed: int = DEFAULT_SEED,
     input_dataset: Path | None = None,
@@ -88,7 +88,7 @@ def plan_build(
     check_sample_size(model, shapes)
     plan = BuildPlan(
         source=model_path.resolve(), model=model, preset=preset, output_root=output_root,
-        input_shapes=shapes, backend=get_backend(preset.backend), presets_root=presets_root,
+        input_shapes=shapes, backend=get_backend(preset.backend),
         input_values=input_values or None, input_seed=input_seed, input_dataset=input_dataset,
     )
     _ = plan.build_dir  # refuses a name that would leave the output root, before anything is written

@@ -15,13 +15,13 @@ from pytest_inferedgeforge.model import spec as _spec
 from pytest_inferedgeforge.model.presets import Preset, PresetEntry
 
 
-def load_preset(preset_id: str, root: Path) -> Preset:
+def load_preset(preset_id: str, root: Path | None) -> Preset:
     return _presets.load_preset(preset_id, root, backend_catalog())
 
 
-def list_presets(root: Path) -> list[PresetEntry]:
+def list_presets(root: Path | None) -> list[PresetEntry]:
     return _presets.list_presets(root, backend_catalog())
 
 
-def load_experiment(path: Path, presets_root: Path) -> _spec.Experiment:
+def load_experiment(path: Path, presets_root: Path | None) -> _spec.Experiment:
     return _spec.load_experiment(path, presets_root, backend_catalog())

@@ -38,6 +38,7 @@ from pytest_inferedgeforge.model.records.build import (
     load_record,
     validated,
 )
+from pytest_inferedgeforge.model.records.paths import locate_source, resolve_in, source_base
 from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 from pytest_inferedgeforge.verify.manifest import ValidationReport, artifact_location
@@ -109,7 +110,7 @@ class BuildRecord:
                 return RunDirectory(self.build_dir, summary.run_id).final / STRUCTURED_RESULT_FILE
             except ForgeError:
                 return None
-        return Path(summary.structured_result_path) if summary.structured_result_path else None
+        return resolve_in(summary.structured_result_path, self.build_dir) if summary.structured_result_path else None
 
     @property
     def preset_name(self) -> str:
@@ -118,7 +119,16 @@ class BuildRecord:
 
     @property
     def source_path(self) -> str:
-        return normalise_path(self.metadata.source_model.path)
+        """The source model's absolute path on this machine (where the record's relative path resolves)."""
+        return str(self.source_file)
+
+    @property
+    def source_file(self) -> Path:
+        """The source model: found through the recorded path or ``path_abs``, else where the recorded path
+        points (the file may not be on this machine)."""
+        source = self.metadata.source_model.model_dump()
+        found = locate_source(source, self.build_dir)
+        return found or resolve_in(source["path"], source_base(self.build_dir)).resolve()
 
     @functools.cached_property
     def verification(self) -> ValidationReport:
@@ -129,12 +139,6 @@ class BuildRecord:
     @functools.cached_property
     def readiness(self) -> Readiness:
         return judge_readiness(self)
-
-
-def normalise_path(text: str) -> str:
-    """An absolute form of a recorded path. Forge records absolute paths; the original's relative
-    ones were relative to wherever it ran, so the best reading is the current directory."""
-    return str(Path(text).resolve())
 
 
 def load_run_summary(build_dir: Path) -> RunSummary | None:

@@ -38,6 +38,7 @@ from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object, wri
 from pytest_inferedgeforge.model.layout import METADATA_FILE, REPRODUCIBILITY_FILE, format_timestamp, utc_now
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.records.evidence import ParityResult
+from pytest_inferedgeforge.model.records.paths import locate_source, resolve_in, source_base
 from pytest_inferedgeforge.model.records.reproduce import PresetCheck, ReproducibilityReport, SourceCheck
 from pytest_inferedgeforge.model.spec import DEFAULT_SEED, DEFAULT_THRESHOLDS
 
@@ -96,7 +97,8 @@ def rebuild_from_manifest(
 ) -> RebuildResult:
     manifest = read_json_object(manifest_path, "Build manifest")
     preset_name, source_text = _require(manifest, manifest_path)
-    source = Path(source_text)
+    build_dir = manifest_path.resolve().parent
+    source = locate_source(manifest["source_model"], build_dir) or resolve_in(source_text, source_base(build_dir))
     if not source.is_file():
         raise ForgeError(f"Source model file from manifest does not exist: {source}. Ensure the source model path "
                          "from manifest exists in this environment.")
@@ -113,8 +115,9 @@ def rebuild_from_manifest(
     root = output if output is not None else original_dir.parent.parent / "rebuilds"
     smoke = manifest.get("smoke")
     recorded_dataset = smoke.get("dataset") if isinstance(smoke, dict) else None
-    dataset = Path(recorded_dataset) if isinstance(recorded_dataset, str) and Path(recorded_dataset).is_dir() else None
-    plan = plan_build(source, preset, root, input_shapes=manifest.get("input_shapes"), presets_root=presets_root,
+    dataset = resolve_in(recorded_dataset, source_base(build_dir)) if isinstance(recorded_dataset, str) else None
+    dataset = dataset if dataset is not None and dataset.is_dir() else None
+    plan = plan_build(source, preset, root, input_shapes=manifest.get("input_shapes"),
                       input_values=rules_from_record(manifest.get("input_values")), input_dataset=dataset)
     if plan.build_dir.resolve() == original_dir:
         raise ForgeError(f"the rebuild would overwrite the original build {original_dir}; choose another --output")

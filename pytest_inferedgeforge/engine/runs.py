@@ -37,6 +37,7 @@ from pytest_inferedgeforge.model.layout import (
 )
 from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence, ParityResult
 from pytest_inferedgeforge.model.records.lab_result import StructuredResult
+from pytest_inferedgeforge.model.records.paths import in_build, project_relative
 from pytest_inferedgeforge.model.records.run import RunSummary, summarize
 from pytest_inferedgeforge.model.spec import (
     DEFAULT_RUNS,
@@ -93,7 +94,7 @@ def run_context(record: BuildRecord) -> dict[str, Any]:
         "target": metadata.build.target,
         "source_model": metadata.source_model.model_dump(include={"path", "format", "sha256"}),
         "primary_artifact": primary,
-        "summary_file_path": str(record.build_dir / RUN_SUMMARY_FILE),
+        "summary_file_path": RUN_SUMMARY_FILE,
         "engine": record.manifest.runtime.engine,
         "device": record.manifest.runtime.device,
         "precision": record.manifest.runtime.precision,
@@ -167,7 +168,7 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
             latencies_ms=latencies if settings.keep_latencies else None,
             accuracy=parity.model_dump(mode="json") if parity else None,
             finished_at=finished.isoformat(timespec="microseconds"),
-            command=f"inferedgeforge run-benchmark {record.build_dir / 'metadata.json'} --via native",
+            command=f"inferedgeforge run-benchmark {project_relative(record.build_dir, record.build_dir)} --via native",
         )
     finally:
         runner.close()
@@ -176,8 +177,8 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
         summary.accuracy_evidence_sha256 = run.write(ACCURACY_EVIDENCE_FILE, _evidence(record, run, sha, parity))
         outcome.evidence_path = run.final / ACCURACY_EVIDENCE_FILE
     outcome.structured_result_path = run.final / STRUCTURED_RESULT_FILE
-    summary.structured_result_path = str(outcome.structured_result_path)
-    result = structured_result(record, summary, finished, input_source, record.build_dir / RUN_SUMMARY_FILE)
+    summary.structured_result_path = in_build(outcome.structured_result_path, record.build_dir)
+    result = structured_result(record, summary, finished, input_source)
     summary.structured_result_sha256 = run.write(STRUCTURED_RESULT_FILE, result.model_dump(mode="json"))
     outcome.summary = summary
 
@@ -189,7 +190,7 @@ def _failed(base: dict[str, Any], error: str) -> RunSummary:
 
 def _parity(record: BuildRecord, runner: Runner, samples: list[Sample], input_source: InputSource,
             settings: RunSettings) -> ParityResult:
-    source = Path(record.manifest.source_model.path)
+    source = record.source_file
     if not source.is_file():
         raise ForgeError(f"source model not found at {source}; parity needs it (disable accuracy to benchmark only)")
     if file_digest(source) != record.manifest.source_model.sha256:
@@ -223,15 +224,16 @@ def _evidence(record: BuildRecord, run: RunDirectory, sha: str, parity: ParityRe
     ).model_dump(mode="json")
 
 
-def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetime, input_source: str,
-                      summary_path: Path) -> StructuredResult:
+def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetime, input_source: str) -> StructuredResult:
+    """The InferEdgeLab result of a run; its paths are relative to the build directory, like every record's."""
     runtime = record.manifest.runtime
+    artifact = in_build(record.artifact_path, record.build_dir)
     batch, height, width = runtime.batch or 1, runtime.height or 1, runtime.width or 1
     stem = Path(record.manifest.source_model.path).stem
     latency = summary.latency
     shapes = record.manifest.input_shapes or {}
     extra: dict[str, Any] = {
-        "runtime_artifact_path": str(record.artifact_path),
+        "runtime_artifact_path": artifact,
         "primary_input_name": next(iter(shapes), None),
         "resolved_input_shapes": shapes,
         "effective_batch": batch, "effective_height": height, "effective_width": width,
@@ -252,9 +254,9 @@ def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetim
     return StructuredResult(
         model=Path(record.manifest.source_model.path).name, engine=runtime.engine, device=runtime.device,
         precision=runtime.precision, batch=batch, height=height, width=width, mean_ms=summary.mean_ms,
-        p99_ms=summary.p99_ms, timestamp=format_timestamp(when), source_report_path=str(summary_path),
+        p99_ms=summary.p99_ms, timestamp=format_timestamp(when), source_report_path=RUN_SUMMARY_FILE,
         system=host_facts(),
-        run_config={"engine": runtime.engine, "engine_path": str(record.artifact_path), "warmup": summary.warmup,
+        run_config={"engine": runtime.engine, "engine_path": artifact, "warmup": summary.warmup,
                     "runs": summary.runs, "intra_threads": (summary.settings or {}).get("intra_op_threads"),
                     "requested_batch": batch, "requested_height": height, "requested_width": width,
                     "mode": input_source, "runner": summary.runner},

@@ -17,6 +17,7 @@ from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
 from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE
+from pytest_inferedgeforge.model.records.paths import project_relative
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -65,7 +66,8 @@ def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
         accuracy["artifact_sha256"] = current
         accuracy.setdefault("metric_name", next(iter(numeric_metrics(payload["metrics"]))))
         extra = dict(result.get("extra") or {})
-        extra["enrichment"] = {"source": "inferedgeforge attach-accuracy", "accuracy_json_path": str(payload_path),
+        extra["enrichment"] = {"source": "inferedgeforge attach-accuracy",
+                               "accuracy_json_path": project_relative(payload_path, entry.build_dir),
                                "replaces_existing_accuracy": bool(result.get("accuracy"))}
         result["accuracy"], result["extra"] = accuracy, extra
         write_json_atomic(result_path, result)

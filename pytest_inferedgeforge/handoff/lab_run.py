@@ -41,8 +41,8 @@ def run_via_lab(build_dir: Path, *, timeout_s: int = LAB_TIMEOUT_S) -> RunOutcom
         summary = _profile(record, run, argv, base, timeout_s)
         summary.finished_at = utc_now().isoformat(timespec="microseconds")
         return RunOutcome(summary=summary, summary_path=run.publish(summary),
-                          structured_result_path=Path(summary.structured_result_path)
-                          if summary.structured_result_path else None)
+                          structured_result_path=run.final / STRUCTURED_RESULT_FILE
+                          if summary.structured_result_sha256 else None)
 
 
 def _profile(record: BuildRecord, run: RunDirectory, argv: list[str], base: dict[str, Any],
@@ -79,4 +79,4 @@ def _bind_lab_result(run: RunDirectory, summary: RunSummary, saved: Path) -> Non
         summary.status, summary.error = "failed", str(exc)
         return
     summary.structured_result_sha256 = run.write(STRUCTURED_RESULT_FILE, result)
-    summary.structured_result_path = str(run.final / STRUCTURED_RESULT_FILE)
+    summary.structured_result_path = f"{run.relative}/{STRUCTURED_RESULT_FILE}"

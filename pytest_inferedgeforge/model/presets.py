@@ -93,6 +93,16 @@ class Preset(BaseModel):
     calibration: CalibrationSpec | None = None
     build_options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] | None = None
+    _file: Path | None = PrivateAttr(None)
+
+    @property
+    def file(self) -> Path | None:
+        """The file this preset was read from (None for one built in code or from a record's snapshot)."""
+        return self._file
+
+    @property
+    def is_builtin(self) -> bool:
+        return self._file is not None and self._file.resolve().is_relative_to(builtin_presets_root().resolve())
 
     @field_validator("backend", "target")
     @classmethod
@@ -216,12 +226,13 @@ def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Pr
         raise PresetError(f"{path}: Preset name mismatch for '{preset_id}': expected '{preset_id}', found '{preset.name}'.")
     if preset.backend != preset_id.split("/")[0]:
         raise PresetError(f"{path}: backend '{preset.backend}' does not match the directory '{preset_id.split('/')[0]}'")
+    preset._file = path.resolve()
     if preset.calibration is not None:
         preset.calibration._base = path.parent.resolve()
     return preset
 
 
-def load_preset(preset_id: str, root: Path, backends: BackendCatalog) -> Preset:
+def load_preset(preset_id: str, root: Path | None, backends: BackendCatalog) -> Preset:
     return read_preset_file(find_preset_file(preset_id, root, backends), preset_id, backends)
 
 

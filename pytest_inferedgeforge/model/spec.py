@@ -133,7 +133,7 @@ class Experiment:
         return (self.path.parent / self.spec.inputs.dataset).resolve() if self.spec.inputs.dataset else None
 
 
-def load_experiment(path: Path, presets_root: Path, backends: BackendCatalog) -> Experiment:
+def load_experiment(path: Path, presets_root: Path | None, backends: BackendCatalog) -> Experiment:
     """Parse and check one spec; every problem is a one-line :class:`SpecError` with file and field."""
     data = load_document(path, "spec", SpecError)
     if not isinstance(data, dict):

@@ -81,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--forge-validate: directory not found: {directory}")
         config.args.append(directory)
         validate_roots.append(Path(directory).resolve())
-    config.stash[VALIDATE_ROOTS_KEY] = validate_roots
+    config.stash[VALIDATE_ROOTS_KEY] = tuple(validate_roots)
     config.pluginmanager.register(ForgeReporter(config, settings), "inferedgeforge-reporter")
 
 

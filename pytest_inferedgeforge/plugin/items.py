@@ -55,7 +55,7 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
         pytest.skip(reason)
     inputs = experiment.spec.inputs if experiment is not None else None
     plan = plan_build(model, preset, settings.output_root, input_shapes=input_shapes,
-                      presets_root=settings.presets_root, input_values=inputs.values if inputs else None,
+                      input_values=inputs.values if inputs else None,
                       input_seed=inputs.seed if inputs else DEFAULT_SEED,
                       input_dataset=experiment.dataset if experiment is not None else None)
     outcome = build(plan, force=settings.rebuild)

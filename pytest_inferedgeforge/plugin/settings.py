@@ -93,7 +93,7 @@ def check_required_backends(settings: ForgeSettings) -> None:
 
 
 SETTINGS_KEY = pytest.StashKey[ForgeSettings]()
-VALIDATE_ROOTS_KEY = pytest.StashKey[list[Path]]()
+VALIDATE_ROOTS_KEY = pytest.StashKey[tuple[Path, ...]]()
 """The ``--forge-validate`` roots, resolved: build records under them are collected (see gate.py)."""
 
 

@@ -19,6 +19,7 @@ import jsonschema
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, section
 from pytest_inferedgeforge.model.records.build import Manifest
+from pytest_inferedgeforge.model.records.paths import locate_source, source_candidates
 
 Level = Literal["ERROR", "WARNING"]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -179,7 +180,7 @@ def forge_consistency(manifest: dict[str, Any]) -> list[Issue]:
 def path_issues(recorded: Any, expected: Path, build_dir: Path, label: str) -> list[Issue]:
     """A recorded path a downstream tool loads must name ``expected`` (a file inside ``build_dir``).
 
-    It may be absolute or relative (to the current directory, or the build directory). A path that
+    Forge writes it relative to the build directory; older records hold absolute paths. A path that
     names the same file by the build directory's name and the file's place in it is a build tree that
     was moved: a WARNING, and downstream views use ``expected``. Anything else would make a downstream
     tool load another file than the one verified: an ERROR.
@@ -188,7 +189,7 @@ def path_issues(recorded: Any, expected: Path, build_dir: Path, label: str) -> l
         return [Issue("ERROR", label, "must be a non-empty string naming the artifact")]
     root = build_dir.resolve()
     try:
-        candidates = {Path(recorded).resolve(), (root / recorded).resolve()}
+        candidates = {(root / recorded).resolve()}
     except (OSError, ValueError, RuntimeError):
         return [Issue("ERROR", label, f"{recorded!r} is not a usable path")]
     if expected in candidates:
@@ -281,7 +282,7 @@ def file_issues(manifest: dict[str, Any], build_dir: Path, published_as: Path | 
             issues.extend(_loaded_path_issues(manifest, location, build_dir, published_as))
     source = manifest.get("source_model")
     if isinstance(source, dict) and _non_empty(source.get("path")):
-        issues += _source_issues(source)
+        issues += _source_issues(source, published_as or build_dir)
     return issues
 
 
@@ -298,12 +299,14 @@ def _loaded_path_issues(manifest: dict[str, Any], artifact: Path, build_dir: Pat
             for issue in path_issues(section(manifest, name)[key], expected, final, f"{name}.{key}")]
 
 
-def _source_issues(source: dict[str, Any]) -> list[Issue]:
-    """The source model and its external data, re-hashed when they are where the record says."""
-    source_path = Path(source["path"])
-    if not source_path.is_file():
+def _source_issues(source: dict[str, Any], build_dir: Path) -> list[Issue]:
+    """The source model and its external data, re-hashed when they are where the record says (relative to the
+    output root's parent, or at ``path_abs``)."""
+    source_path = locate_source(source, build_dir)
+    if source_path is None:
+        tried = " or ".join(str(path) for path in source_candidates(source, build_dir))
         return [Issue("WARNING", "source_model.path",
-                      f"source model not found at {source_path}; its hash cannot be re-verified here")]
+                      f"source model not found at {tried}; its hash cannot be re-verified here")]
     issues = []
     if _non_empty(source.get("sha256")) and SHA256.match(source["sha256"]):
         issues.extend(hash_issue("source_model.sha256", source_path, source["sha256"]))

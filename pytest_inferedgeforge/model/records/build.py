@@ -19,7 +19,7 @@ from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object
 
 METADATA_SCHEMA_VERSION = "0.1.0"
 MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
-RECORD_FORMAT = 4
+RECORD_FORMAT = 5
 """Forge's own record generation; part of the build key, so a format change invalidates caches."""
 
 
@@ -64,7 +64,10 @@ class InputRecord(Record):
 
 
 class SourceModel(Record):
-    path: str = Field(min_length=1, description="Resolved absolute path of the source model at build time.")
+    path: str = Field(min_length=1, description=(
+        "The source model: relative to the output root's parent when it lies under it (record format 5), else "
+        "absolute. Older records: the absolute path at build time."))
+    path_abs: str | None = Field(None, description="Informational: the absolute path at build time.")
     format: str = Field(min_length=1)
     sha256: str | None = None
     size_bytes: int | None = None
@@ -75,7 +78,8 @@ class SourceModel(Record):
 
 
 class Artifact(Record):
-    path: str = Field(min_length=1, description="Resolved absolute path at build time.")
+    path: str = Field(min_length=1, description=(
+        "The artifact, relative to the build directory (record format 5; older records: absolute)."))
     format: str = Field(min_length=1)
     role: str = Field(min_length=1)
     sha256: str | None = None
@@ -155,8 +159,12 @@ class Tool(Record):
     platform: str | None = None
     machine: str | None = None
     hostname: str | None = None
-    forge_git_commit: str | None = None
-    presets_root: str | None = None
+    forge_git_commit: str | None = Field(None, description="The commit of the Forge checkout that built this, only "
+                                                             "when Forge ran from its own source tree.")
+    forge_install: dict[str, Any] | None = Field(None, description=(
+        "Forge's distribution and version, and the URL and VCS commit it was installed from (PEP 610)."))
+    presets_root: str | None = Field(None, description=(
+        "The project presets root (relative to the output root's parent when under it), or 'built-in'."))
 
 
 class BuildMetadata(Record):
