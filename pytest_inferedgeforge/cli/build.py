@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.common import add_command, add_presets_root, print_json, status
+from pytest_inferedgeforge.cli.common import add_command, add_presets_root, output_root, presets_root, print_json, status
 from pytest_inferedgeforge.model.errors import ForgeError
 
 
@@ -41,8 +41,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.model.hashing import file_digest
     from pytest_inferedgeforge.model.layout import build_dir_name
 
-    preset = load_preset(args.preset, Path(args.presets_root))
-    model, output = Path(args.model), Path(args.output)
+    preset = load_preset(args.preset, presets_root(args))
+    model, output = Path(args.model), output_root(args, "output")
     build_dir = output / build_dir_name(model, preset.target, preset.backend, preset.name)
     shapes: dict[str, list[int]] | None = None
     batch: int | None = None
@@ -53,6 +53,7 @@ def _dry_run(args: argparse.Namespace) -> int:
         plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape),
                           input_values=_input_values(args.input_value))
         shapes = plan.input_shapes
+        build_dir = plan.build_dir
         batch, height, width = plan.shape_context
     else:
         notes.append(f"model file not found: {model}; shapes and hash are unknown until it exists")
@@ -89,13 +90,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.plan import plan_build
     from pytest_inferedgeforge.engine.presets import load_preset
 
-    presets_root = Path(args.presets_root)
-    preset = load_preset(args.preset, presets_root)
-    plan = plan_build(Path(args.model), preset, Path(args.output), input_shapes=_input_shapes(args.input_shape),
+    preset = load_preset(args.preset, presets_root(args))
+    plan = plan_build(Path(args.model), preset, output_root(args, "output"), input_shapes=_input_shapes(args.input_shape),
                       input_values=_input_values(args.input_value))
-    with status(f"Building {preset.name}...") as spinner:
-        outcome = build(plan, progress=lambda message: spinner.update(f"{preset.name}: {message}"),
-                        force=args.force)
+    with status(f"Building {preset.name}...", args) as update:
+        outcome = build(plan, progress=lambda message: update(f"{preset.name}: {message}"), force=args.force)
     record = outcome.record
     if args.json:
         print_json({"cached": outcome.cached, "reason": outcome.reason, "build_dir": str(record.build_dir),
@@ -124,7 +123,8 @@ def register(sub: Any) -> None:
              "A build with an unchanged build key is reused after its hashes verify.")
     p.add_argument("--model", required=True, help="source ONNX model")
     p.add_argument("--preset", required=True, help="preset id, backend/name")
-    p.add_argument("--output", required=True, help="output root for build directories, e.g. builds")
+    p.add_argument("--output", "--dir", dest="output", default=None, metavar="DIR",
+                   help="output root for build directories (default: the project's forge_output, else ./builds)")
     p.add_argument("--dry-run", action="store_true", help="print the build plan as JSON; write nothing")
     p.add_argument("--input-shape", action="append", metavar="NAME:1x3x224x224",
                    help="concrete shape for an input with dynamic dims (repeatable; trtexec --shapes convention)")
@@ -132,5 +132,4 @@ def register(sub: Any) -> None:
                    help="synthetic values of an input for calibration, smoke run and parity: NAME=16000 (constant), "
                         "NAME=8000|16000 (choice) or NAME=-1..1 (range) (repeatable)")
     p.add_argument("--force", action="store_true", help="rebuild even when a verified cached build exists")
-    p.add_argument("--json", action="store_true", help="print the build outcome as JSON")
     add_presets_root(p)

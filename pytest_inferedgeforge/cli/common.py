@@ -1,15 +1,30 @@
-"""What every command shares: output helpers, option helpers, the build-directory argument."""
+"""What every command shares: one grammar for build directories, the builds root, presets, output and errors.
+
+- A command that reads one build takes ``BUILD_DIR`` positionally; the build
+  directory's ``metadata.json`` or ``manifest.json`` is accepted too, as the
+  v0.1 tool took them, and v0.1's flags (``--build-dir``, ``--manifest``) stay as
+  hidden aliases.
+- A command that scans builds takes ``--dir``, defaulting to the project's
+  ``forge_output`` (the same ini key as the plugin's ``--forge-output``).
+- Every command takes ``--json`` (errors then print ``{"error": ...}`` on stdout,
+  same exit codes), ``-q`` and ``-v``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
+
 Handler = Callable[[argparse.Namespace], int]
+BUILD_DIR_HELP = "build directory (or its metadata.json / manifest.json, as v0.1 took them)"
 
 
 def print_json(value: Any) -> None:
@@ -30,35 +45,98 @@ def print_report(header: str, report: Any, as_json: bool) -> int:
     return 0 if report.valid else 1
 
 
-def status(message: str):
+@contextlib.contextmanager
+def status(message: str, args: argparse.Namespace) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr for long work (none with ``-q``); yields a function that updates its text."""
+    if getattr(args, "quiet", False):
+        yield lambda _: None
+        return
     from rich.console import Console
 
-    return Console(stderr=True).status(message, spinner="dots")
+    with Console(stderr=True).status(message, spinner="dots") as spinner:
+        yield lambda text: spinner.update(text)
 
 
-def metadata_path(text: str) -> Path:
-    path = Path(text)
-    return path / "metadata.json" if path.is_dir() else path
+def warn(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(f"Warning: {message}", file=sys.stderr)
 
 
 def add_command(sub: Any, name: str, handler: Handler, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=description or help_text,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=handler)
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help='print the result as JSON; errors too, as {"error": ...}')
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress spinner and no warnings on stderr")
+    output.add_argument("-v", "--verbose", action="store_true", help="log each step (build progress) on stderr")
     return parser
 
 
+def add_build_dir(parser: argparse.ArgumentParser, *legacy_flags: str) -> None:
+    """``BUILD_DIR`` positionally; ``legacy_flags`` (v0.1's ``--build-dir``/``--manifest``) as hidden aliases."""
+    parser.add_argument("build_dir", nargs="?", metavar="BUILD_DIR", help=BUILD_DIR_HELP)
+    for flag in legacy_flags:
+        parser.add_argument(flag, dest="legacy_build_dir", default=None, help=argparse.SUPPRESS)
+
+
+def build_arg(args: argparse.Namespace) -> Path:
+    given = [value for value in (args.build_dir, getattr(args, "legacy_build_dir", None)) if value]
+    if len(given) != 1:
+        raise ForgeError("give one build directory (BUILD_DIR)" if not given else
+                         "give the build directory once (BUILD_DIR, or the v0.1 flag, not both)")
+    return Path(given[0])
+
+
+def metadata_path(args: argparse.Namespace) -> Path:
+    """The build's metadata.json: inside BUILD_DIR, beside a given manifest.json, or the given file itself."""
+    path = build_arg(args)
+    if path.is_dir():
+        return path / METADATA_FILE
+    return path.parent / METADATA_FILE if path.name == MANIFEST_FILE else path
+
+
+def manifest_path(args: argparse.Namespace) -> Path:
+    """The build's manifest.json: inside BUILD_DIR, beside a given metadata.json, or the given file itself."""
+    path = build_arg(args)
+    if path.is_dir():
+        return path / MANIFEST_FILE
+    return path.parent / MANIFEST_FILE if path.name == METADATA_FILE else path
+
+
+def add_root(parser: argparse.ArgumentParser, help_text: str = "builds root to search") -> None:
+    parser.add_argument("--dir", default=None, metavar="DIR",
+                        help=f"{help_text} (default: the project's forge_output, else ./builds)")
+
+
+def output_root(args: argparse.Namespace, option: str = "dir") -> Path:
+    """``--dir`` (or ``option``) as given, else the project's configured output root, found as pytest finds its ini."""
+    from pytest_inferedgeforge.model.project import find_project_settings
+
+    given = getattr(args, option, None)
+    return Path(given) if given else find_project_settings().output_root
+
+
 def add_presets_root(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--presets-root", default="presets", metavar="DIR",
-                        help="directory holding <backend>/<name>.yaml presets (default: presets)")
+    parser.add_argument("--presets-root", default=None, metavar="DIR",
+                        help="project presets root, <backend>/<name>.yaml, searched before the built-in presets "
+                             "(default: the project's forge_presets, else ./presets when it exists)")
+
+
+def presets_root(args: argparse.Namespace) -> Path | None:
+    """The project presets layer: ``--presets-root`` (which must exist), else the project's."""
+    from pytest_inferedgeforge.model.presets import check_presets_root
+    from pytest_inferedgeforge.model.project import find_project_settings
+
+    if args.presets_root:
+        return check_presets_root(Path(args.presets_root), "--presets-root")
+    return find_project_settings().presets_root()
 
 
 def scan(args: argparse.Namespace) -> list[Any]:
     from pytest_inferedgeforge.engine.catalog import scan_builds
 
-    entries, problems = scan_builds(Path(args.dir), model=args.model)
+    entries, problems = scan_builds(output_root(args), model=args.model)
     for problem in problems:
-        print(f"Warning: {problem}", file=sys.stderr)
+        warn(args, problem)
     return entries
-
-

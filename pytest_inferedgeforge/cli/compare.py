@@ -6,9 +6,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.common import add_command, print_json, scan
-from pytest_inferedgeforge.cli.views import status_text
+from pytest_inferedgeforge.cli.common import (
+    add_build_dir,
+    add_command,
+    add_root,
+    build_arg,
+    output_root,
+    print_json,
+    scan,
+    warn,
+)
+from pytest_inferedgeforge.cli.views import run_lines, run_view, status_text
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.extras import available, install_hint
 
 
 def cmd_list_builds(args: argparse.Namespace) -> int:
@@ -17,8 +27,10 @@ def cmd_list_builds(args: argparse.Namespace) -> int:
     entries = scan(args)
     if args.json:
         print_json([{"source_model": e.source_path, "preset": e.preset_name, "build_dir": str(e.build_dir),
-                      "artifact": str(e.artifact_path) if e.artifact_path else None,
-                      "state": e.readiness.state, "reason": e.readiness.reason} for e in entries])
+                      "artifact": str(e.artifact_or_none) if e.artifact_or_none else None,
+                      "state": e.readiness.state, "reason": e.readiness.reason,
+                      "last_good_run": run_view(e.run_summary), "last_failed_run": run_view(e.last_failed_run)}
+                     for e in entries])
         return 0
     if not entries:
         print("No builds found.")
@@ -27,8 +39,9 @@ def cmd_list_builds(args: argparse.Namespace) -> int:
     for source, group in group_by_source(entries).items():
         lines = [f"Build Group: {source}", "-" * 32]
         for index, entry in enumerate(group, 1):
-            lines += [f"[{index}] {entry.preset_name}", f"    artifact : {entry.artifact_path or 'none'}",
+            lines += [f"[{index}] {entry.preset_name}", f"    artifact : {entry.artifact_or_none or 'none'}",
                       f"    status   : {status_text(entry)}"]
+            lines += [f"    {label:<9}: {text}" for label, text in run_lines(entry)]
         blocks.append("\n".join(lines))
     print("\n\n".join(blocks))
     return 0
@@ -132,8 +145,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     entries = scan(args)
     table = compare_table(entries, args.model, baseline=args.baseline,
                           only=(args.left, args.right) if args.left else None)
-    if not args.no_plot:
-        write_plots(table, entries, Path(args.plot_dir) if args.plot_dir else Path(args.dir) / "compare")
+    if not args.no_plot and not available("matplotlib"):
+        warn(args, f"plots skipped: matplotlib is not installed ({install_hint('matplotlib')}, or pass --no-plot)")
+    elif not args.no_plot:
+        write_plots(table, entries, Path(args.plot_dir) if args.plot_dir else default_plot_dir(output_root(args)))
     if args.json:
         print_json(table.model_dump(mode="json"))
     else:
@@ -143,21 +158,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_plot_dir(root: Path) -> Path:
+    """Beside the builds root, never inside it: a folder of plots there is not a build and must not look like one."""
+    return root.resolve().parent / "compare"
+
+
 def cmd_attach_accuracy(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.handoff.attach import attach_accuracy
 
-    path = attach_accuracy(Path(args.build_dir), Path(args.accuracy_json))
-    print(f"Accuracy attached: {path}")
+    path = attach_accuracy(build_arg(args), Path(args.accuracy_json))
+    if args.json:
+        print_json({"structured_result_path": str(path)})
+    else:
+        print(f"Accuracy attached: {path}")
     return 0
 
 
-def _pair_options(parser: argparse.ArgumentParser, helps: tuple[str, str, str]) -> None:
-    """--dir, --model, --left, --right and --json, as the two pair commands share them."""
-    parser.add_argument("--dir", required=True, help="directory to search for builds")
+def _pair_options(parser: argparse.ArgumentParser, helps: tuple[str, str]) -> None:
+    """--dir, --model, --left and --right, as the two pair commands share them."""
+    add_root(parser)
     parser.add_argument("--model", required=True, help="source model")
     parser.add_argument("--left", default=None, help=helps[0])
     parser.add_argument("--right", default=None, help=helps[1])
-    parser.add_argument("--json", action="store_true", help=helps[2])
 
 
 def register(sub: Any) -> None:
@@ -166,22 +188,21 @@ def register(sub: Any) -> None:
         ("show-compare-candidates", cmd_show_compare_candidates, "show ready and not-ready compare candidates"),
     ):
         p = add_command(sub, name, handler, text)
-        p.add_argument("--dir", required=True, help="directory to search for builds")
+        add_root(p)
         p.add_argument("--model", default=None, help="only builds of this source model (paths are normalised)")
-        p.add_argument("--json", action="store_true", help="print as JSON")
 
     p = add_command(sub, "show-compare-command", cmd_show_compare_command,
                     "preview the InferEdgeLab compare command for two ready builds (exit 1 when unavailable)")
-    _pair_options(p, ("left preset (give with --right)", "right preset (give with --left)", "print the preview as JSON"))
+    _pair_options(p, ("left preset (give with --right)", "right preset (give with --left)"))
 
     p = add_command(sub, "compare", cmd_compare, "tabulate latency and accuracy deltas of ready builds and plot them")
-    _pair_options(p, ("compare only this preset (the baseline) ...", "... against this one",
-                      "print the table as JSON instead of Markdown"))
+    _pair_options(p, ("compare only this preset (the baseline) ...", "... against this one"))
     p.add_argument("--baseline", default=None, help="baseline preset (default: an fp32 build, else the first)")
-    p.add_argument("--plot-dir", default=None, help="where latency plots go (default: DIR/compare)")
+    p.add_argument("--plot-dir", default=None,
+                   help="where latency plots go (default: compare/ beside the builds root, never inside it)")
     p.add_argument("--no-plot", action="store_true", help="do not write plots")
 
     p = add_command(sub, "attach-accuracy", cmd_attach_accuracy,
              "bind a Lab-style accuracy payload to a build's artifact and merge it into its result")
-    p.add_argument("--build-dir", required=True, help="build directory")
+    add_build_dir(p, "--build-dir")
     p.add_argument("--accuracy-json", required=True, help='payload: {"task", "metrics": {...}, "dataset": {...}}')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pytest_inferedgeforge.cli.common import add_command, metadata_path, print_json
+from pytest_inferedgeforge.cli.common import add_build_dir, add_command, metadata_path, print_json
 from pytest_inferedgeforge.cli.views import summary_text
 
 
@@ -15,11 +15,11 @@ def cmd_inspect_build(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.handoff.lab import lab_profile_argv, lab_profile_input, shell_join
     from pytest_inferedgeforge.model.errors import ForgeError
 
-    path = metadata_path(args.metadata_path)
+    path = metadata_path(args)
     build_dir = path.parent
     record = load_build_record(build_dir, require_manifest=False, metadata_file=path)
     metadata, summary = record.metadata, record.run_summary
-    if args.summary:
+    if args.summary and not args.json:
         print(summary_text(metadata, summary, record.readiness))
         return 0
     artifact, refused = None, None
@@ -54,7 +54,7 @@ def cmd_show_lab_profile_input(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.handoff.lab import lab_profile_input
     from pytest_inferedgeforge.model.records.build import load_metadata
 
-    path = metadata_path(args.metadata_path)
+    path = metadata_path(args)
     print_json(lab_profile_input(load_metadata(path), verified_artifact(path)))
     return 0
 
@@ -64,8 +64,12 @@ def cmd_show_lab_profile_command(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
     from pytest_inferedgeforge.model.records.build import load_metadata
 
-    path = metadata_path(args.metadata_path)
-    print(shell_join(lab_profile_argv(load_metadata(path), artifact=verified_artifact(path))))
+    path = metadata_path(args)
+    argv = lab_profile_argv(load_metadata(path), artifact=verified_artifact(path))
+    if args.json:
+        print_json({"command": shell_join(argv), "argv": argv})
+    else:
+        print(shell_join(argv))
     return 0
 
 
@@ -74,7 +78,7 @@ def cmd_show_worker_summary(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.handoff.lab import worker_runtime_summary
     from pytest_inferedgeforge.model.jsonio import read_json_object
 
-    path = metadata_path(args.metadata_path).resolve()
+    path = metadata_path(args).resolve()
     artifact = verified_artifact(path)
     manifest_path = path.parent / "manifest.json"
     manifest = read_json_object(manifest_path, "Build manifest") if manifest_path.exists() else None
@@ -88,7 +92,7 @@ def cmd_show_worker_summary(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = add_command(sub, "inspect-build", cmd_inspect_build, "show a build's records, handoff and run status")
-    p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
+    add_build_dir(p)
     p.add_argument("--summary", action="store_true", help="print a text report instead of JSON")
 
     for name, handler, text in (
@@ -97,4 +101,4 @@ def register(sub: Any) -> None:
         ("show-worker-summary", cmd_show_worker_summary, "print the worker/runtime summary (Lab worker, Runtime)"),
     ):
         p = add_command(sub, name, handler, text)
-        p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
+        add_build_dir(p)

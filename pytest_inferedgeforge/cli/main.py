@@ -1,25 +1,43 @@
 """``inferedgeforge``: the command line. One module per command group registers its commands here.
 
-Errors caused by input print one ``Error: <message>`` line on stderr and exit 1;
-argparse usage errors exit 2. Set ``FORGE_DEBUG=1`` to see a traceback.
+Errors caused by input print one ``Error: <message>`` line on stderr and exit 1
+(with ``--json``: ``{"error": "<message>"}`` on stdout, same exit code); argparse
+usage errors exit 2. A reader that closes the pipe early (``| head``) ends the
+command quietly. Set ``FORGE_DEBUG=1`` to see a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
-from pytest_inferedgeforge.cli import agent, build, compare, inspect, presets, records, runs, toolchain
+from pytest_inferedgeforge.cli import agent, build, compare, init, inspect, presets, records, runs, toolchain
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import digest_memo
 from pytest_inferedgeforge.model.version import __version__
 
+SIGPIPE_EXIT = 141
+"""What a shell reports for a command ended by a closed pipe (128 + SIGPIPE), as for ``yes | head``."""
+
+
+class ForgeArgumentParser(argparse.ArgumentParser):
+    """Usage errors as JSON when the command line asks for JSON, so a script always gets JSON back."""
+
+    def error(self, message: str) -> NoReturn:
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"error": message, "usage": self.format_usage().strip()}, indent=2))
+            raise SystemExit(2)
+        super().error(message)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ForgeArgumentParser(
         prog="inferedgeforge",
         description="InferEdgeForge: build ONNX models into edge artifacts (ONNX Runtime, RKNN, TensorRT) with "
                     "verifiable provenance records, benchmarks, parity evidence and InferEdgeLab handoff.",
@@ -28,32 +46,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (presets, build, inspect, runs, compare, records, agent, toolchain):
+    for group in (init, presets, build, inspect, runs, compare, records, agent, toolchain):
         group.register(sub)
     return parser
+
+
+def _error(args: argparse.Namespace, message: str, code: int) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message}, indent=2))
+    else:
+        print(f"Error: {message}", file=sys.stderr)
+    return code
+
+
+def _pipe_closed() -> int:
+    """The reader went away: point stdout at /dev/null so the interpreter's final flush stays silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return SIGPIPE_EXIT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     try:
         with digest_memo():
-            return args.handler(args)
+            code: int = args.handler(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
     except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
-        return 130
+        return _error(args, "interrupted", 130)
     except (ForgeError, OSError, ValueError) as exc:
         if os.environ.get("FORGE_DEBUG"):
             traceback.print_exc()
-        message = str(exc).strip().replace("\n", " ") or type(exc).__name__
-        print(f"Error: {message}", file=sys.stderr)
-        return 1
+        return _error(args, str(exc).strip().replace("\n", " ") or type(exc).__name__, 1)
     except Exception as exc:
         if os.environ.get("FORGE_DEBUG"):
             traceback.print_exc()
-        print(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with FORGE_DEBUG=1 and report it",
-              file=sys.stderr)
-        return 1
+        return _error(args, f"internal error ({type(exc).__name__}: {exc}); rerun with FORGE_DEBUG=1 and report it", 1)
 
 
 if __name__ == "__main__":

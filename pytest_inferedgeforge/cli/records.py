@@ -6,21 +6,31 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.common import add_command, add_presets_root, print_json, print_report, status
+from pytest_inferedgeforge.cli.common import (
+    add_build_dir,
+    add_command,
+    add_presets_root,
+    manifest_path,
+    presets_root,
+    print_json,
+    print_report,
+    status,
+    warn,
+)
 from pytest_inferedgeforge.model.errors import ForgeError
 
 
 def cmd_validate_manifest(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.verify.manifest import validate_manifest_file
 
-    path = Path(args.manifest) if args.manifest else Path(args.build_dir) / "manifest.json"
+    path = manifest_path(args)
     return print_report("Manifest validation", validate_manifest_file(path), args.json)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
-    reports = [verify_build_dir(Path(directory)) for directory in args.build_dirs]
+    reports = [verify_build_dir(directory) for directory in _build_dirs(args)]
     if args.json:
         print_json([report.to_dict() for report in reports])
     else:
@@ -32,15 +42,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if all(report.valid for report in reports) else 1
 
 
+def _build_dirs(args: argparse.Namespace) -> list[Path]:
+    """Each argument is a build directory (one with records) or a root, walked for the build directories under it
+    (its other folders, such as compare plots, are not builds and are skipped)."""
+    from pytest_inferedgeforge.engine.catalog import find_build_dirs
+
+    found: list[Path] = []
+    for text in args.paths:
+        path = Path(text)
+        if not path.is_dir():
+            raise ForgeError(f"Build directory not found: {path}")
+        if (path / "metadata.json").exists() or (path / "manifest.json").exists():
+            found.append(path)
+            continue
+        under = find_build_dirs(path)
+        if not under:
+            warn(args, f"{path} holds no build directories")
+        found.extend(under)
+    return found
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.model.records.schemas import export_schemas, schema_names, schema_text
 
     if args.export:
-        for path in export_schemas(Path(args.export)):
-            print(path)
+        written = [str(path) for path in export_schemas(Path(args.export))]
+        print_json(written) if args.json else print("\n".join(written))
         return 0
     if args.name is None:
-        print("\n".join(schema_names()))
+        print_json(list(schema_names())) if args.json else print("\n".join(schema_names()))
         return 0
     if args.name not in schema_names():
         raise ForgeError(f"unknown schema '{args.name}'; choose from {', '.join(schema_names())}")
@@ -51,9 +81,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_rebuild_from_manifest(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
 
-    with status("Rebuilding from manifest..."):
-        result = rebuild_from_manifest(Path(args.manifest_path), output=Path(args.output) if args.output else None,
-                                       presets_root=Path(args.presets_root),
+    manifest = manifest_path(args)
+    with status("Rebuilding from manifest...", args):
+        result = rebuild_from_manifest(manifest, output=Path(args.output) if args.output else None,
+                                       presets_root=presets_root(args),
                                        use_current_preset=args.use_current_preset,
                                        allow_source_change=args.allow_source_change)
     report = result.report
@@ -62,7 +93,7 @@ def cmd_rebuild_from_manifest(args: argparse.Namespace) -> int:
         return 0
     record = result.outcome.record
     print("Rebuild completed")
-    print(f"Manifest : {args.manifest_path}")
+    print(f"Manifest : {manifest}")
     print(f"Preset   : {record.manifest.build.preset_name} (from the {report.preset.used} preset)")
     print(f"Model    : {report.source.path}")
     print(f"Output   : {record.build_dir.parent}")
@@ -84,14 +115,11 @@ def cmd_rebuild_from_manifest(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = add_command(sub, "validate-manifest", cmd_validate_manifest,
              "check a manifest: original rules, JSON Schema, and every hash against the files")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--manifest", help="manifest.json path")
-    group.add_argument("--build-dir", help="build directory holding manifest.json")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_build_dir(p, "--manifest", "--build-dir")
 
     p = add_command(sub, "verify", cmd_verify, "verify whole build records (manifest, metadata, hashes); exit 1 on any error")
-    p.add_argument("build_dirs", nargs="+", metavar="BUILD_DIR", help="build directories")
-    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.add_argument("paths", nargs="+", metavar="BUILD_DIR_OR_ROOT",
+                   help="build directories, or roots to walk for the build directories under them")
 
     p = add_command(sub, "schema", cmd_schema, "list, print or export the JSON Schemas of Forge's files")
     p.add_argument("name", nargs="?", default=None, help="schema name; omit to list them")
@@ -102,11 +130,10 @@ def register(sub: Any) -> None:
              "Rebuild from the manifest's recorded preset snapshot into a separate root (default: a\n"
              "'rebuilds' directory beside the original output root), then compare: bitwise (same sha256),\n"
              "functional (outputs agree within the precision's thresholds) or not reproducible.")
-    p.add_argument("manifest_path", metavar="MANIFEST_PATH", help="manifest.json of the build to reproduce")
+    add_build_dir(p)
     p.add_argument("--output", default=None, help="output root for the rebuild (never the original build dir)")
     p.add_argument("--use-current-preset", action="store_true",
                    help="rebuild from the current preset file instead of the recorded snapshot")
     p.add_argument("--allow-source-change", action="store_true",
                    help="rebuild even if the source model's sha256 differs from the manifest")
-    p.add_argument("--json", action="store_true", help="print the reproducibility report as JSON")
     add_presets_root(p)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.common import add_command, metadata_path, print_json, status
+from pytest_inferedgeforge.cli.common import add_build_dir, add_command, metadata_path, print_json, status
 from pytest_inferedgeforge.model.argtypes import count_at_least
 
 
@@ -15,9 +15,9 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.runs import RunSettings, run_native
     from pytest_inferedgeforge.handoff.lab_run import run_via_lab
 
-    build_dir = metadata_path(args.metadata_path).parent
+    build_dir = metadata_path(args).parent
     if args.via == "lab":
-        with status("Running InferEdgeLab profile..."):
+        with status("Running InferEdgeLab profile...", args):
             outcome = run_via_lab(build_dir, timeout_s=args.timeout)
         if outcome.summary.stdout:
             print(outcome.summary.stdout, file=sys.stderr, end="")
@@ -25,7 +25,7 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
         settings = RunSettings(warmup=args.warmup, runs=args.runs, threads=args.threads, seed=args.seed,
                                samples=args.samples, dataset=Path(args.dataset) if args.dataset else None,
                                accuracy=not args.no_accuracy)
-        with status(f"Benchmarking {build_dir.name} ({args.runs} runs)..."):
+        with status(f"Benchmarking {build_dir.name} ({args.runs} runs)...", args):
             outcome = run_native(build_dir, settings)
     print_json(outcome.summary.model_dump(mode="json", exclude_none=True, exclude={"latencies_ms", "stdout"}))
     if not outcome.completed:
@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
              "(run_summary.json, structured_result.json, accuracy_evidence.json) under the build's lock;\n"
              "a completed run also becomes the build's run_summary.json. --via lab runs\n"
              "'python -m inferedgelab.cli profile' on the verified artifact instead.")
-    p.add_argument("metadata_path", metavar="METADATA_PATH", help="metadata.json (or its build directory)")
+    add_build_dir(p)
     p.add_argument("--via", choices=("native", "lab"), default="native", help="who runs the benchmark (default: native)")
     p.add_argument("--warmup", type=count_at_least(0), default=DEFAULT_WARMUP,
                    help=f"warmup iterations (default {DEFAULT_WARMUP})")

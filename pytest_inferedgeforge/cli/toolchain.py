@@ -33,10 +33,14 @@ def cmd_toolchain_install(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.toolchains import install
 
     started = time.perf_counter()
-    with status(f"Installing the {args.backend} toolchain...") as spinner:
-        found = install(args.backend, lambda message: spinner.update(message))
+    with status(f"Installing the {args.backend} toolchain...", args) as update:
+        found = install(args.backend, update)
     if not found.ok:
         raise ForgeError(f"{args.backend} toolchain installed but still unavailable: {found.reason}")
+    if args.json:
+        print_json({"backend": args.backend, "location": found.location, "versions": found.versions,
+                    "seconds": round(time.perf_counter() - started, 1)})
+        return 0
     versions = ", ".join(f"{k} {v}" for k, v in found.versions.items() if k != "env")
     print(f"Installed {args.backend} toolchain in {found.location} ({versions}) in {time.perf_counter() - started:.1f}s")
     return 0
@@ -46,8 +50,7 @@ def register(sub: Any) -> None:
     toolchain = sub.add_parser("toolchain", help="list or install backend toolchains (rknn-toolkit2 has its own venv)",
                                description="List or install backend toolchains.")
     actions = toolchain.add_subparsers(dest="toolchain_command", metavar="ACTION", required=True)
-    p = add_command(actions, "list", cmd_toolchain_list, "show each backend's availability, versions and location")
-    p.add_argument("--json", action="store_true", help="print as JSON")
+    add_command(actions, "list", cmd_toolchain_list, "show each backend's availability, versions and location")
     p = add_command(actions, "install", cmd_toolchain_install, "create and populate a toolchain environment",
              "Install a backend toolchain. Only rknn needs this: rknn-toolkit2 pins old numpy/onnx/torch,\n"
              "so it gets its own venv at $FORGE_RKNN_ENV, else $FORGE_TOOLCHAINS_DIR/rknn, else the user\n"

@@ -74,6 +74,27 @@ def summary_text(metadata: Any, summary: Any, readiness: Any) -> str:
     return "\n".join(lines)
 
 
+def run_view(summary: Any) -> dict[str, Any] | None:
+    """A run as list-builds shows it: its id, status, when, and its figure or error."""
+    if summary is None:
+        return None
+    return {"run_id": summary.run_id, "status": summary.status, "finished_at": summary.finished_at,
+            "mean_ms": summary.mean_ms, "error": summary.error}
+
+
+def run_lines(entry: Any) -> list[tuple[str, str]]:
+    """``last good`` and ``last failed`` lines for list-builds (only those that exist)."""
+    lines = []
+    good, failed = entry.run_summary, entry.last_failed_run
+    if good is not None and good.status == "completed":
+        figure = f", mean {good.mean_ms:.3f} ms" if isinstance(good.mean_ms, int | float) else ""
+        lines.append(("last good", f"{good.run_id or 'run_summary.json'} ({good.finished_at or 'time unknown'}{figure})"))
+    if failed is not None:
+        lines.append(("last fail", f"{failed.run_id} ({failed.finished_at or 'time unknown'}): "
+                                   f"{(failed.error or 'no error recorded')[:200]}"))
+    return lines
+
+
 def status_text(entry: Any) -> str:
     state = entry.readiness.state
     if state == "ready":

@@ -6,7 +6,19 @@ from pathlib import Path
 
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.model.errors import RecordError
-from pytest_inferedgeforge.model.layout import METADATA_FILE
+from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
+
+
+def find_build_dirs(root: Path) -> list[Path]:
+    """The build directories under ``root``: each directory holding a ``metadata.json`` (or, its metadata lost, a
+    ``manifest.json``), skipping hidden work directories and anything else (compare plots, failure records)."""
+    found = set()
+    for name in (METADATA_FILE, MANIFEST_FILE):
+        for path in root.rglob(name):
+            relative = path.relative_to(root)
+            if not any(part.startswith(".") for part in relative.parts[:-1]) and path.parent != root:
+                found.add(path.parent)
+    return sorted(found)
 
 
 def scan_builds(root: Path, *, model: str | None = None) -> tuple[list[BuildRecord], list[str]]:

@@ -13,7 +13,7 @@ from pytest_inferedgeforge.backends.api import Backend
 from pytest_inferedgeforge.backends.registry import check_preset, get_backend
 from pytest_inferedgeforge.model.containment import contained
 from pytest_inferedgeforge.model.inputs import Sample, ValueRule, check_sample_size, input_samples, samples_sha256
-from pytest_inferedgeforge.model.layout import build_dir_name
+from pytest_inferedgeforge.model.layout import build_dir_name, shapes_tag
 from pytest_inferedgeforge.model.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
 from pytest_inferedgeforge.model.presets import CalibrationSpec, Preset
 from pytest_inferedgeforge.model.records.build import Calibration, SmokeRecord
@@ -41,7 +41,8 @@ class BuildPlan:
     @property
     def build_dir(self) -> Path:
         """Inside the output root by construction: the name is sanitised and the result proven contained."""
-        name = build_dir_name(self.source, self.preset.target, self.preset.backend, self.preset.name)
+        name = build_dir_name(self.source, self.preset.target, self.preset.backend, self.preset.name,
+                              shapes_tag(self.model, self.input_shapes))
         return contained(self.output_root, name, "build directory")
 
     @property

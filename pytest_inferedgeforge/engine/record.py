@@ -6,8 +6,9 @@ loads a build through :func:`load_build_record` and judges it with the same
 report never disagree.
 
 Ready means more than "a run_summary.json exists": the whole record verifies
-(every artifact, every record, every run), the last run completed and passed
-parity, it measured this artifact's bytes, the artifact it measured is, byte
+(every artifact, every record, every run), the last completed run passed
+parity (a later run that failed to complete is kept beside it and does not
+demote the build), it measured this artifact's bytes, the artifact it measured is, byte
 for byte, the artifact the manifest records and the file on disk today, and the
 structured result Lab compares is still there.
 """
@@ -140,6 +141,22 @@ class BuildRecord:
     def readiness(self) -> Readiness:
         return judge_readiness(self)
 
+    @functools.cached_property
+    def last_failed_run(self) -> RunSummary | None:
+        """The newest run that did not complete (kept beside the last good one, which it never replaces)."""
+        runs = self.build_dir / RUNS_DIR
+        if not runs.is_dir():
+            return None
+        for run_dir in sorted((path for path in runs.iterdir() if path.is_dir() and not path.name.startswith(".")),
+                              key=lambda path: path.name, reverse=True):
+            try:
+                summary = load_record(run_dir / RUN_SUMMARY_FILE, RunSummary, "Run summary")
+            except RecordError:
+                continue  # verify reports it; a listing shows what it can read
+            if summary.status != "completed":
+                return summary
+        return None
+
 
 def load_run_summary(build_dir: Path) -> RunSummary | None:
     path = build_dir / RUN_SUMMARY_FILE
@@ -178,10 +195,9 @@ def judge_readiness(record: BuildRecord) -> Readiness:
     if not report.valid:
         return Readiness("broken", f"the build record does not verify ({report.first_error()})")
     latest = record.latest_run
-    if latest is not None and latest.status != "completed":
-        kept = f"; the last completed run is kept in {RUN_SUMMARY_FILE}" if summary is not None else ""
-        return Readiness("failed", f"last benchmark {latest.status}: {latest.error or 'no error recorded'}{kept}")
     if summary is None:
+        if latest is not None and latest.status != "completed":
+            return Readiness("failed", f"last benchmark {latest.status}: {latest.error or 'no error recorded'}")
         return Readiness("pending", "no benchmark run yet")
     if summary.status != "completed":
         return Readiness("failed", f"last benchmark {summary.status}: {summary.error or 'no error recorded'}")

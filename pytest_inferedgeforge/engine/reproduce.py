@@ -91,7 +91,7 @@ def rebuild_from_manifest(
     manifest_path: Path,
     *,
     output: Path | None = None,
-    presets_root: Path = Path("presets"),
+    presets_root: Path | None = None,
     use_current_preset: bool = False,
     allow_source_change: bool = False,
 ) -> RebuildResult:
@@ -154,7 +154,7 @@ def rebuild_from_manifest(
     return RebuildResult(outcome, report, report_path)
 
 
-def _choose_preset(manifest: dict[str, Any], manifest_path: Path, preset_name: str, presets_root: Path,
+def _choose_preset(manifest: dict[str, Any], manifest_path: Path, preset_name: str, presets_root: Path | None,
                    use_current: bool) -> tuple[Preset, PresetCheck]:
     """The recorded snapshot (or the current file when asked, or when there is no snapshot), and the drift."""
     snapshot = _snapshot_preset(manifest.get("preset_snapshot"))

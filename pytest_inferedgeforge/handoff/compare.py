@@ -18,6 +18,7 @@ from pytest_inferedgeforge.handoff.attach import numeric_metrics
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.containment import contained, safe_component
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.extras import require
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,7 @@ def markdown_table(table: CompareTable) -> str:
 
 def write_plots(table: CompareTable, entries: list[BuildRecord], directory: Path) -> list[Path]:
     """One PNG per comparison: the baseline's latency distribution against a candidate's."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plotting compare results")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pytest_inferedgeforge.model.containment import data_files
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.extras import require
 from pytest_inferedgeforge.model.onnx_model import InputRecordLike, ModelInfo, numpy_dtype
 
 Sample = dict[str, np.ndarray]
@@ -208,6 +209,7 @@ def _array_sample(path: Path, inputs: list[InputRecordLike]) -> Sample:
 
 def _image_samples(paths: list[Path], inputs: list[InputRecordLike], shapes: dict[str, list[int]],
                    limit: int | None) -> list[Sample]:
+    require("PIL", "an image dataset")
     from PIL import Image, UnidentifiedImageError
 
     if len(inputs) != 1 or len(shapes[inputs[0].name]) != 4:

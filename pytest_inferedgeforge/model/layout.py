@@ -8,9 +8,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_inferedgeforge.model.containment import check_component, safe_component
+
+if TYPE_CHECKING:  # the plugin imports this module at start-up; onnx is not loaded until a model is
+    from pytest_inferedgeforge.model.onnx_model import ModelInfo
 
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
@@ -25,6 +30,7 @@ STRUCTURED_RESULT_FILE = "structured_result.json"
 LATEST_RUN_FILE = "latest.json"
 """``runs/latest.json``: the pointer to the last run, whatever its status; written last."""
 LOCKS_DIR = ".locks"
+MAX_SHAPES_TAG = 48
 SPEC_SUFFIXES = (".forge.yaml", ".forge.yml")
 FAILURE_SUFFIX = ".failed.json"
 """``<output>/<build dir name>.failed.json``: the record a failed build leaves instead of a build directory."""
@@ -46,12 +52,26 @@ def build_dir_suffix(preset_name: str) -> str:
     return safe_component(preset_name.rsplit("/", 1)[-1], fallback="preset")
 
 
-def build_dir_name(model_path: Path, target: str, backend: str, preset_name: str) -> str:
+def build_dir_name(model_path: Path, target: str, backend: str, preset_name: str, shapes: str | None = None) -> str:
     """One path component, whatever the user data: the target and backend must already be safe names
-    (presets are validated so), the model stem and preset suffix are sanitised."""
+    (presets are validated so), the model stem and preset suffix are sanitised. ``shapes`` (a dynamic model's
+    resolved input shapes, see :func:`shapes_tag`) is appended so builds at two shapes coexist."""
     target = check_component(target, "target")
     backend = check_component(backend, "backend")
-    return f"{safe_component(model_path.stem, 'model')}__{target}__{backend}__{build_dir_suffix(preset_name)}"
+    name = f"{safe_component(model_path.stem, 'model')}__{target}__{backend}__{build_dir_suffix(preset_name)}"
+    return f"{name}__{shapes}" if shapes else name
+
+
+def shapes_tag(model: ModelInfo, shapes: dict[str, list[int]]) -> str | None:
+    """For a model with dynamic input dims, its resolved shapes (``1x3x320x320``, inputs joined by ``-``; a digest
+    when that would be long); None for a static model, whose directory keeps the v0.1 name."""
+    if all(tensor.is_static for tensor in model.inputs):
+        return None
+    text = "-".join("x".join(str(dim) for dim in shapes[tensor.name]) for tensor in model.inputs
+                    if tensor.name in shapes)
+    if len(text) > MAX_SHAPES_TAG:
+        text = "shapes-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return safe_component(text, fallback="shapes")
 
 
 def lock_file(build_dir: Path) -> Path:

@@ -77,3 +77,8 @@ def load_document(path: Path, kind: str, error: type[ForgeError]) -> Any:
         raise error(f"{path}: invalid YAML{_where(mark)}: {problem} ({kind} is not valid YAML)") from exc
     except (RecursionError, MemoryError) as exc:
         raise error(f"{path}: {kind} is too deeply nested or too large to load ({type(exc).__name__})") from exc
+
+
+def dump_document(data: Any) -> str:
+    """YAML in the key order given (how a person wrote it), block style: what ``init`` scaffolds."""
+    return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))

@@ -50,7 +50,8 @@ def _is_forge_manifest(path: Path) -> bool:
 
 
 def _explicit_roots(config: pytest.Config) -> list[Path]:
-    roots = list(config.stash[VALIDATE_ROOTS_KEY])  # set at configure time
+    stored: tuple[Path, ...] = config.stash[VALIDATE_ROOTS_KEY]  # set at configure time
+    roots = list(stored)
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         roots += [(config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in config.args]
     return roots
