@@ -23,7 +23,8 @@ def test_help_lists_every_command(cli) -> None:
 def test_list_and_show_presets(workspace: Path, cli) -> None:
     code, out, _ = cli("list-presets")
     assert code == 0
-    assert "onnxruntime/cpu_int8\n" in out and "tensorrt/jetson_fp16\n" in out
+    listed = dict(line.split() for line in out.splitlines())
+    assert listed["onnxruntime/cpu_int8"] == "project" and listed["tensorrt/jetson_fp16"] == "project"
     code, out, _ = cli("show-preset", "tensorrt/jetson_fp16")
     view = json.loads(out)
     assert list(view)[:7] == ["name", "backend", "target", "source_format", "artifact_format", "build_options",

@@ -86,11 +86,20 @@ def test_a_changed_preset_is_rebuilt(workspace: Path) -> None:
     assert "preset changed" in outcome.reason
 
 
-def test_a_rebuild_names_only_the_key_part_that_changed(workspace: Path, dynamic_model: Path) -> None:
-    _build(workspace, "onnxruntime/cpu_fp32", str(dynamic_model), input_shapes={"pixel_values": [1, 3, 32, 32]})
-    outcome = _build(workspace, "onnxruntime/cpu_fp32", str(dynamic_model), input_shapes={"pixel_values": [1, 3, 48, 48]})
-    assert outcome.reason == "build inputs changed (input shapes changed); rebuilding"
+def test_a_rebuild_names_only_the_key_part_that_changed(workspace: Path) -> None:
+    _build(workspace, "onnxruntime/cpu_int8")
+    preset = workspace / "presets/onnxruntime/cpu_int8.yaml"
+    preset.write_text(preset.read_text().replace("samples: 16", "samples: 12"))
+    outcome = _build(workspace, "onnxruntime/cpu_int8")
+    assert outcome.reason == "build inputs changed (preset changed); rebuilding"
     assert set(outcome.record.manifest.build.key_parts or {}) >= {"source_sha256", "preset", "input_shapes", "toolchain"}
+
+
+def test_a_dynamic_model_at_two_shapes_keeps_two_builds(workspace: Path, dynamic_model: Path) -> None:
+    first = _build(workspace, "onnxruntime/cpu_fp32", str(dynamic_model), input_shapes={"pixel_values": [1, 3, 32, 32]})
+    second = _build(workspace, "onnxruntime/cpu_fp32", str(dynamic_model), input_shapes={"pixel_values": [1, 3, 48, 48]})
+    assert first.record.build_dir.name.endswith("__1x3x32x32") and second.record.build_dir.name.endswith("__1x3x48x48")
+    assert second.reason == "first build" and verify_build_dir(first.record.build_dir).valid
 
 
 def test_a_verified_build_carries_the_digests_it_verified(workspace: Path) -> None:

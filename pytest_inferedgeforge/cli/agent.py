@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.common import add_build_dir, add_command, manifest_path, print_json, print_report
+from pytest_inferedgeforge.cli.common import UsageError, add_build_dir, add_command, manifest_path, print_json, print_report
 from pytest_inferedgeforge.model.argtypes import count_at_least
 from pytest_inferedgeforge.model.errors import ForgeError
 
@@ -57,7 +57,7 @@ def cmd_validate_agent_manifest(args: argparse.Namespace) -> int:
 
     given = [value for value in (args.agent_manifest, args.legacy_agent_manifest) if value]
     if len(given) != 1:
-        raise ForgeError("give the agent manifest file once (AGENT_MANIFEST)")
+        raise UsageError("give the agent manifest file once (AGENT_MANIFEST)")
     path = Path(given[0])
     report = validate_agent_manifest(read_json_object(path, "Agent manifest"), path)
     return print_report("Agent manifest validation", report, args.json)

@@ -53,7 +53,7 @@ def _dry_run(args: argparse.Namespace) -> int:
         plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape),
                           input_values=_input_values(args.input_value))
         shapes = plan.input_shapes
-        build_dir = plan.build_dir
+        build_dir = output / plan.build_dir.name  # as given, like v0.1's preview (a dynamic model's shapes named)
         batch, height, width = plan.shape_context
     else:
         notes.append(f"model file not found: {model}; shapes and hash are unknown until it exists")

@@ -24,6 +24,11 @@ from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(ForgeError):
+    """A command line that cannot be run as given (exit 2, like argparse's own usage errors)."""
+
 BUILD_DIR_HELP = "build directory (or its metadata.json / manifest.json, as v0.1 took them)"
 
 
@@ -83,7 +88,7 @@ def add_build_dir(parser: argparse.ArgumentParser, *legacy_flags: str) -> None:
 def build_arg(args: argparse.Namespace) -> Path:
     given = [value for value in (args.build_dir, getattr(args, "legacy_build_dir", None)) if value]
     if len(given) != 1:
-        raise ForgeError("give one build directory (BUILD_DIR)" if not given else
+        raise UsageError("give one build directory (BUILD_DIR)" if not given else
                          "give the build directory once (BUILD_DIR, or the v0.1 flag, not both)")
     return Path(given[0])
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from pytest_inferedgeforge.cli import agent, build, compare, init, inspect, presets, records, runs, toolchain
+from pytest_inferedgeforge.cli.common import UsageError
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import digest_memo
 from pytest_inferedgeforge.model.version import __version__
@@ -80,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _pipe_closed()
     except KeyboardInterrupt:
         return _error(args, "interrupted", 130)
+    except UsageError as exc:
+        return _error(args, str(exc), 2)
     except (ForgeError, OSError, ValueError) as exc:
         if os.environ.get("FORGE_DEBUG"):
             traceback.print_exc()

@@ -35,12 +35,33 @@ from pytest_inferedgeforge.model.records.build import (
     SmokeRecord,
     SourceModel,
     Tool,
+    ToolCall,
     Toolchain,
     manifest_to_dict,
 )
 from pytest_inferedgeforge.model.records.paths import in_build, project_relative, source_reference
 from pytest_inferedgeforge.verify.agreement import HANDOFF_CONSUMER
 from pytest_inferedgeforge.verify.manifest import validate_manifest_data
+
+
+def relative_calls(calls: list[ToolCall], plan: BuildPlan, work_dir: Path) -> list[ToolCall]:
+    """The toolchain calls as recorded: the source model's absolute path written as the record states the source,
+    and the work directory's (which becomes the build directory) as relative paths."""
+    replacements = [(f"{work_dir.resolve()}/", ""), (str(work_dir.resolve()), "."),
+                    (str(plan.source), source_reference(plan.source, plan.output_root))]
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str):
+            for old, new in replacements:
+                value = value.replace(old, new)
+            return value
+        if isinstance(value, list):
+            return [rewrite(item) for item in value]
+        if isinstance(value, dict):
+            return {key: rewrite(item) for key, item in value.items()}
+        return value
+
+    return [call.model_copy(update={"args": rewrite(call.args), "argv": rewrite(call.argv)}) for call in calls]
 
 
 def _presets_origin(plan: BuildPlan, build_dir: Path) -> str | None:
@@ -88,7 +109,8 @@ def compose_records(
     ]
     primary = artifacts[0]
     batch, height, width = plan.shape_context
-    toolchain = Toolchain(backend=preset.backend, versions=fingerprint.toolchain_versions, calls=output.calls,
+    toolchain = Toolchain(backend=preset.backend, versions=fingerprint.toolchain_versions,
+                          calls=relative_calls(output.calls, plan, work_dir),
                           log=LOG_FILE, details=output.details or None)
     tool = Tool(**tool_facts(_presets_origin(plan, build_dir)))
     evidence: dict[str, Any] = {

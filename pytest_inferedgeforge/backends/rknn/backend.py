@@ -47,6 +47,7 @@ from pytest_inferedgeforge.model.errors import (
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.records.build import ToolCall
+from pytest_inferedgeforge.model.records.paths import locate_source, source_reference
 
 REQUEST_FILE = "rknn_build.json"
 TOOLKIT_LOG = "rknn_toolkit.log"
@@ -177,6 +178,16 @@ class RknnRunner:
     figure it gives is labelled :data:`RECIPE_LEVEL` rather than attributed to the artifact.
     """
 
+    @staticmethod
+    def _source(recorded: dict[str, Any], build_dir: Path) -> Path:
+        """The source model the conversion is replayed from, found as every record's source is (relative to the
+        output root's parent, else at its absolute path), so a moved build directory still simulates."""
+        found = locate_source({"path": recorded.get("model"), "path_abs": recorded.get("model_abs")}, build_dir)
+        if found is None:
+            raise ToolchainUnavailable(f"the source model {recorded.get('model')} is not on this machine; the simulator "
+                                       "replays the conversion from it")
+        return found
+
     def __init__(self, artifact: Path, threads: int | None) -> None:
         artifact = artifact.resolve()  # the worker runs in another directory
         request_path = artifact.parent / REQUEST_FILE
@@ -188,7 +199,7 @@ class RknnRunner:
         scratch = Path(self._scratch.name)
         dataset = recorded.get("dataset")
         request = {
-            "op": "serve", "model": recorded["model"], "config": recorded["config"],
+            "op": "serve", "model": str(self._source(recorded, artifact.parent)), "config": recorded["config"],
             "do_quantization": recorded["do_quantization"],
             "dataset": str(_absolute_dataset(artifact.parent, dataset, scratch)) if dataset else None,
             "inputs": recorded.get("inputs"), "input_size_list": recorded.get("input_size_list"),
@@ -331,7 +342,8 @@ class RKNNBackend:
                               "build log of the failure record)")
         if not artifact.is_file():
             raise BuildFailed("Failed to export RKNN artifact: the toolkit wrote no model.rknn")
-        sidecar = {"model": str(request.source), "config": config, "do_quantization": bool(options.quantization),
+        sidecar = {"model": source_reference(request.source, request.work_dir.parent),
+                   "model_abs": str(request.source.resolve()), "config": config, "do_quantization": bool(options.quantization),
                    "dataset": dataset_rel, "inputs": worker_request["inputs"],
                    "input_size_list": worker_request["input_size_list"]}
         (request.work_dir / REQUEST_FILE).write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
