@@ -103,7 +103,8 @@ def test_the_summary_table_fits_the_terminal(project: pytest.Pytester, monkeypat
     project.makefile(".forge.yaml", tiny=SPEC.format(second="cpu_int8_dynamic"))
     result = project.runpytest_subprocess()
     result.assert_outcomes(passed=2)
-    table = result.outlines[result.outlines.index(next(l for l in result.outlines if "InferEdgeForge summary" in l)):]
+    start = next(index for index, line in enumerate(result.outlines) if "InferEdgeForge summary" in line)
+    table = result.outlines[start:]
     assert all(len(line) <= 72 for line in table), [line for line in table if len(line) > 72]
 
 

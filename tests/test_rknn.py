@@ -21,6 +21,7 @@ from pytest_inferedgeforge.engine.reproduce import rebuild_from_manifest
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native
 from pytest_inferedgeforge.model.errors import PresetError
 from pytest_inferedgeforge.model.presets import Preset
+from pytest_inferedgeforge.model.records.paths import source_reference
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -118,7 +119,7 @@ def test_dynamic_model_converts_with_the_given_shape(rknn_workspace: Path, dynam
     plan = plan_build(dynamic_model, preset, rknn_workspace / "builds", input_shapes={"pixel_values": [1, 3, 40, 56]})
     record = build(plan).record
     load_onnx = next(call for call in record.manifest.toolchain.calls if call.api == "rknn.load_onnx")
-    assert load_onnx.args == {"model": str(dynamic_model.resolve()), "inputs": ["pixel_values"],
+    assert load_onnx.args == {"model": source_reference(dynamic_model, rknn_workspace / "builds"), "inputs": ["pixel_values"],
                               "input_size_list": [[1, 3, 40, 56]]}
     config = next(call for call in record.manifest.toolchain.calls if call.api == "rknn.config").args
     assert config["mean_values"] == [[0.0, 0.0, 0.0]] and config["std_values"] == [[1.0, 1.0, 1.0]]
