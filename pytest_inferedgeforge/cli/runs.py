@@ -27,15 +27,18 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
                                accuracy=not args.no_accuracy)
         with status(f"Benchmarking {build_dir.name} ({args.runs} runs)...", args):
             outcome = run_native(build_dir, settings)
-    print_json(outcome.summary.model_dump(mode="json", exclude_none=True, exclude={"latencies_ms", "stdout"}))
+    view = outcome.summary.model_dump(mode="json", exclude_none=True, exclude={"latencies_ms", "stdout"})
+    error = None
     if not outcome.completed:
-        print(f"Error: benchmark failed: {outcome.summary.error}; recorded in {outcome.summary_path}",
-              file=sys.stderr)
-        return 1
-    if outcome.parity is not None and not outcome.parity.passed:
-        print("Error: parity below thresholds: " + "; ".join(outcome.parity.failures), file=sys.stderr)
-        return 1
-    return 0
+        error = f"benchmark failed: {outcome.summary.error}; recorded in {outcome.summary_path}"
+    elif outcome.parity is not None and not outcome.parity.passed:
+        error = "parity below thresholds: " + "; ".join(outcome.parity.failures)
+    if args.json and error:  # one JSON object on stdout: the run's record and the error
+        view = {**view, "error": error}
+    print_json(view)
+    if error and not args.json:
+        print(f"Error: {error}", file=sys.stderr)
+    return 1 if error else 0
 
 
 def register(sub: Any) -> None:
