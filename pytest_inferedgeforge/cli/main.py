@@ -53,10 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error(args: argparse.Namespace, message: str, code: int) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps({"error": message}, indent=2))
-    else:
-        print(f"Error: {message}", file=sys.stderr)
+    try:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": message}, indent=2), flush=True)
+        else:
+            print(f"Error: {message}", file=sys.stderr)
+    except BrokenPipeError:
+        _pipe_closed()
     return code
 
 
