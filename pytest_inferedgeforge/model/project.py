@@ -11,7 +11,6 @@ Standard library only: the plugin reads this at start-up.
 
 from __future__ import annotations
 
-import configparser
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -80,6 +79,8 @@ def _toml(path: Path) -> dict[str, Any] | None:
 
 
 def _ini(path: Path, section: str) -> dict[str, Any] | None:
+    import configparser  # only the CLI reads ini files this way; the plugin gets them from pytest
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
