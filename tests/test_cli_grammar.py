@@ -119,3 +119,15 @@ def test_init_with_a_model_writes_a_spec_that_names_it(tmp_path: Path, cli) -> N
     assert code == 0, err
     assert "model: ../../detector.onnx" in (tmp_path / "app/experiments/detector.forge.yaml").read_text()
     assert not (tmp_path / "app/models").exists()
+
+
+def test_init_with_a_model_that_is_not_onnx_writes_nothing(tmp_path: Path, cli) -> None:
+    (tmp_path / "junk.onnx").write_text("not a model")
+    code, _, err = cli("init", str(tmp_path / "app"), "--model", str(tmp_path / "junk.onnx"))
+    assert code == 1 and "not a valid ONNX model" in err
+    assert not (tmp_path / "app").exists()
+
+
+def test_verify_of_a_root_without_builds_fails_instead_of_passing_on_nothing(tmp_path: Path, cli) -> None:
+    code, _, err = cli("verify", str(tmp_path))
+    assert code == 1 and "nothing to verify" in err

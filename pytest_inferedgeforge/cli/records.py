@@ -15,7 +15,6 @@ from pytest_inferedgeforge.cli.common import (
     print_json,
     print_report,
     status,
-    warn,
 )
 from pytest_inferedgeforge.model.errors import ForgeError
 
@@ -44,7 +43,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _build_dirs(args: argparse.Namespace) -> list[Path]:
     """Each argument is a build directory (one with records) or a root, walked for the build directories under it
-    (its other folders, such as compare plots, are not builds and are skipped)."""
+    (its other folders, such as compare plots, are not builds and are skipped). A root with no build at all is an
+    error: a gate that checked nothing must not pass."""
     from pytest_inferedgeforge.engine.catalog import find_build_dirs
 
     found: list[Path] = []
@@ -57,7 +57,8 @@ def _build_dirs(args: argparse.Namespace) -> list[Path]:
             continue
         under = find_build_dirs(path)
         if not under:
-            warn(args, f"{path} holds no build directories")
+            raise ForgeError(f"{path} holds no build directory (no metadata.json or manifest.json under it); "
+                             "nothing to verify")
         found.extend(under)
     return found
 

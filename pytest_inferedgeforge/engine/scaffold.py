@@ -46,7 +46,6 @@ def _write_new(path: Path, text: str, result: Scaffold, root: Path) -> None:
 
 def _model(root: Path, given: Path | None, result: Scaffold) -> Path:
     if given is not None:
-        inspect_model(given)  # refuse a file that is not a usable ONNX model before writing anything
         return given.resolve()
     target = root / "models" / example_model().name
     if target.exists():
@@ -101,6 +100,8 @@ def init_project(root: Path, model: Path | None = None) -> Scaffold:
         raise ForgeError(f"{root} exists and is not a directory")
     if model is not None and not model.is_file():
         raise ForgeError(f"model file not found: {model}")
+    if model is not None:
+        inspect_model(model)  # refuse a file that is not a usable ONNX model before writing anything
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
     result = Scaffold()
