@@ -28,8 +28,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the wheel and its (core) dependencies from the package registry: no extras."""
-    env = tmp_path_factory.mktemp("venv") / "v"
+    """A fresh venv with the wheel and its (core) dependencies from the package registry: no extras. The venv sits
+    inside another project's git repository, as an installed package often does."""
+    repo = tmp_path_factory.mktemp("someone-elses-repo")
+    for argv in (["git", "init", "-q"], ["git", "-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "-q",
+                                        "--allow-empty", "-m", "theirs"]):
+        assert _run(argv, repo).returncode == 0
+    env = repo / "v"
     assert _run([sys.executable, "-m", "venv", str(env)], REPO).returncode == 0
     installed = _run([str(env / "bin/pip"), "install", "-q", "--disable-pip-version-check", str(wheel)], REPO)
     assert installed.returncode == 0, installed.stderr[-2000:]
@@ -89,3 +94,12 @@ def test_without_the_plots_extra_compare_warns_and_still_prints_the_table(venv: 
     assert compared.returncode == 0, compared.stderr
     assert "plots skipped: matplotlib is not installed" in compared.stderr and "[plots]" in compared.stderr
     assert "onnxruntime/cpu_int8" in compared.stdout
+
+
+def test_a_forge_checkout_records_its_own_commit() -> None:
+    from pytest_inferedgeforge.model.environment import PACKAGE_DIR, forge_git_commit
+
+    if PACKAGE_DIR.parent != REPO or not (REPO / ".git").exists():
+        pytest.skip("Forge is not running from this checkout")
+    head = _run(["git", "rev-parse", "HEAD"], REPO).stdout.strip()
+    assert forge_git_commit() == head
