@@ -93,20 +93,20 @@ def build_arg(args: argparse.Namespace) -> Path:
     return Path(given[0])
 
 
-def metadata_path(args: argparse.Namespace) -> Path:
-    """The build's metadata.json: inside BUILD_DIR, beside a given manifest.json, or the given file itself."""
+def _record_file(args: argparse.Namespace, name: str, sibling: str) -> Path:
+    """The build's ``name`` record: inside BUILD_DIR, beside a given ``sibling`` record, or the given file itself."""
     path = build_arg(args)
     if path.is_dir():
-        return path / METADATA_FILE
-    return path.parent / METADATA_FILE if path.name == MANIFEST_FILE else path
+        return path / name
+    return path.parent / name if path.name == sibling else path
+
+
+def metadata_path(args: argparse.Namespace) -> Path:
+    return _record_file(args, METADATA_FILE, MANIFEST_FILE)
 
 
 def manifest_path(args: argparse.Namespace) -> Path:
-    """The build's manifest.json: inside BUILD_DIR, beside a given metadata.json, or the given file itself."""
-    path = build_arg(args)
-    if path.is_dir():
-        return path / MANIFEST_FILE
-    return path.parent / MANIFEST_FILE if path.name == METADATA_FILE else path
+    return _record_file(args, MANIFEST_FILE, METADATA_FILE)
 
 
 def add_root(parser: argparse.ArgumentParser, help_text: str = "builds root to search") -> None:
@@ -130,11 +130,10 @@ def add_presets_root(parser: argparse.ArgumentParser) -> None:
 
 def presets_root(args: argparse.Namespace) -> Path | None:
     """The project presets layer: ``--presets-root`` (which must exist), else the project's."""
-    from pytest_inferedgeforge.model.presets import check_presets_root
-    from pytest_inferedgeforge.model.project import find_project_settings
+    from pytest_inferedgeforge.model.project import find_project_settings, presets_root_at
 
     if args.presets_root:
-        return check_presets_root(Path(args.presets_root), "--presets-root")
+        return presets_root_at(Path.cwd(), args.presets_root, "--presets-root")
     return find_project_settings().presets_root()
 
 

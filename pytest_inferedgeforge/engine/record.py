@@ -30,6 +30,7 @@ from pytest_inferedgeforge.model.layout import (
     RUN_SUMMARY_FILE,
     RUNS_DIR,
     STRUCTURED_RESULT_FILE,
+    run_dirs,
 )
 from pytest_inferedgeforge.model.records.build import (
     BuildMetadata,
@@ -144,11 +145,7 @@ class BuildRecord:
     @functools.cached_property
     def last_failed_run(self) -> RunSummary | None:
         """The newest run that did not complete (kept beside the last good one, which it never replaces)."""
-        runs = self.build_dir / RUNS_DIR
-        if not runs.is_dir():
-            return None
-        for run_dir in sorted((path for path in runs.iterdir() if path.is_dir() and not path.name.startswith(".")),
-                              key=lambda path: path.name, reverse=True):
+        for run_dir in reversed(run_dirs(self.build_dir)):
             try:
                 summary = load_record(run_dir / RUN_SUMMARY_FILE, RunSummary, "Run summary")
             except RecordError:

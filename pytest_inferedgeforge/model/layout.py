@@ -74,6 +74,14 @@ def shapes_tag(model: ModelInfo, shapes: dict[str, list[int]]) -> str | None:
     return safe_component(text, fallback="shapes")
 
 
+def run_dirs(build_dir: Path) -> list[Path]:
+    """The published run directories of a build, oldest first (run ids sort by time; hidden work dirs skipped)."""
+    runs = build_dir / RUNS_DIR
+    if not runs.is_dir():
+        return []
+    return sorted(path for path in runs.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+
 def lock_file(build_dir: Path) -> Path:
     """The lock every writer of ``build_dir`` (build, run, attach) holds: ``<root>/.locks/<name>.lock``."""
     locks = build_dir.parent / LOCKS_DIR

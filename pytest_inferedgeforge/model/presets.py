@@ -39,13 +39,6 @@ BUILTIN = "built-in"
 PROJECT = "project"
 
 
-def check_presets_root(root: Path, given_as: str) -> Path:
-    """A presets root the user named must exist: a typo must not silently fall back to the built-ins."""
-    if not root.is_dir():
-        raise PresetError(f"{given_as}: presets root {root} does not exist or is not a directory")
-    return root
-
-
 @dataclass(frozen=True)
 class BackendTraits:
     """What a backend can produce, as presets are checked against it. Each backend declares its own

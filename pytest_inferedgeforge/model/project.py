@@ -50,15 +50,26 @@ class ProjectSettings:
         return (self.base / (self.output or DEFAULT_OUTPUT)).resolve()
 
     def presets_root(self) -> Path | None:
-        """The project's presets root: the configured one (which must exist), else ``./presets`` when it exists,
-        else None (built-in presets only)."""
-        if self.presets:
-            root = (self.base / self.presets).resolve()
-            if not root.is_dir():
-                raise ForgeError(f"{self.config_file}: forge_presets names {root}, which is not a directory")
-            return root
-        default = (self.base / DEFAULT_PRESETS).resolve()
-        return default if default.is_dir() else None
+        return presets_root_at(self.base, self.presets, f"{self.config_file}: forge_presets")
+
+
+def presets_root_at(base: Path, configured: str | None, given_as: str) -> Path | None:
+    """The project's presets layer, as the plugin and the CLI both resolve it: a configured root (relative to
+    ``base``) must exist, since a typo must not silently fall back to the built-ins; without one, ``./presets``
+    under ``base`` when it exists, else None (built-in presets only)."""
+    if configured:
+        root = (base / configured).resolve()
+        if not root.is_dir():
+            raise ForgeError(f"{given_as}: presets root {root} does not exist or is not a directory")
+        return root
+    default = (base / DEFAULT_PRESETS).resolve()
+    return default if default.is_dir() else None
+
+
+def _forge_keys(tool: Any) -> dict[str, str]:
+    """``[tool.inferedgeforge]`` (``output``, ``presets``) under the ini key names."""
+    table = tool.get(FORGE_TABLE) if isinstance(tool, dict) else None
+    return {INI_KEYS[key]: str(value) for key, value in (table or {}).items() if key in INI_KEYS}
 
 
 def _toml(path: Path) -> dict[str, Any] | None:
@@ -70,10 +81,9 @@ def _toml(path: Path) -> dict[str, Any] | None:
     if not isinstance(tool, dict):
         return None
     pytest_table = tool.get("pytest", {}).get("ini_options") if isinstance(tool.get("pytest"), dict) else None
-    forge_table = tool.get(FORGE_TABLE)
-    if pytest_table is None and forge_table is None:
+    if pytest_table is None and FORGE_TABLE not in tool:
         return None
-    merged = {INI_KEYS[key]: value for key, value in (forge_table or {}).items() if key in INI_KEYS}
+    merged: dict[str, Any] = _forge_keys(tool)
     merged.update({key: value for key, value in (pytest_table or {}).items() if key in INI_KEYS.values()})
     return merged
 
@@ -125,8 +135,7 @@ def forge_table(pyproject: Path) -> dict[str, str]:
         tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}  # pytest has already read this file; its own error wins
-    table = tool.get(FORGE_TABLE) if isinstance(tool, dict) else None
-    return {INI_KEYS[key]: str(value) for key, value in (table or {}).items() if key in INI_KEYS}
+    return _forge_keys(tool)
 
 
 def _text(value: Any) -> str | None:

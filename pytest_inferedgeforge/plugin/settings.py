@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferedgeforge.model.project import DEFAULT_OUTPUT, DEFAULT_PRESETS, forge_table
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.project import DEFAULT_OUTPUT, forge_table, presets_root_at
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def _configured(config: pytest.Config, option: str) -> tuple[str, str, Path] | N
     given = config.getoption(option)
     if given:
         return str(given), f"--{option.replace('_', '-')}", Path.cwd()
-    base = config.inipath.parent if config.inipath else config.rootpath
+    base = _ini_base(config)
     value = config.getini(option)
     if value:
         return str(value), f"ini {option}", base
@@ -44,25 +45,23 @@ def _configured(config: pytest.Config, option: str) -> tuple[str, str, Path] | N
     return None
 
 
+def _ini_base(config: pytest.Config) -> Path:
+    """What configured paths are relative to: the ini file's directory, else the rootdir."""
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
 def _output_root(config: pytest.Config) -> Path:
-    found = _configured(config, "forge_output")
-    if found is None:
-        return ((config.inipath.parent if config.inipath else config.rootpath) / DEFAULT_OUTPUT).resolve()
-    value, _, base = found
+    value, _, base = _configured(config, "forge_output") or (DEFAULT_OUTPUT, "", _ini_base(config))
     return (base / value).resolve()
 
 
 def _presets_root(config: pytest.Config) -> Path | None:
     """Explicit option or ini (which must exist), else ``./presets`` beside the ini file when it exists."""
-    found = _configured(config, "forge_presets")
-    if found is not None:
-        value, source, base = found
-        root = (base / value).resolve()
-        if not root.is_dir():
-            raise pytest.UsageError(f"{source}: presets root {root} does not exist or is not a directory")
-        return root
-    default = ((config.inipath.parent if config.inipath else config.rootpath) / DEFAULT_PRESETS).resolve()
-    return default if default.is_dir() else None
+    value, source, base = _configured(config, "forge_presets") or (None, "", _ini_base(config))
+    try:
+        return presets_root_at(base, value, source)
+    except ForgeError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 def settings_from_config(config: pytest.Config) -> ForgeSettings:

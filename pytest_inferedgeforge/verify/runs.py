@@ -23,6 +23,7 @@ from pytest_inferedgeforge.model.layout import (
     RUN_SUMMARY_FILE,
     RUNS_DIR,
     STRUCTURED_RESULT_FILE,
+    run_dirs,
 )
 from pytest_inferedgeforge.model.records.build import load_record, validated
 from pytest_inferedgeforge.model.records.evidence import ACCURACY_EVIDENCE_SCHEMA_VERSION
@@ -181,7 +182,7 @@ def run_record_issues(build_dir: Path, manifest: dict[str, Any]) -> list[Issue]:
     summaries: dict[str, dict[str, Any]] = {}
     issues: list[Issue] = []
     if runs_root.is_dir():
-        for run_dir in sorted(p for p in runs_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for run_dir in run_dirs(build_dir):
             summary, found = _run_issues(run_dir, manifest, build_dir)
             issues += found
             if summary is not None:

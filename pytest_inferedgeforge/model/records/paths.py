@@ -24,19 +24,16 @@ def source_base(build_dir: Path) -> Path:
 
 
 def source_reference(source: Path, output_root: Path) -> str:
-    """How a build records its source: relative to the output root's parent when the source lies under it
-    (moving the project keeps it valid), else absolute."""
+    """How a build records a path outside its directory (the source model, a dataset, a presets root): relative
+    to the output root's parent when it lies under it (moving the project keeps it valid), else absolute."""
     base = output_root.resolve().parent
     source = source.resolve()
     return source.relative_to(base).as_posix() if source.is_relative_to(base) else str(source)
 
 
 def project_relative(path: Path, build_dir: Path) -> str:
-    """A path outside the build directory (a dataset, a presets root) as the records state it: relative to the
-    output root's parent when under it, else absolute."""
-    base = source_base(build_dir)
-    path = path.resolve()
-    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
+    """:func:`source_reference` for a record that knows its build directory rather than its output root."""
+    return source_reference(path, build_dir.resolve().parent)
 
 
 def in_build(path: Path, build_dir: Path) -> str:
