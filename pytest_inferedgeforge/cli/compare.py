@@ -136,7 +136,7 @@ def cmd_show_compare_command(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pytest_inferedgeforge.handoff.compare import compare_table, markdown_table, write_plots
+    from pytest_inferedgeforge.handoff.compare import compare_table, markdown_table
 
     if (args.left is None) != (args.right is None):
         raise ForgeError("give both --left and --right, or neither")
@@ -144,18 +144,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ForgeError("--baseline cannot be combined with --left/--right")
     entries = scan(args)
     table = compare_table(entries, args.model, baseline=args.baseline,
-                          only=(args.left, args.right) if args.left else None)
-    if not args.no_plot and not available("matplotlib"):
-        warn(args, f"plots skipped: matplotlib is not installed ({install_hint('matplotlib')}, or pass --no-plot)")
-    elif not args.no_plot:
-        write_plots(table, entries, Path(args.plot_dir) if args.plot_dir else default_plot_dir(output_root(args)))
+                          only=(args.left, args.right) if args.left else None, allow_mixed=args.allow_mixed)
+    _pictures(args, table, {entry.preset_name: (entry.run_summary.latencies_ms or []) if entry.run_summary else []
+                            for entry in entries})
     if args.json:
         print_json(table.model_dump(mode="json"))
     else:
         print(markdown_table(table))
-        for plot in table.plots:
-            print(f"Plot: {plot}")
+        for written in [*table.plots, *([table.html] if table.html else [])]:
+            print(f"Wrote: {written}")
     return 0
+
+
+def _pictures(args: argparse.Namespace, table: Any, latencies: dict[str, list[float]]) -> None:
+    """The model's one figure (PNG) and, with --html, the self-contained page; both need matplotlib."""
+    from pytest_inferedgeforge.handoff.figures import write_figure, write_html
+
+    if args.no_plot and not args.html:
+        return
+    if not available("matplotlib"):
+        if args.html:
+            raise ForgeError(f"--html needs matplotlib for its figure: {install_hint('matplotlib')}")
+        warn(args, f"plots skipped: matplotlib is not installed ({install_hint('matplotlib')}, or pass --no-plot)")
+        return
+    directory = Path(args.plot_dir) if args.plot_dir else default_plot_dir(output_root(args))
+    if not args.no_plot:
+        write_figure(table, latencies, directory)
+    if args.html:
+        write_html(table, latencies, directory)
 
 
 def default_plot_dir(root: Path) -> Path:
@@ -195,12 +211,22 @@ def register(sub: Any) -> None:
                     "preview the InferEdgeLab compare command for two ready builds (exit 1 when unavailable)")
     _pair_options(p, ("left preset (give with --right)", "right preset (give with --left)"))
 
-    p = add_command(sub, "compare", cmd_compare, "tabulate latency and accuracy deltas of ready builds and plot them")
+    p = add_command(sub, "compare", cmd_compare, "tabulate latency and accuracy deltas of ready builds and plot them",
+                    "One row per compare-ready build of the model: median with its 95% interval, mean, p99 (or\n"
+                    "'insufficient' when the run had too few samples), CV (! = unstable), parity, and whether it was\n"
+                    "measured on the device or a simulator. Builds left out are listed with the reason. One figure\n"
+                    "per model (latency box plots beside parity) goes to compare/<model>.png; --html adds a\n"
+                    "self-contained page.")
     _pair_options(p, ("compare only this preset (the baseline) ...", "... against this one"))
     p.add_argument("--baseline", default=None, help="baseline preset (default: an fp32 build, else the first)")
     p.add_argument("--plot-dir", default=None,
-                   help="where latency plots go (default: compare/ beside the builds root, never inside it)")
-    p.add_argument("--no-plot", action="store_true", help="do not write plots")
+                   help="where the figure and page go (default: compare/ beside the builds root, never inside it)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")
+    p.add_argument("--html", action="store_true",
+                   help="also write <model>.html: one self-contained page with the figure and the table")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare runs measured with different settings (warm-up, run count or time budget, threads, "
+                        "native vs Lab); refused otherwise")
 
     p = add_command(sub, "attach-accuracy", cmd_attach_accuracy,
              "bind a Lab-style accuracy payload to a build's artifact and merge it into its result")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferedgeforge.cli.common import add_build_dir, add_command, metadata_path, print_json, status
-from pytest_inferedgeforge.model.argtypes import count_at_least
+from pytest_inferedgeforge.model.argtypes import count_at_least, positive_float
 
 
 def cmd_run_benchmark(args: argparse.Namespace) -> int:
@@ -24,10 +24,13 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
     else:
         settings = RunSettings(warmup=args.warmup, runs=args.runs, threads=args.threads, seed=args.seed,
                                samples=args.samples, dataset=Path(args.dataset) if args.dataset else None,
-                               accuracy=not args.no_accuracy)
-        with status(f"Benchmarking {build_dir.name} ({args.runs} runs)...", args):
+                               accuracy=not args.no_accuracy, min_duration_s=args.min_duration_s,
+                               min_runs=args.min_runs, max_cv=args.max_cv)
+        how = f"at least {args.min_duration_s:g} s" if args.min_duration_s else f"{args.runs} runs"
+        with status(f"Benchmarking {build_dir.name} ({how})...", args):
             outcome = run_native(build_dir, settings)
-    view = outcome.summary.model_dump(mode="json", exclude_none=True, exclude={"latencies_ms", "stdout"})
+    view = outcome.summary.model_dump(mode="json", exclude_none=True,
+                                      exclude={"latencies_ms", "warmup_latencies_ms", "stdout"})
     error = None
     if not outcome.completed:
         error = f"benchmark failed: {outcome.summary.error}; recorded in {outcome.summary_path}"
@@ -44,6 +47,7 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     from pytest_inferedgeforge.handoff.lab_run import LAB_TIMEOUT_S
     from pytest_inferedgeforge.model.spec import DEFAULT_RUNS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_WARMUP
+    from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV
 
     p = add_command(sub, "run-benchmark", cmd_run_benchmark, "benchmark a build and check parity; writes run_summary.json",
              "Native (default): verify the whole build, load the artifact here, measure latency and compare its\n"
@@ -56,6 +60,12 @@ def register(sub: Any) -> None:
     p.add_argument("--warmup", type=count_at_least(0), default=DEFAULT_WARMUP,
                    help=f"warmup iterations (default {DEFAULT_WARMUP})")
     p.add_argument("--runs", type=count_at_least(1), default=DEFAULT_RUNS, help=f"measured iterations (default {DEFAULT_RUNS})")
+    p.add_argument("--min-duration-s", type=positive_float, default=None, metavar="S",
+                   help="a time budget instead of --runs: run at least S seconds (like trtexec --duration)")
+    p.add_argument("--min-runs", type=count_at_least(1), default=1, metavar="N",
+                   help="with --min-duration-s: at least N runs (default 1; 64 supports a p90, 662 a p99)")
+    p.add_argument("--max-cv", type=positive_float, default=DEFAULT_MAX_CV, metavar="X",
+                   help=f"coefficient of variation above which the run is flagged unstable (default {DEFAULT_MAX_CV})")
     p.add_argument("--threads", type=count_at_least(1), default=None, help="intra-op threads (default: runtime decides)")
     p.add_argument("--samples", type=count_at_least(1), default=DEFAULT_SAMPLES,
                    help=f"input samples for parity and benchmark (default {DEFAULT_SAMPLES})")

@@ -104,3 +104,29 @@ def status_text(entry: Any) -> str:
     return f"not ready ({state}: {entry.readiness.reason})"
 
 
+
+
+def history_lines(entries: list[Any]) -> list[str]:
+    """``history``'s table: one block per lineage, one line per run, oldest first."""
+    from pytest_inferedgeforge.model.stats import describe_percentile
+
+    lines: list[str] = []
+    for lineage in dict.fromkeys(entry.lineage for entry in entries):
+        lines += ["", lineage, f"  {'started':<20} {'key':<12} {'status':<9} {'runs':>5} {'median ms [95% CI]':<26} "
+                               f"{'mean ms':>8} {'p99 ms':<24} {'cv':>6} {'stable':<6} {'min cos':>8}"]
+        for entry in (e for e in entries if e.lineage == lineage):
+            run = entry.summary
+            latency = run.latency
+            ci = latency.median_ci_ms if latency else None
+            median = (f"{latency.median_ms:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if latency and latency.median_ms and ci
+                      else f"{latency.p50_ms:.3f}" if latency else "-")
+            stable = "-" if latency is None or latency.stable is None else ("yes" if latency.stable else "NO")
+            cosine = (run.accuracy or {}).get("min_cosine")
+            p99 = describe_percentile(latency, "p99") if latency else "-"
+            lines.append(
+                f"  {(run.started_at or '-')[:19]:<20} {(run.build_key or '-')[:12]:<12} {run.status:<9} "
+                f"{run.runs if run.runs is not None else '-':>5} {median:<26} "
+                f"{f'{latency.mean_ms:.3f}' if latency else '-':>8} {p99:<24} "
+                f"{f'{latency.cv:.1%}' if latency and latency.cv is not None else '-':>6} {stable:<6} "
+                f"{f'{cosine:.6f}' if isinstance(cosine, int | float) else '-':>8}")
+    return lines[1:]

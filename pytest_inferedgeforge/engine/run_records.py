@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_inferedgeforge.engine.ledger import append_to_ledger
 from pytest_inferedgeforge.model.containment import contained
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import fsync_path, fsync_tree, write_json_atomic
@@ -70,6 +71,7 @@ class RunDirectory:
         fsync_path(self.final.parent)
         if summary.status == "completed":
             write_json_atomic(self.build_dir / RUN_SUMMARY_FILE, data)
+        append_to_ledger(self.build_dir, summary)
         latest = LatestRun(run_id=self.run_id, status=summary.status, error=summary.error,
                            finished_at=summary.finished_at)
         write_json_atomic(self.build_dir / RUNS_DIR / LATEST_RUN_FILE, latest.model_dump(mode="json"))

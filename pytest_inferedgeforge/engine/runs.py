@@ -27,6 +27,7 @@ from pytest_inferedgeforge.engine.toolchains import load_runner
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import file_digest
+from pytest_inferedgeforge.model.host_state import host_state
 from pytest_inferedgeforge.model.inputs import InputSource, Sample, ValueRule, input_samples, rules_from_record, samples_sha256
 from pytest_inferedgeforge.model.layout import (
     ACCURACY_EVIDENCE_FILE,
@@ -38,7 +39,7 @@ from pytest_inferedgeforge.model.layout import (
 from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence, ParityResult
 from pytest_inferedgeforge.model.records.lab_result import StructuredResult
 from pytest_inferedgeforge.model.records.paths import in_build, project_relative
-from pytest_inferedgeforge.model.records.run import RunSummary, summarize
+from pytest_inferedgeforge.model.records.run import RunSummary
 from pytest_inferedgeforge.model.spec import (
     DEFAULT_RUNS,
     DEFAULT_SAMPLES,
@@ -48,6 +49,7 @@ from pytest_inferedgeforge.model.spec import (
     OutputCheck,
     Thresholds,
 )
+from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, summarize
 
 
 @dataclass
@@ -62,6 +64,11 @@ class RunSettings:
     thresholds: Thresholds | None = None
     """None: the per-precision default."""
     keep_latencies: bool = True
+    min_duration_s: float | None = None
+    """A time budget instead of a count: run at least this long and at least ``min_runs`` times."""
+    min_runs: int = 1
+    max_cv: float = DEFAULT_MAX_CV
+    """The stability verdict's coefficient-of-variation threshold."""
     values: dict[str, ValueRule] | None = None
     """Value rules of synthetic inputs; None: the rules the build recorded."""
     output_checks: dict[str, OutputCheck] = field(default_factory=dict)
@@ -158,14 +165,20 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
     try:
         samples, input_source = run_samples(record, settings)
         base["inputs_sha256"] = samples_sha256(samples)
-        latencies = [round(value, 6) for value in measure(runner, samples, warmup=settings.warmup, runs=settings.runs)]
-        stats = summarize(latencies)
+        base["host_state"] = host_state()
+        measured = measure(runner, samples, warmup=settings.warmup, runs=settings.runs,
+                           min_duration_s=settings.min_duration_s, min_runs=settings.min_runs)
+        latencies = [round(value, 6) for value in measured.latencies_ms]
+        stats = summarize(latencies, settings.max_cv)
+        base.update(runs=len(latencies), max_cv=settings.max_cv, min_duration_s=settings.min_duration_s,
+                    duration_s=round(measured.duration_s, 6))
         parity = _parity(record, runner, samples, input_source, settings) if settings.accuracy else None
         finished = utc_now()
         summary = RunSummary(
             **base, status="completed", returncode=0, runner=runner.description, settings=runner.settings,
             evidence=runner.evidence, mean_ms=stats.mean_ms, p99_ms=stats.p99_ms, latency=stats,
             latencies_ms=latencies if settings.keep_latencies else None,
+            warmup_latencies_ms=[round(value, 6) for value in measured.warmup_ms] if settings.keep_latencies else None,
             accuracy=parity.model_dump(mode="json") if parity else None,
             finished_at=finished.isoformat(timespec="microseconds"),
             command=f"inferedgeforge run-benchmark {project_relative(record.build_dir, record.build_dir)} --via native",
@@ -247,7 +260,12 @@ def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetim
         "forge_evidence": summary.evidence,
     }
     if latency is not None:
-        extra["latency_ms"] = latency.model_dump()
+        extra["latency_ms"] = latency.model_dump(mode="json")
+        if latency.stability is not None:
+            extra["forge_stable"] = latency.stability.stable
+            extra["forge_stability_reasons"] = latency.stability.reasons
+    if summary.host_state:
+        extra["forge_host_state"] = summary.host_state
     if summary.accuracy is not None:
         extra["forge_parity"] = {key: summary.accuracy[key] for key in ("min_cosine", "max_abs_error",
                                                                         "top1_agreement", "passed", "samples")}

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.handoff.attach import numeric_metrics
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
-from pytest_inferedgeforge.model.containment import contained, safe_component
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.extras import require
+from pytest_inferedgeforge.model.records.run import RunSummary
+from pytest_inferedgeforge.model.stats import LatencyStats
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,16 @@ class CandidateRow(BaseModel):
     source_sha256: str | None
     precision: str
     mean_ms: float | None
-    p99_ms: float | None
+    p99_ms: float | None = Field(description="The empirical p99, kept for v0.1 readers; see p99_status.")
+    median_ms: float | None = None
+    median_ci_ms: tuple[float, float] | None = None
+    p99_status: str | None = Field(None, description="ok, or insufficient_samples (n of needed).")
+    cv: float | None = None
+    stable: bool | None = None
+    measured_on: str | None = Field(None, description=(
+        "'device' when the artifact ran on its runtime, 'simulator' when the figures come from a re-conversion."))
+    runner: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict, description="The run settings that must match across rows.")
     fps: float | None
     min_cosine: float | None
     top1_agreement: float | None
@@ -76,11 +84,21 @@ class CandidateRow(BaseModel):
     lab_compare_command: str | None = None
 
 
+class LeftOut(BaseModel):
+    preset: str
+    build_dir: str
+    reason: str
+
+
 class CompareTable(BaseModel):
     model: str
     baseline: str
     rows: list[CandidateRow]
+    left_out: list[LeftOut] = Field(default_factory=list, description="Builds of the model not compared, and why.")
+    mixed_settings: list[str] = Field(default_factory=list, description=(
+        "How the rows' run settings differ (compared anyway with --allow-mixed); empty when they agree."))
     plots: list[str] = []
+    html: str | None = None
     note: str = "Evidence only: the deployment decision belongs to InferEdgeLab and its reviewers."
 
 
@@ -98,44 +116,82 @@ def _attached_metrics(entry: BuildRecord) -> dict[str, float]:
     return numeric_metrics(accuracy.get("metrics") or {})
 
 
-def _row(entry: BuildRecord) -> CandidateRow:
+def compare_row(entry: BuildRecord) -> CandidateRow:
+    """One ready build's row (its last completed run's figures)."""
     summary = entry.run_summary
     assert summary is not None
     parity: dict[str, Any] = summary.accuracy or {}
+    latency = summary.latency
     return CandidateRow(
         preset=entry.preset_name, build_dir=str(entry.build_dir), build_key=entry.metadata.build.build_key,
         artifact_sha256=summary.artifact_sha256_at_run, source_sha256=entry.metadata.source_model.sha256,
         precision=summary.precision or "unknown", mean_ms=summary.mean_ms, p99_ms=summary.p99_ms,
-        fps=summary.latency.fps if summary.latency else None, min_cosine=parity.get("min_cosine"),
+        fps=latency.fps if latency else None, min_cosine=parity.get("min_cosine"),
         top1_agreement=parity.get("top1_agreement"), accuracy_metrics=_attached_metrics(entry),
         structured_result_path=str(entry.structured_result) if entry.structured_result else None,
+        median_ms=latency.median_ms if latency else None, median_ci_ms=latency.median_ci_ms if latency else None,
+        p99_status=_p99_status(latency), cv=latency.cv if latency else None,
+        stable=latency.stable if latency else None,
+        measured_on="device" if summary.evidence in (None, "artifact") else "simulator", runner=summary.runner,
+        settings=run_settings(summary),
     )
 
 
+def run_settings(summary: RunSummary) -> dict[str, Any]:
+    """What must match for two runs' latencies to be comparable: who ran it, warm-up, count or time budget, threads."""
+    threads = (summary.settings or {}).get("intra_op_threads")
+    amount = f"{summary.min_duration_s:g} s" if summary.min_duration_s else f"{summary.runs} runs"
+    return {"via": summary.via, "warmup": summary.warmup, "amount": amount, "threads": threads}
+
+
+def _p99_status(latency: LatencyStats | None) -> str | None:
+    estimate = (latency.percentiles or {}).get("p99") if latency else None
+    if estimate is None:
+        return None
+    return "ok" if estimate.status == "ok" else f"insufficient_samples ({estimate.samples} of {estimate.needed})"
+
+
+def _mixed(rows: list[CandidateRow]) -> list[str]:
+    differing = []
+    for key in dict.fromkeys(key for row in rows for key in row.settings):
+        values = {str(row.settings.get(key)) for row in rows}
+        if len(values) > 1:
+            differing.append(f"{key}: " + ", ".join(f"{row.preset}={row.settings.get(key)}" for row in rows))
+    return differing
+
+
 def compare_table(entries: list[BuildRecord], model: str, *, baseline: str | None,
-                  only: tuple[str, str] | None = None) -> CompareTable:
+                  only: tuple[str, str] | None = None, allow_mixed: bool = False, minimum: int = 2) -> CompareTable:
+    """The rows of the ready builds, what was left out and why; runs with different settings are refused
+    unless ``allow_mixed`` (then the differences are listed with the table)."""
     ready = {entry.preset_name: entry for entry in entries if entry.readiness.ready}
+    left_out = [LeftOut(preset=entry.preset_name, build_dir=str(entry.build_dir),
+                        reason=f"{entry.readiness.state}: {entry.readiness.reason}")
+                for entry in entries if not entry.readiness.ready]
     if only is not None:
         missing = [name for name in only if name not in ready]
         if missing:
             raise ForgeError(f"requested preset is not compare-ready: {', '.join(missing)}")
+        left_out += [LeftOut(preset=name, build_dir=str(entry.build_dir), reason="not asked for (--left/--right)")
+                     for name, entry in ready.items() if name not in only]
         ready = {name: ready[name] for name in only}
         baseline = only[0]
-    if len(ready) < 2:
-        raise ForgeError(f"fewer than two benchmark-ready builds of {model}; benchmark one more variant")
+    if len(ready) < minimum:
+        raise ForgeError(f"fewer than {minimum} benchmark-ready builds of {model}; benchmark one more variant")
     if baseline is None:
         fp32 = sorted(name for name, entry in ready.items() if entry.run_summary and entry.run_summary.precision == "fp32")
         baseline = fp32[0] if fp32 else sorted(ready)[0]
     if baseline not in ready:
         raise ForgeError(f"baseline '{baseline}' is not compare-ready; ready: {', '.join(sorted(ready))}")
-    base_row = _row(ready[baseline])
+    base_row = compare_row(ready[baseline])
     rows = [base_row]
     for name in sorted(ready):
         if name == baseline:
             continue
-        row = _row(ready[name])
+        row = compare_row(ready[name])
         row.delta_mean_pct = _pct(row.mean_ms, base_row.mean_ms)
-        row.delta_p99_pct = _pct(row.p99_ms, base_row.p99_ms)
+        if {row.p99_status, base_row.p99_status} <= {None, "ok"}:  # an unsupported p99 has no meaningful delta
+            row.delta_p99_pct = _pct(row.p99_ms, base_row.p99_ms)
         row.delta_fps_pct = _pct(row.fps, base_row.fps)
         row.delta_accuracy_pp = {
             key: round((value - base_row.accuracy_metrics[key]) * 100.0, 4)
@@ -144,7 +200,11 @@ def compare_table(entries: list[BuildRecord], model: str, *, baseline: str | Non
         row.lab_compare_command = lab_compare_command(str(base_row.structured_result_path),
                                                       str(row.structured_result_path))
         rows.append(row)
-    return CompareTable(model=model, baseline=baseline, rows=rows)
+    mixed = _mixed(rows)
+    if mixed and not allow_mixed:
+        raise ForgeError("the runs were measured with different settings (" + "; ".join(mixed) + "); rerun them "
+                         "alike or pass --allow-mixed to compare them anyway")
+    return CompareTable(model=model, baseline=baseline, rows=rows, left_out=left_out, mixed_settings=mixed)
 
 
 def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
@@ -153,56 +213,52 @@ def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _median(row: CandidateRow) -> str:
+    if row.median_ms is None:
+        return "-"
+    ci = row.median_ci_ms
+    return f"{row.median_ms:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{row.median_ms:.3f}"
+
+
+def _p99(row: CandidateRow) -> str:
+    if row.p99_status not in (None, "ok"):
+        return f"insufficient {row.p99_status.removeprefix('insufficient_samples ')}"
+    return _fmt(row.p99_ms)
+
+
+def _cv(row: CandidateRow) -> str:
+    return "-" if row.cv is None else f"{row.cv:.1%}" + ("!" if row.stable is False else "")
+
+
 def markdown_table(table: CompareTable) -> str:
     lines = [
         f"Compare: {table.model} (baseline {table.baseline})",
         "",
-        "| preset | precision | mean ms | Δmean % | p99 ms | Δp99 % | fps | Δfps % | min cos | top-1 agr | "
-        "Δaccuracy pp | build key | artifact sha256 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| preset | precision | measured on | median ms [95% CI] | mean ms | Δmean % | p99 ms | Δp99 % | cv | fps | "
+        "Δfps % | min cos | top-1 agr | Δaccuracy pp | build key | artifact sha256 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table.rows:
         deltas = ", ".join(f"{k} {v:+.2f}" for k, v in row.delta_accuracy_pp.items()) or "-"
         lines.append(
-            f"| {row.preset} | {row.precision} | {_fmt(row.mean_ms)} | {_fmt(row.delta_mean_pct, 1, True)} | "
-            f"{_fmt(row.p99_ms)} | {_fmt(row.delta_p99_pct, 1, True)} | {_fmt(row.fps, 1)} | "
-            f"{_fmt(row.delta_fps_pct, 1, True)} | {_fmt(row.min_cosine, 6)} | {_fmt(row.top1_agreement, 3)} | "
-            f"{deltas} | {(row.build_key or '-')[:12]} | {(row.artifact_sha256 or '-')[:12]} |"
+            f"| {row.preset} | {row.precision} | {row.measured_on or '-'} | {_median(row)} | {_fmt(row.mean_ms)} | "
+            f"{_fmt(row.delta_mean_pct, 1, True)} | {_p99(row)} | {_fmt(row.delta_p99_pct, 1, True)} | {_cv(row)} | "
+            f"{_fmt(row.fps, 1)} | {_fmt(row.delta_fps_pct, 1, True)} | {_fmt(row.min_cosine, 6)} | "
+            f"{_fmt(row.top1_agreement, 3)} | {deltas} | {(row.build_key or '-')[:12]} | {(row.artifact_sha256 or '-')[:12]} |"
         )
+    lines.append("")
+    if any(row.measured_on == "simulator" for row in table.rows):
+        lines.append("Rows measured on a simulator are not the artifact's figures on its device.")
+    if any(row.stable is False for row in table.rows):
+        lines.append("cv marked ! : the run was unstable (CV above its threshold or drifting); its figures are noisy.")
+    if table.mixed_settings:
+        lines.append("Compared despite different run settings (--allow-mixed): " + "; ".join(table.mixed_settings))
+    if table.left_out:
+        lines.append("Left out:")
+        lines.extend(f"  {item.preset}: {item.reason}" for item in table.left_out)
     lines.append("")
     lines.append("Lab handoff:")
     lines.extend(f"  {row.lab_compare_command}" for row in table.rows if row.lab_compare_command)
     lines.append("")
     lines.append(table.note)
     return "\n".join(lines)
-
-
-def write_plots(table: CompareTable, entries: list[BuildRecord], directory: Path) -> list[Path]:
-    """One PNG per comparison: the baseline's latency distribution against a candidate's."""
-    matplotlib = require("matplotlib", "plotting compare results")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_name = {entry.preset_name: entry for entry in entries}
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    base = by_name[table.baseline]
-    for row in table.rows[1:]:
-        other = by_name[row.preset]
-        figure, axis = plt.subplots(figsize=(8, 4.5))
-        for entry, label in ((base, table.baseline), (other, row.preset)):
-            latencies = (entry.run_summary.latencies_ms if entry.run_summary else None) or []
-            if latencies:
-                axis.hist(latencies, bins=30, alpha=0.55, label=f"{label} (mean {sum(latencies) / len(latencies):.3f} ms)")
-        axis.set_xlabel("latency per run (ms)")
-        axis.set_ylabel("runs")
-        axis.set_title(f"{Path(table.model).name}: {table.baseline} vs {row.preset}")
-        axis.legend()
-        figure.tight_layout()
-        name = "__".join(safe_component(part) for part in (Path(table.model).stem, table.baseline, "vs", row.preset))
-        path = contained(directory, f"{name}.png", "plot file")
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
-    table.plots = [str(path) for path in written]
-    return written

@@ -25,6 +25,9 @@ from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE, utc_now
 from pytest_inferedgeforge.model.records.run import RunSummary
 
 LAB_TIMEOUT_S = 1800
+LAB_STATISTICS = ("not established: InferEdgeLab's profile hands over mean_ms and p99_ms only, not per-run "
+                  "latencies, so no confidence interval, stability verdict or percentile sufficiency could be computed; "
+                  "run --via native for them")
 SAVED = re.compile(r"^Saved:\s+(.+)$", re.MULTILINE)
 SAVED_STRUCTURED = re.compile(r"^Saved structured result:\s+(.+)$", re.MULTILINE)
 
@@ -67,6 +70,8 @@ def _profile(record: BuildRecord, run: RunDirectory, argv: list[str], base: dict
     )
     if ok and summary.lab_structured_result_path:
         _bind_lab_result(run, summary, Path(summary.lab_structured_result_path))
+    if summary.status == "completed":
+        summary.statistics = LAB_STATISTICS
     return summary
 
 

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
-from pytest_inferedgeforge.model.errors import PresetError, SpecError, describe_validation_error
+from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecError, describe_validation_error
 from pytest_inferedgeforge.model.inputs import ValueRule
 from pytest_inferedgeforge.model.layout import spec_stem
 from pytest_inferedgeforge.model.precision import Precision
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
+from pytest_inferedgeforge.model.regression import Rule, parse_rule
+from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV
 from pytest_inferedgeforge.model.yamlio import load_document
 
 
@@ -70,6 +72,10 @@ DEFAULT_SAMPLES = 8
 """The one home of run defaults: specs, ``run-benchmark`` options and the engine's RunSettings use these."""
 
 
+LatencyMetric = Literal["median", "mean", "p90", "p95", "p99"]
+AccuracyMetric = Literal["cosine", "channel_cosine", "top1", "max_abs_error"]
+
+
 class InputsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,8 +93,28 @@ class BenchmarkSpec(BaseModel):
 
     enabled: bool = True
     warmup: int = Field(DEFAULT_WARMUP, ge=0)
-    runs: PositiveInt = DEFAULT_RUNS
+    runs: PositiveInt = Field(DEFAULT_RUNS, description="Timed runs (ignored when min_duration_s is set).")
     threads: PositiveInt | None = Field(None, description="intra-op threads; default lets the runtime decide.")
+    min_duration_s: float | None = Field(None, gt=0, description=(
+        "A time budget instead of a count: run at least this many seconds (and at least min_runs times)."))
+    min_runs: PositiveInt = Field(1, description="With min_duration_s: the fewest timed runs.")
+    max_cv: float = Field(DEFAULT_MAX_CV, gt=0, description=(
+        "Coefficient of variation above which the run is flagged unstable (default 0.05 on CPU)."))
+    budget: dict[LatencyMetric, str] = Field(default_factory=dict, description=(
+        "Regression budget against the baseline, e.g. {median: '+10%', p99: '+20%'}; see docs/experiments.md#baselines."))
+
+    @field_validator("budget")
+    @classmethod
+    def _rules_parse(cls, budget: dict[str, str]) -> dict[str, str]:
+        for metric, limit in budget.items():
+            try:
+                parse_rule(f"{metric}:{limit}", "benchmark.budget")
+            except ForgeError as exc:
+                raise ValueError(str(exc)) from exc
+        return budget
+
+    def rules(self) -> list[Rule]:
+        return [parse_rule(f"{metric}:{limit}", "benchmark.budget") for metric, limit in self.budget.items()]
 
 
 class AccuracySpec(BaseModel):
@@ -99,6 +125,11 @@ class AccuracySpec(BaseModel):
         default_factory=dict, description="Per-precision overrides of the default thresholds.")
     outputs: dict[str, OutputCheck] = Field(default_factory=dict, description=(
         "Per-output parity settings by output name; outputs not named get the defaults."))
+    budget: dict[AccuracyMetric, float] = Field(default_factory=dict, description=(
+        "Allowed change against the baseline, e.g. {cosine: -0.001, max_abs_error: 0.01}."))
+
+    def rules(self) -> list[Rule]:
+        return [Rule(metric, limit, relative=False) for metric, limit in self.budget.items()]
 
     def thresholds_for(self, precision: str) -> Thresholds:
         return self.thresholds.get(precision, DEFAULT_THRESHOLDS[precision])  # type: ignore[call-overload]

@@ -12,6 +12,7 @@ inside the hooks that find Forge work.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from pytest_inferedgeforge.plugin.reporting import ForgeReporter
 from pytest_inferedgeforge.plugin.settings import (
     SETTINGS_KEY,
     VALIDATE_ROOTS_KEY,
+    check_fail_on,
     check_required_backends,
     settings_from_config,
 )
@@ -56,8 +58,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="override every spec's measured benchmark iterations")
     group.addoption("--forge-warmup", type=count_at_least(0), default=None, metavar="N",
                     help="override every spec's warmup iterations")
+    group.addoption("--forge-baseline", metavar="PATH|latest", default=None,
+                    help="compare each item's run with the stored run of the same build key (else the same model x "
+                         "preset): 'latest' (this output root's history), another builds root, or a file written by "
+                         "'inferedgeforge history --json' (ini: forge_baseline)")
+    group.addoption("--forge-fail-on", metavar="RULES", default=None,
+                    help="fail an item on a significant regression against the baseline, e.g. "
+                         "'median:+10%%,p99:+20%%,cosine:-0.001' (default baseline: latest; ini: forge_fail_on)")
     parser.addini("forge_output", "root for build directories (default: builds)", default=None)
     parser.addini("forge_presets", "project presets root (default: ./presets when it exists)", default=None)
+    parser.addini("forge_baseline", "baseline of every run: latest, a builds root or a history export", default=None)
+    parser.addini("forge_fail_on", "regression rules against the baseline, e.g. median:+10%,cosine:-0.001",
+                  default=None)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -73,6 +85,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     settings = settings_from_config(config)
     check_required_backends(settings)
+    check_fail_on(settings)
     config.stash[SETTINGS_KEY] = settings
     register_markers(config, [root for root in (settings.presets_root, builtin_presets_root()) if root is not None])
     validate_roots = []
@@ -104,6 +117,32 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
     with digest_memo():
         return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """With pytest-html active, a Forge item's row carries its figures (see html_report.py)."""
+    report = yield
+    if call.when == "call" and item.config.pluginmanager.hasplugin("html"):
+        properties = dict(item.user_properties)
+        if "forge.kind" in properties:
+            from pytest_inferedgeforge.plugin.html_report import item_extras
+
+            report.extras = [*getattr(report, "extras", []), *item_extras(properties)]  # type: ignore[attr-defined]
+    return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str],
+                                session: pytest.Session) -> None:
+    """pytest-html's summary gets one figure per model of the session's Forge items."""
+    reporter = session.config.pluginmanager.get_plugin("inferedgeforge-reporter")
+    rows = [row.properties for row in getattr(reporter, "rows", {}).values()]
+    if any(row.get("forge.kind") == "build" for row in rows):
+        from pytest_inferedgeforge.plugin.html_report import summary_figures
+
+        postfix.extend(summary_figures(rows))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

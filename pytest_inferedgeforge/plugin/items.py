@@ -20,6 +20,7 @@ from pytest_inferedgeforge.engine.toolchains import availability
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecError
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
+from pytest_inferedgeforge.plugin.baseline import check_baseline, latency_properties, regression_rules
 from pytest_inferedgeforge.plugin.markers import register_preset_markers
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
 
@@ -174,6 +175,8 @@ class ForgeItem(CleanFailureItem):
             dataset=self.experiment.dataset, accuracy=spec.accuracy.enabled,
             thresholds=spec.accuracy.thresholds_for(str(self.preset.precision)),
             values=spec.inputs.values, output_checks=spec.accuracy.outputs,
+            min_duration_s=spec.benchmark.min_duration_s if settings.runs is None else None,
+            min_runs=spec.benchmark.min_runs, max_cv=spec.benchmark.max_cv,
         )
 
     def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
@@ -182,14 +185,10 @@ class ForgeItem(CleanFailureItem):
         self.user_properties.extend([("run_status", summary.status), ("run_summary_path", str(run.summary_path))])
         if not run.completed:
             raise ForgeCheckFailed(f"benchmark failed (recorded in {run.summary_path}): {summary.error}")
-        latency = summary.latency
-        assert latency is not None
-        self.user_properties.extend([
-            ("runner", summary.runner), ("evidence", summary.evidence), ("mean_ms", latency.mean_ms),
-            ("p50_ms", latency.p50_ms),
-            ("p99_ms", latency.p99_ms), ("fps", latency.fps), ("runs", summary.runs),
-            ("structured_result_path", str(run.structured_result_path)),
-        ])
+        assert summary.latency is not None
+        self.user_properties.extend([("runner", summary.runner), ("evidence", summary.evidence),
+                                     *latency_properties(summary),
+                                     ("structured_result_path", str(run.structured_result_path))])
         if run.parity is not None:
             parity = run.parity
             self.user_properties.extend([
@@ -202,6 +201,9 @@ class ForgeItem(CleanFailureItem):
                 warnings = record.manifest.warnings or []
                 raise ForgeCheckFailed("accuracy parity vs the source model failed: " + "; ".join(parity.failures)
                                        + "".join(f"; build warning: {warning}" for warning in warnings[:3]))
+        rules = regression_rules(settings, self.experiment.spec)
+        if rules:
+            check_baseline(self, record, summary, rules, settings)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.experiment.name}[{self.preset.name}]"

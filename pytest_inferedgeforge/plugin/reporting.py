@@ -50,8 +50,8 @@ def _size(value: Any) -> str:
     return f"{value / 1e6:.2f} MB" if value >= 1e5 else f"{value / 1e3:.1f} kB"
 
 
-FIXED_COLUMNS = 56
-"""Width of the table's columns after the item name (status, cache, size, mean, p99, min cos, top1, spaces)."""
+FIXED_COLUMNS = 63
+"""Width of the table's columns after the item name (status, cache, size, median, p99, cv, min cos, top1, spaces)."""
 MIN_ITEM_WIDTH = 16
 
 
@@ -73,6 +73,39 @@ def _fit(text: str, width: int) -> str:
 
 def _num(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def _p99(properties: dict[str, Any]) -> str:
+    """The p99, or ``n<662`` when the run had too few samples to support one."""
+    status = str(properties.get("p99_status", "ok"))
+    if status != "ok":
+        return f"n<{status.rsplit(' of ', 1)[-1].split()[0]}" if " of " in status else "n/a"
+    return _num(properties.get("p99_ms"), 3)
+
+
+def _cv(properties: dict[str, Any]) -> str:
+    """The coefficient of variation, with ``!`` when the run was judged unstable."""
+    cv = properties.get("cv")
+    if not isinstance(cv, int | float):
+        return "-"
+    return f"{cv:.1%}" + ("!" if properties.get("stable") is False else "")
+
+
+def _notes(row: _Row) -> list[str]:
+    p = row.properties
+    notes = []
+    if row.outcome == "skipped" and row.message:
+        notes.append(f"skipped: {row.message}")
+    if p.get("evidence") not in (None, "artifact"):
+        notes.append(f"figures above: {p['evidence']}, not measured on the artifact")
+    if p.get("stable") is False:
+        notes.append(f"unstable: {p.get('unstable_because', 'see the run record')}")
+    baseline = p.get("baseline")
+    if isinstance(baseline, dict):
+        if baseline.get("run_id") is None:
+            notes.append(f"baseline: none ({baseline.get('matched_by')})")
+        notes += [f"baseline {line}" for line in baseline.get("summary", [])]
+    return notes
 
 
 class ForgeReporter:
@@ -116,8 +149,8 @@ class ForgeReporter:
             return
         terminalreporter.section("InferEdgeForge summary")
         width = _item_width(terminalreporter, [_item_name(row.properties) for row in builds])
-        header = (f"{'item':<{width}} {'status':<7} {'cache':<5} {'size':>8} {'mean ms':>8} {'p99 ms':>8} {'min cos':>8} "
-                  f"{'top1':>4}")
+        header = (f"{'item':<{width}} {'status':<7} {'cache':<5} {'size':>8} {'median ms':>9} {'p99 ms':>8} {'cv':>6} "
+                  f"{'min cos':>8} {'top1':>4}")
         terminalreporter.write_line(header)
         for row in builds:
             p = row.properties
@@ -128,12 +161,13 @@ class ForgeReporter:
             cache = {True: "hit", False: "miss"}.get(bool(p["cache_hit"]), "-") if "cache_hit" in p else "-"
             terminalreporter.write_line(
                 f"{name:<{width}} {row.outcome:<7} {cache:<5} {_size(p.get('artifact_size_bytes')):>8} "
-                f"{_num(p.get('mean_ms'), 3):>8} {_num(p.get('p99_ms'), 3):>8} {_num(p.get('min_cosine'), 6):>8} "
-                f"{_num(p.get('top1_agreement'), 2):>4}")
-            if row.outcome == "skipped" and row.message:
-                terminalreporter.write_line(_fit(f"    skipped: {row.message}", width + FIXED_COLUMNS))
-            if p.get("evidence") not in (None, "artifact"):
-                terminalreporter.write_line(f"    figures above: {p['evidence']}, not measured on the artifact")
+                f"{_num(p.get('median_ms', p.get('p50_ms')), 3):>9} {_p99(p):>8} {_cv(p):>6} "
+                f"{_num(p.get('min_cosine'), 6):>8} {_num(p.get('top1_agreement'), 2):>4}")
+            for note in _notes(row):
+                terminalreporter.write_line(_fit(f"    {note}", width + FIXED_COLUMNS))
+        if any(str(row.properties.get("p99_status", "ok")) != "ok" for row in builds):
+            terminalreporter.write_line("p99 n<N: too few samples to support a p99 (N needed, MLPerf LoadGen's rule); "
+                                        "raise benchmark.runs or set benchmark.min_duration_s")
         if self.settings.report_path and not self.is_worker:
             terminalreporter.write_line(f"Forge report: {self.settings.report_path}")
 
@@ -221,12 +255,14 @@ class ForgeReporter:
 
     @staticmethod
     def markdown(report: ForgeReport) -> str:
-        lines = ["## InferEdgeForge", "", "| item | outcome | cache | mean ms | p99 ms | min cos | measured on |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = ["## InferEdgeForge", "",
+                 "| item | outcome | cache | mean ms | median ms | p99 ms | cv | min cos | measured on |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for item in report.items:
             p = item.properties
             lines.append(f"| `{item.nodeid}` | {item.outcome} | {p.get('cache_hit', '-')} | {_num(p.get('mean_ms'), 3)} | "
-                         f"{_num(p.get('p99_ms'), 3)} | {_num(p.get('min_cosine'), 6)} | {p.get('evidence') or '-'} |")
+                         f"{_num(p.get('median_ms'), 3)} | {_p99(p)} | {_cv(p)} | {_num(p.get('min_cosine'), 6)} | "
+                         f"{p.get('evidence') or '-'} |")
         for handoff in report.compare:
             for pair in handoff.pairs:
                 lines.append(f"\n`{pair.lab_command}`")

@@ -26,6 +26,10 @@ class ForgeSettings:
     benchmark: bool = True
     runs: int | None = None
     warmup: int | None = None
+    baseline: str | None = None
+    """``latest``, a builds root or a history export; None: no comparison unless a spec sets a budget."""
+    fail_on: str | None = None
+    """``--forge-fail-on`` rules as given; parsed (and checked) in pytest_configure when set."""
 
 
 def _configured(config: pytest.Config, option: str) -> tuple[str, str, Path] | None:
@@ -75,7 +79,26 @@ def settings_from_config(config: pytest.Config) -> ForgeSettings:
         benchmark=not config.getoption("forge_no_benchmark"),
         runs=config.getoption("forge_runs"),
         warmup=config.getoption("forge_warmup"),
+        baseline=_text(config, "forge_baseline"),
+        fail_on=_text(config, "forge_fail_on"),
     )
+
+
+def _text(config: pytest.Config, option: str) -> str | None:
+    given = config.getoption(option) or config.getini(option)
+    return str(given) if given else None
+
+
+def check_fail_on(settings: ForgeSettings) -> None:
+    """Bad ``--forge-fail-on`` rules are a usage error before anything runs (parsed only when given)."""
+    if not settings.fail_on:
+        return
+    from pytest_inferedgeforge.model.regression import parse_rules
+
+    try:
+        parse_rules(settings.fail_on)
+    except ForgeError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 def check_required_backends(settings: ForgeSettings) -> None:

@@ -27,7 +27,8 @@ from pytest_inferedgeforge.model.layout import (
 )
 from pytest_inferedgeforge.model.records.build import load_record, validated
 from pytest_inferedgeforge.model.records.evidence import ACCURACY_EVIDENCE_SCHEMA_VERSION
-from pytest_inferedgeforge.model.records.run import RUN_SUMMARY_SCHEMA_VERSION, LatestRun, RunSummary, summarize
+from pytest_inferedgeforge.model.records.run import RUN_SUMMARY_SCHEMA_VERSION, LatestRun, RunSummary
+from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, summarize
 from pytest_inferedgeforge.verify.manifest import Issue, path_issues
 
 FIGURE_TOLERANCE = 1e-9
@@ -58,13 +59,17 @@ def _figures(summary: dict[str, Any], label: str) -> list[Issue]:
                 issues.append(Issue("ERROR", f"{label}.{key}", f"differs from latency.{key}"))
     latencies = summary.get("latencies_ms")
     if isinstance(latencies, list) and latencies and isinstance(latency, dict):
+        max_cv = summary.get("max_cv")
         try:
-            expected = summarize([float(value) for value in latencies]).model_dump()
+            expected = summarize([float(value) for value in latencies],
+                                 float(max_cv) if isinstance(max_cv, int | float) else DEFAULT_MAX_CV)
         except (TypeError, ValueError):
             return [*issues, Issue("ERROR", f"{label}.latencies_ms", "must be a list of numbers")]
+        full = "samples" in latency  # records before format 6 carry only the v0.1 figures
         issues += [Issue("ERROR", f"{label}.latency.{key}", f"recorded {latency.get(key)!r} but the recorded "
                                                              f"latencies give {value!r}")
-                   for key, value in expected.items() if not _close(latency.get(key), value)]
+                   for key, value in expected.model_dump(mode="json").items()
+                   if (full or key in latency) and not _close(latency.get(key), value)]
     accuracy = summary.get("accuracy")
     if isinstance(accuracy, dict):
         issues += _parity_figures(accuracy, f"{label}.accuracy")

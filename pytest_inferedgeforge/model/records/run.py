@@ -9,37 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from pytest_inferedgeforge.model.records.build import Record
+from pytest_inferedgeforge.model.stats import LatencyStats
 
 RUN_SUMMARY_SCHEMA_VERSION = "inferedgeforge-run-summary-v1"
-
-
-class LatencyStats(Record):
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    min_ms: float
-    max_ms: float
-    std_ms: float
-    fps: float
-
-
-def summarize(latencies_ms: list[float]) -> LatencyStats:
-    """The figures of a list of per-run latencies; ``verify`` recomputes them from the recorded list."""
-    values = np.asarray(latencies_ms, dtype=np.float64)
-    p50, p90, p95, p99 = np.percentile(values, [50, 90, 95, 99])
-    mean = float(values.mean())
-    return LatencyStats(
-        mean_ms=round(mean, 6), p50_ms=round(float(p50), 6), p90_ms=round(float(p90), 6),
-        p95_ms=round(float(p95), 6), p99_ms=round(float(p99), 6), min_ms=round(float(values.min()), 6),
-        max_ms=round(float(values.max()), 6), std_ms=round(float(values.std()), 6),
-        fps=round(1000.0 / mean, 4) if mean > 0 else 0.0,
-    )
 
 
 class RunSummary(Record):
@@ -78,6 +53,14 @@ class RunSummary(Record):
     p99_ms: float | None = None
     latency: LatencyStats | None = None
     latencies_ms: list[float] | None = None
+    warmup_latencies_ms: list[float] | None = Field(None, description="The warm-up runs' latencies, kept apart.")
+    min_duration_s: float | None = Field(None, description="The time budget asked for, when the run was timed.")
+    duration_s: float | None = Field(None, description="Wall time of the timed runs.")
+    max_cv: float | None = Field(None, description="The CV threshold the stability verdict used.")
+    statistics: str | None = Field(None, description=(
+        "Plain words when the figures' statistics could not be established (e.g. an import without raw latencies)."))
+    host_state: dict[str, Any] | None = Field(None, description=(
+        "CPU model, governor and frequency, load average, thread settings (and Jetson power mode) at the run."))
     artifact_sha256_at_run: str | None = None
     accuracy: dict[str, Any] | None = Field(None, description="Parity figures against the source model.")
     started_at: str | None = None

@@ -1,0 +1,173 @@
+"""Latency statistics that say how much to believe them (docs/experiments.md#statistics).
+
+A benchmark is a sample, not a fact. Besides the mean and percentiles v0.1
+readers expect, every run records the median with a 95 % bootstrap confidence
+interval (seeded, so ``verify`` recomputes it exactly), the spread (std, CV,
+IQR), the outliers by the 1.5xIQR rule (counted, never dropped), whether each
+tail percentile is supported by the sample count, and a ``stable`` verdict.
+
+Percentile sufficiency follows the order-statistic argument behind MLPerf
+LoadGen's early stopping: a percentile is reported only when some recorded
+sample bounds it from above with :data:`PERCENTILE_CONFIDENCE`; that needs at
+least 64 samples for p90 and 662 for p99 (LoadGen's minimum counts).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats as scipy_stats
+
+CI_LEVEL = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20240601
+"""Fixed, so the interval is a function of the recorded latencies and ``verify`` can recompute it."""
+PERCENTILE_CONFIDENCE = 0.9987
+"""One-sided confidence that a percentile's upper bound holds; chosen so the rule needs LoadGen's 64 samples
+for p90 and 662 for p99."""
+DEFAULT_MAX_CV = 0.05
+"""A CPU benchmark whose coefficient of variation is above 5 % is flagged unstable (trtexec warns above 1 %)."""
+DRIFT_ALPHA = 0.01
+"""Significance of the first-half vs second-half rank test that flags drift (thermal throttling, a neighbour)."""
+MIN_DRIFT_SAMPLES = 16
+TAIL_PERCENTILES = {"p90": 90.0, "p95": 95.0, "p99": 99.0}
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class PercentileEstimate(Record):
+    """One tail percentile: its value and upper confidence bound, or why the sample cannot support it."""
+
+    status: Literal["ok", "insufficient_samples"]
+    value_ms: float | None = Field(None, description="The empirical percentile; null when insufficient.")
+    upper_bound_ms: float | None = Field(None, description="A recorded latency that bounds it from above.")
+    samples: int
+    needed: int = Field(description="Samples this percentile needs (64 for p90, 662 for p99).")
+
+
+class Stability(Record):
+    """Whether the figures are steady enough to compare, and why not."""
+
+    stable: bool
+    cv: float
+    max_cv: float
+    drift_p_value: float | None = Field(None, description=(
+        "Mann-Whitney U test of the first half against the second half; null under 16 samples."))
+    reasons: list[str] = Field(default_factory=list, description="Plain words, empty when stable.")
+
+
+class LatencyStats(Record):
+    """The v0.1 figures (mean/percentiles/min/max/std/fps) and, additively, the ones that say how far to trust them."""
+
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float = Field(description=(
+        "The empirical percentile, kept for v0.1 readers; whether it means anything is percentiles.p99.status."))
+    min_ms: float
+    max_ms: float
+    std_ms: float
+    fps: float
+    samples: int | None = None
+    median_ms: float | None = None
+    median_ci_ms: tuple[float, float] | None = Field(None, description="95 % bootstrap interval of the median.")
+    cv: float | None = Field(None, description="Coefficient of variation, std / mean.")
+    iqr_ms: float | None = None
+    outliers: int | None = Field(None, description="Samples beyond 1.5xIQR from the quartiles; counted, never dropped.")
+    percentiles: dict[str, PercentileEstimate] | None = None
+    stability: Stability | None = None
+
+    @property
+    def stable(self) -> bool | None:
+        return self.stability.stable if self.stability else None
+
+
+def samples_needed(percentile: float, confidence: float = PERCENTILE_CONFIDENCE) -> int:
+    """The fewest samples whose maximum bounds the percentile from above with ``confidence``."""
+    return math.ceil(math.log(1 - confidence) / math.log(percentile / 100))
+
+
+def percentile_estimate(values: np.ndarray, percentile: float) -> PercentileEstimate:
+    """The percentile with the order statistic that bounds it (binomial argument), or ``insufficient_samples``."""
+    count = len(values)
+    needed = samples_needed(percentile)
+    if count < needed:
+        return PercentileEstimate(status="insufficient_samples", samples=count, needed=needed)
+    rank = int(scipy_stats.binom.ppf(PERCENTILE_CONFIDENCE, count, percentile / 100)) + 1
+    ordered = np.sort(values)
+    bound = float(ordered[min(rank, count) - 1])
+    return PercentileEstimate(status="ok", value_ms=_r(np.percentile(values, percentile)), upper_bound_ms=_r(bound),
+                              samples=count, needed=needed)
+
+
+def median_interval(values: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap of the median, seeded so the same latencies always give the same interval."""
+    if len(values) < 2:
+        return _r(values[0]), _r(values[0])
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    medians = np.empty(BOOTSTRAP_RESAMPLES)
+    chunk = max(1, 2_000_000 // len(values))  # bound the resample matrix to ~16 MB
+    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+        stop = min(start + chunk, BOOTSTRAP_RESAMPLES)
+        picks = rng.integers(0, len(values), size=(stop - start, len(values)))
+        medians[start:stop] = np.median(values[picks], axis=1)
+    low, high = np.quantile(medians, [(1 - level) / 2, (1 + level) / 2])
+    return _r(low), _r(high)
+
+
+def stability(values: np.ndarray, max_cv: float = DEFAULT_MAX_CV) -> Stability:
+    """Stable: CV within ``max_cv`` and no shift between the first and second half (two-sided rank test)."""
+    mean = float(values.mean())
+    cv = float(values.std() / mean) if mean > 0 else 0.0
+    reasons = []
+    if cv > max_cv:
+        reasons.append(f"coefficient of variation {cv:.1%} is above {max_cv:.1%}")
+    drift_p = None
+    if len(values) >= MIN_DRIFT_SAMPLES:
+        half = len(values) // 2
+        first, second = values[:half], values[half:]
+        drift_p = 1.0 if np.ptp(values) == 0 else float(
+            scipy_stats.mannwhitneyu(first, second, alternative="two-sided").pvalue)
+        if drift_p < DRIFT_ALPHA:
+            direction = "slower" if np.median(second) > np.median(first) else "faster"
+            reasons.append(f"the second half ran {direction} than the first (rank test p={drift_p:.2g})")
+    return Stability(stable=not reasons, cv=_r(cv), max_cv=max_cv,
+                     drift_p_value=None if drift_p is None else _r(drift_p), reasons=reasons)
+
+
+def summarize(latencies_ms: list[float], max_cv: float = DEFAULT_MAX_CV) -> LatencyStats:
+    """Every figure of a list of per-run latencies; ``verify`` recomputes them from the recorded list."""
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    p50, p90, p95, p99 = np.percentile(values, [50, 90, 95, 99])
+    q1, q3 = np.percentile(values, [25, 75])
+    iqr = float(q3 - q1)
+    mean = float(values.mean())
+    outliers = int(np.count_nonzero((values < q1 - 1.5 * iqr) | (values > q3 + 1.5 * iqr)))
+    verdict = stability(values, max_cv)
+    return LatencyStats(
+        mean_ms=_r(mean), p50_ms=_r(p50), p90_ms=_r(p90), p95_ms=_r(p95), p99_ms=_r(p99), min_ms=_r(values.min()),
+        max_ms=_r(values.max()), std_ms=_r(values.std()), fps=round(1000.0 / mean, 4) if mean > 0 else 0.0,
+        samples=len(values), median_ms=_r(p50), median_ci_ms=median_interval(values), cv=verdict.cv, iqr_ms=_r(iqr),
+        outliers=outliers, percentiles={name: percentile_estimate(values, q) for name, q in TAIL_PERCENTILES.items()},
+        stability=verdict,
+    )
+
+
+def describe_percentile(stats: LatencyStats, name: str) -> str:
+    """``1.234`` or ``insufficient (30 of 662 samples)``: how a report shows a tail percentile."""
+    estimate = (stats.percentiles or {}).get(name)
+    if estimate is None:
+        return f"{getattr(stats, f'{name}_ms'):.3f} (sufficiency not recorded)"
+    if estimate.status != "ok":
+        return f"insufficient ({estimate.samples} of {estimate.needed} samples)"
+    return f"{estimate.value_ms:.3f}"
+
+
+def _r(value: float | np.floating) -> float:
+    return round(float(value), 6)
