@@ -105,3 +105,17 @@ def huge_variance_bn(path: Path) -> Path:
     graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
     return _save(graph, path, 13)
+
+
+def conv_stack(path: Path, depth: int) -> Path:
+    """``depth`` 3x3 convolutions of 16 channels at 64x64: a model whose cost grows with ``depth``, so a deeper
+    one is a deliberately slowed artifact of the same model name."""
+    weight = numpy_helper.from_array((RNG.normal(0, 0.1, (16, 16, 3, 3))).astype(np.float32), "w")
+    nodes, previous = [], "x"
+    for index in range(depth):
+        nodes.append(helper.make_node("Conv", [previous, "w"], [f"c{index}"], pads=[1, 1, 1, 1]))
+        previous = f"c{index}"
+    nodes.append(helper.make_node("Identity", [previous], ["y"]))
+    graph = helper.make_graph(nodes, "conv_stack", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 64, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 64, 64])], [weight])
+    return _save(graph, path, 13)

@@ -151,8 +151,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print_json(table.model_dump(mode="json"))
     else:
         print(markdown_table(table))
-        for written in [*table.plots, *([table.html] if table.html else [])]:
-            print(f"Wrote: {written}")
+        for plot in table.plots:
+            print(f"Plot: {plot}")
+        if table.html:
+            print(f"HTML: {table.html}")
     return 0
 
 

@@ -49,7 +49,7 @@ from pytest_inferedgeforge.model.spec import (
     OutputCheck,
     Thresholds,
 )
-from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, summarize
+from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA, summarize
 
 
 @dataclass
@@ -69,6 +69,8 @@ class RunSettings:
     min_runs: int = 1
     max_cv: float = DEFAULT_MAX_CV
     """The stability verdict's coefficient-of-variation threshold."""
+    drift_alpha: float | None = DRIFT_ALPHA
+    """Significance of the first-half vs second-half drift test; None: not checked."""
     values: dict[str, ValueRule] | None = None
     """Value rules of synthetic inputs; None: the rules the build recorded."""
     output_checks: dict[str, OutputCheck] = field(default_factory=dict)
@@ -169,7 +171,7 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
         measured = measure(runner, samples, warmup=settings.warmup, runs=settings.runs,
                            min_duration_s=settings.min_duration_s, min_runs=settings.min_runs)
         latencies = [round(value, 6) for value in measured.latencies_ms]
-        stats = summarize(latencies, settings.max_cv)
+        stats = summarize(latencies, settings.max_cv, settings.drift_alpha)
         base.update(runs=len(latencies), max_cv=settings.max_cv, min_duration_s=settings.min_duration_s,
                     duration_s=round(measured.duration_s, 6))
         parity = _parity(record, runner, samples, input_source, settings) if settings.accuracy else None

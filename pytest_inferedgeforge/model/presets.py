@@ -225,8 +225,18 @@ def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Pr
     return preset
 
 
+_PARSED: dict[tuple[object, ...], Preset] = {}
+"""Presets already read in this process, by id, file and the file's identity (device, inode, size, mtime_ns):
+collecting thousands of specs parses each preset once, and a changed file is read again."""
+
+
 def load_preset(preset_id: str, root: Path | None, backends: BackendCatalog) -> Preset:
-    return read_preset_file(find_preset_file(preset_id, root, backends), preset_id, backends)
+    path = find_preset_file(preset_id, root, backends)
+    stat = path.stat()
+    key = (preset_id, str(path), tuple(sorted(backends.items())), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _PARSED:
+        _PARSED[key] = read_preset_file(path, preset_id, backends)
+    return _PARSED[key].model_copy(deep=True)  # each caller gets its own, as if it had read the file
 
 
 def list_presets(root: Path | None, backends: BackendCatalog) -> list[PresetEntry]:

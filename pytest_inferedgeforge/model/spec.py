@@ -18,7 +18,7 @@ from pytest_inferedgeforge.model.layout import spec_stem
 from pytest_inferedgeforge.model.precision import Precision
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
 from pytest_inferedgeforge.model.regression import Rule, parse_rule
-from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV
+from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA
 from pytest_inferedgeforge.model.yamlio import load_document
 
 
@@ -100,6 +100,8 @@ class BenchmarkSpec(BaseModel):
     min_runs: PositiveInt = Field(1, description="With min_duration_s: the fewest timed runs.")
     max_cv: float = Field(DEFAULT_MAX_CV, gt=0, description=(
         "Coefficient of variation above which the run is flagged unstable (default 0.05 on CPU)."))
+    drift_alpha: float | None = Field(DRIFT_ALPHA, gt=0, lt=1, description=(
+        "Significance of the first-half vs second-half rank test that flags drift; null turns the check off."))
     budget: dict[LatencyMetric, str] = Field(default_factory=dict, description=(
         "Regression budget against the baseline, e.g. {median: '+10%', p99: '+20%'}; see docs/experiments.md#baselines."))
 

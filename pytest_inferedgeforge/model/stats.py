@@ -19,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats as scipy_stats
 
 CI_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -57,7 +56,8 @@ class Stability(Record):
     cv: float
     max_cv: float
     drift_p_value: float | None = Field(None, description=(
-        "Mann-Whitney U test of the first half against the second half; null under 16 samples."))
+        "Mann-Whitney U test of the first half against the second half; null under 16 samples or when off."))
+    drift_alpha: float | None = Field(DRIFT_ALPHA, description="Significance that flags drift; null: not checked.")
     reasons: list[str] = Field(default_factory=list, description="Plain words, empty when stable.")
 
 
@@ -99,6 +99,8 @@ def percentile_estimate(values: np.ndarray, percentile: float) -> PercentileEsti
     needed = samples_needed(percentile)
     if count < needed:
         return PercentileEstimate(status="insufficient_samples", samples=count, needed=needed)
+    from scipy import stats as scipy_stats  # 0.8 s to import: only runs that have figures pay for it
+
     rank = int(scipy_stats.binom.ppf(PERCENTILE_CONFIDENCE, count, percentile / 100)) + 1
     ordered = np.sort(values)
     bound = float(ordered[min(rank, count) - 1])
@@ -121,7 +123,7 @@ def median_interval(values: np.ndarray, level: float = CI_LEVEL) -> tuple[float,
     return _r(low), _r(high)
 
 
-def stability(values: np.ndarray, max_cv: float = DEFAULT_MAX_CV) -> Stability:
+def stability(values: np.ndarray, max_cv: float = DEFAULT_MAX_CV, drift_alpha: float | None = DRIFT_ALPHA) -> Stability:
     """Stable: CV within ``max_cv`` and no shift between the first and second half (two-sided rank test)."""
     mean = float(values.mean())
     cv = float(values.std() / mean) if mean > 0 else 0.0
@@ -129,19 +131,22 @@ def stability(values: np.ndarray, max_cv: float = DEFAULT_MAX_CV) -> Stability:
     if cv > max_cv:
         reasons.append(f"coefficient of variation {cv:.1%} is above {max_cv:.1%}")
     drift_p = None
-    if len(values) >= MIN_DRIFT_SAMPLES:
+    if drift_alpha is not None and len(values) >= MIN_DRIFT_SAMPLES:
+        from scipy import stats as scipy_stats
+
         half = len(values) // 2
         first, second = values[:half], values[half:]
         drift_p = 1.0 if np.ptp(values) == 0 else float(
             scipy_stats.mannwhitneyu(first, second, alternative="two-sided").pvalue)
-        if drift_p < DRIFT_ALPHA:
+        if drift_p < drift_alpha:
             direction = "slower" if np.median(second) > np.median(first) else "faster"
             reasons.append(f"the second half ran {direction} than the first (rank test p={drift_p:.2g})")
-    return Stability(stable=not reasons, cv=_r(cv), max_cv=max_cv,
+    return Stability(stable=not reasons, cv=_r(cv), max_cv=max_cv, drift_alpha=drift_alpha,
                      drift_p_value=None if drift_p is None else _r(drift_p), reasons=reasons)
 
 
-def summarize(latencies_ms: list[float], max_cv: float = DEFAULT_MAX_CV) -> LatencyStats:
+def summarize(latencies_ms: list[float], max_cv: float = DEFAULT_MAX_CV,
+              drift_alpha: float | None = DRIFT_ALPHA) -> LatencyStats:
     """Every figure of a list of per-run latencies; ``verify`` recomputes them from the recorded list."""
     values = np.asarray(latencies_ms, dtype=np.float64)
     p50, p90, p95, p99 = np.percentile(values, [50, 90, 95, 99])
@@ -149,7 +154,7 @@ def summarize(latencies_ms: list[float], max_cv: float = DEFAULT_MAX_CV) -> Late
     iqr = float(q3 - q1)
     mean = float(values.mean())
     outliers = int(np.count_nonzero((values < q1 - 1.5 * iqr) | (values > q3 + 1.5 * iqr)))
-    verdict = stability(values, max_cv)
+    verdict = stability(values, max_cv, drift_alpha)
     return LatencyStats(
         mean_ms=_r(mean), p50_ms=_r(p50), p90_ms=_r(p90), p95_ms=_r(p95), p99_ms=_r(p99), min_ms=_r(values.min()),
         max_ms=_r(values.max()), std_ms=_r(values.std()), fps=round(1000.0 / mean, 4) if mean > 0 else 0.0,

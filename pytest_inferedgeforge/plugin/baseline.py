@@ -69,6 +69,9 @@ def check_baseline(item: pytest.Item, record: BuildRecord, summary: RunSummary, 
                                "rules": [judgement.line() for judgement in comparison.judgements],
                                "summary": [judgement.short() for judgement in comparison.judgements]}
     item.user_properties.append(("baseline", details))
+    for judgement in comparison.judgements:
+        if judgement.verdict == "not judged":
+            item.warn(pytest.PytestWarning(f"--forge-fail-on {judgement.line()}"))
     if comparison.regressions:
         raise ForgeCheckFailed(f"regression against baseline run {comparison.run_id} ({comparison.matched_by}): "
                                + "; ".join(judgement.line() for judgement in comparison.regressions))

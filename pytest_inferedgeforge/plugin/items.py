@@ -152,12 +152,20 @@ class ForgeItem(CleanFailureItem):
         record_properties(self, outcome)
         settings = get_settings(self.config)
         if not settings.benchmark or not (spec.benchmark.enabled or spec.accuracy.enabled):
-            self._smoke(outcome.record)
+            self._smoke(outcome)
             return
         self._benchmark(outcome.record, settings)
 
-    def _smoke(self, record: BuildRecord) -> None:
-        """One inference on the artifact; the benchmark step covers this when it runs."""
+    def _smoke(self, outcome: VerifiedBuild) -> None:
+        """One inference on the artifact; the benchmark step covers this when it runs. A verified cache hit reports
+        the build's recorded smoke run instead: the same bytes and the same toolchain (both in the build key) ran it,
+        and loading a large artifact again would cost more than the rest of the item."""
+        record = outcome.record
+        recorded = record.manifest.smoke
+        if outcome.cached and recorded is not None and recorded.runner:
+            self.user_properties.append(("smoke", f"ok at build time on identical bytes ({recorded.runner}: "
+                                                  f"{recorded.detail})"))
+            return
         try:
             samples, _ = run_samples(record, self._run_settings(get_settings(self.config)), count=1)
             result = smoke_run(self.preset.backend, record.artifact_path, samples[0])
@@ -176,7 +184,7 @@ class ForgeItem(CleanFailureItem):
             thresholds=spec.accuracy.thresholds_for(str(self.preset.precision)),
             values=spec.inputs.values, output_checks=spec.accuracy.outputs,
             min_duration_s=spec.benchmark.min_duration_s if settings.runs is None else None,
-            min_runs=spec.benchmark.min_runs, max_cv=spec.benchmark.max_cv,
+            min_runs=spec.benchmark.min_runs, max_cv=spec.benchmark.max_cv, drift_alpha=spec.benchmark.drift_alpha,
         )
 
     def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:

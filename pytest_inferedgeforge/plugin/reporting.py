@@ -50,9 +50,9 @@ def _size(value: Any) -> str:
     return f"{value / 1e6:.2f} MB" if value >= 1e5 else f"{value / 1e3:.1f} kB"
 
 
-FIXED_COLUMNS = 63
+FIXED_COLUMNS = 61
 """Width of the table's columns after the item name (status, cache, size, median, p99, cv, min cos, top1, spaces)."""
-MIN_ITEM_WIDTH = 16
+MIN_ITEM_WIDTH = 10
 
 
 def _item_name(properties: dict[str, Any]) -> str:
@@ -149,7 +149,7 @@ class ForgeReporter:
             return
         terminalreporter.section("InferEdgeForge summary")
         width = _item_width(terminalreporter, [_item_name(row.properties) for row in builds])
-        header = (f"{'item':<{width}} {'status':<7} {'cache':<5} {'size':>8} {'median ms':>9} {'p99 ms':>8} {'cv':>6} "
+        header = (f"{'item':<{width}} {'status':<7} {'cache':<5} {'size':>8} {'median':>8} {'p99':>7} {'cv':>6} "
                   f"{'min cos':>8} {'top1':>4}")
         terminalreporter.write_line(header)
         for row in builds:
@@ -161,13 +161,14 @@ class ForgeReporter:
             cache = {True: "hit", False: "miss"}.get(bool(p["cache_hit"]), "-") if "cache_hit" in p else "-"
             terminalreporter.write_line(
                 f"{name:<{width}} {row.outcome:<7} {cache:<5} {_size(p.get('artifact_size_bytes')):>8} "
-                f"{_num(p.get('median_ms', p.get('p50_ms')), 3):>9} {_p99(p):>8} {_cv(p):>6} "
+                f"{_num(p.get('median_ms', p.get('p50_ms')), 3):>8} {_p99(p):>7} {_cv(p):>6} "
                 f"{_num(p.get('min_cosine'), 6):>8} {_num(p.get('top1_agreement'), 2):>4}")
             for note in _notes(row):
                 terminalreporter.write_line(_fit(f"    {note}", width + FIXED_COLUMNS))
         if any(str(row.properties.get("p99_status", "ok")) != "ok" for row in builds):
-            terminalreporter.write_line("p99 n<N: too few samples to support a p99 (N needed, MLPerf LoadGen's rule); "
-                                        "raise benchmark.runs or set benchmark.min_duration_s")
+            terminalreporter.write_line(_fit("n<N: a p99 needs N samples (LoadGen); raise runs or set min_duration_s",
+                                             width + FIXED_COLUMNS))
+        terminalreporter.write_line(_fit("median and p99 in ms; cv ending in ! = unstable run", width + FIXED_COLUMNS))
         if self.settings.report_path and not self.is_worker:
             terminalreporter.write_line(f"Forge report: {self.settings.report_path}")
 

@@ -28,7 +28,7 @@ from pytest_inferedgeforge.model.layout import (
 from pytest_inferedgeforge.model.records.build import load_record, validated
 from pytest_inferedgeforge.model.records.evidence import ACCURACY_EVIDENCE_SCHEMA_VERSION
 from pytest_inferedgeforge.model.records.run import RUN_SUMMARY_SCHEMA_VERSION, LatestRun, RunSummary
-from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, summarize
+from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA, summarize
 from pytest_inferedgeforge.verify.manifest import Issue, path_issues
 
 FIGURE_TOLERANCE = 1e-9
@@ -60,9 +60,12 @@ def _figures(summary: dict[str, Any], label: str) -> list[Issue]:
     latencies = summary.get("latencies_ms")
     if isinstance(latencies, list) and latencies and isinstance(latency, dict):
         max_cv = summary.get("max_cv")
+        recorded = latency.get("stability") if isinstance(latency.get("stability"), dict) else {}
+        drift_alpha = recorded.get("drift_alpha", DRIFT_ALPHA)
         try:
             expected = summarize([float(value) for value in latencies],
-                                 float(max_cv) if isinstance(max_cv, int | float) else DEFAULT_MAX_CV)
+                                 float(max_cv) if isinstance(max_cv, int | float) else DEFAULT_MAX_CV,
+                                 float(drift_alpha) if isinstance(drift_alpha, int | float) else None)
         except (TypeError, ValueError):
             return [*issues, Issue("ERROR", f"{label}.latencies_ms", "must be a list of numbers")]
         full = "samples" in latency  # records before format 6 carry only the v0.1 figures

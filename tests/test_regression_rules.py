@@ -1,0 +1,65 @@
+"""--forge-fail-on rules: parsed strictly, judged so that noise never fails and an unsupported figure says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.regression import Rule, judge_accuracy, judge_latency, parse_rules
+from pytest_inferedgeforge.model.stats import summarize
+
+RNG = np.random.default_rng(11)
+
+
+def run(centre: float, count: int = 200, spread: float = 0.01) -> list[float]:
+    return [float(value) for value in RNG.normal(centre, centre * spread, count)]
+
+
+def test_rules_parse_relative_latency_and_absolute_accuracy_limits() -> None:
+    assert parse_rules("median:+10%, p99:+20%,cosine:-0.001") == [
+        Rule("median", 0.10, True), Rule("p99", 0.20, True), Rule("cosine", -0.001, False)]
+
+
+@pytest.mark.parametrize("text", ["median:10", "cosine:-0.1%", "speed:+10%", "median", "median:+ten%"])
+def test_a_malformed_rule_is_one_clear_error(text: str) -> None:
+    with pytest.raises(ForgeError, match="--forge-fail-on"):
+        parse_rules(text)
+
+
+def test_a_slower_median_beyond_both_intervals_regresses() -> None:
+    verdict = judge_latency(Rule("median", 0.10, True), summarize(run(2.6)), summarize(run(2.0)))
+    assert verdict.verdict == "regressed", verdict.detail
+
+
+def test_a_change_within_the_limit_is_ok() -> None:
+    verdict = judge_latency(Rule("median", 0.10, True), summarize(run(2.1)), summarize(run(2.0)))
+    assert verdict.verdict == "ok", verdict.detail
+
+
+def test_an_unstable_run_judges_nothing() -> None:
+    noisy = [float(value) for value in RNG.uniform(2.0, 8.0, 200)]
+    verdict = judge_latency(Rule("median", 0.10, True), summarize(noisy), summarize(run(2.0)))
+    assert verdict.verdict == "not judged" and "unstable" in verdict.detail
+
+
+def test_a_p99_without_enough_samples_is_not_judged() -> None:
+    verdict = judge_latency(Rule("p99", 0.20, True), summarize(run(4.0, 100)), summarize(run(2.0, 100)))
+    assert verdict.verdict == "not judged" and "662 needed" in verdict.detail
+
+
+def test_a_p99_with_enough_samples_is_judged() -> None:
+    verdict = judge_latency(Rule("p99", 0.20, True), summarize(run(4.0, 700)), summarize(run(2.0, 700)))
+    assert verdict.verdict == "regressed", verdict.detail
+
+
+def test_a_cosine_drop_beyond_the_limit_regresses() -> None:
+    verdict = judge_accuracy(Rule("cosine", -0.001, False), {"min_cosine": 0.99, "inputs_sha256": "a"},
+                             {"min_cosine": 0.9999, "inputs_sha256": "a"})
+    assert verdict.verdict == "regressed"
+
+
+def test_parity_on_different_inputs_is_not_judged() -> None:
+    verdict = judge_accuracy(Rule("cosine", -0.001, False), {"min_cosine": 0.5, "inputs_sha256": "a"},
+                             {"min_cosine": 0.9999, "inputs_sha256": "b"})
+    assert verdict.verdict == "not judged"
