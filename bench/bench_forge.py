@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 ZOO = Path.home() / ".cache" / "inferedgeforge" / "zoo" / "models"
 REAL_MODEL = ZOO / "yolov8n_320.onnx"
+SHAPES = {"images": [1, 3, 320, 320]}
 GOALS = {"fidelity": 0.03, "build": 1.10, "hashing": 1.5, "xdist": 0.65}
 
 
@@ -76,6 +77,7 @@ def build(rounds: int) -> dict[str, Any]:
     from pytest_inferedgeforge.engine.build import build as forge_build
     from pytest_inferedgeforge.engine.plan import plan_build
     from pytest_inferedgeforge.engine.presets import load_preset
+    from pytest_inferedgeforge.model.hashing import digest_memo
 
     _need_zoo()
     preset = load_preset("onnxruntime/cpu_fp32", REPO / "presets")
@@ -90,7 +92,8 @@ def build(rounds: int) -> dict[str, Any]:
         smoke.run(None, feeds)
 
     def forge(scratch: Path, index: int) -> None:
-        forge_build(plan_build(REAL_MODEL, preset, scratch / f"builds{index}"), force=True)
+        with digest_memo():  # as the plugin (per item) and the CLI (per command) run a build
+            forge_build(plan_build(REAL_MODEL, preset, scratch / f"builds{index}", input_shapes=SHAPES), force=True)
 
     raw_s, forge_s = _interleaved(rounds, bare, forge)
     ratio = statistics.median(forge_s) / statistics.median(raw_s)
@@ -168,8 +171,9 @@ def xdist(rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         project = Path(scratch)
         (project / "pytest.ini").write_text("[pytest]\nforge_output = builds\n")
-        for name in ("ppocr_det", "layout_cdla"):
-            (project / f"{name}.forge.yaml").write_text(f"model: {ZOO / name}.onnx\npresets: {presets}\n")
+        for name, shapes in (("ppocr_det", "{x: [1, 3, 320, 320]}"), ("layout_cdla", None)):
+            extra = f"inputs: {{shapes: {shapes}}}\n" if shapes else ""
+            (project / f"{name}.forge.yaml").write_text(f"model: {ZOO / name}.onnx\npresets: {presets}\n{extra}")
         serial, parallel = [], []
         for index in range(rounds):
             for workers, found in (("0", serial), ("2", parallel)):

@@ -10,12 +10,14 @@ import numpy as np
 import onnx
 import pytest
 import scipy.stats  # noqa: F401  (see below)
+import yaml  # noqa: F401  (see below)
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_inferedgeforge.cli.main import main
 
-# pytester's in-process runs restore sys.modules afterwards; scipy's C extensions (and numpy.fft, which it pulls
-# in) cannot be loaded twice in one process, so they are loaded here, before any snapshot is taken.
+# pytester's in-process runs restore sys.modules afterwards; C extensions cannot be loaded twice in one process
+# (scipy's and numpy.fft refuse; libyaml's keeps pointing at the first yaml module's classes, so a re-imported
+# yaml's CSafeLoader fails), so they are loaded here, before any snapshot is taken.
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -61,7 +61,8 @@ def test_forge_require_turns_the_skip_into_a_failure(project: pytest.Pytester) -
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("name: x\nmodel: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_fp32\n", "invalid YAML (line 3, column 31)"),
+    ("name: x\nmodel: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_fp32\n",
+     "invalid YAML (line 4, column 1)*began at line 3, column 10"),
     ("model: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_fp32]\nbenchmrk: {runs: 1}\n",
      "field 'benchmrk': unknown key"),
     ("model: models/missing.onnx\npresets: [onnxruntime/cpu_fp32]\n", "field 'model': model file not found"),

@@ -26,6 +26,7 @@ from pytest_inferedgeforge.backends.api import BuildRequest
 from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.build_key import Fingerprint, describe_change, fingerprint
 from pytest_inferedgeforge.engine.compose import compose_records
+from pytest_inferedgeforge.engine.inspection import recheck, remember
 from pytest_inferedgeforge.engine.plan import BuildPlan
 from pytest_inferedgeforge.engine.publish import build_lock, publish, sweep, work_dir_for
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
@@ -87,9 +88,12 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
         for note in sweep(plan.build_dir.parent, plan.build_dir):
             LOGGER.warning(note)
         cached, reason = _reuse_or_reason(plan, key)
-        if cached is not None and not force:
-            return cached
-        return _build_fresh(plan, key, "forced rebuild" if force else reason, progress)
+        if cached is None or force:
+            if not plan.model_checked:
+                recheck(plan.source, plan.model, plan.output_root)
+            cached = _build_fresh(plan, key, "forced rebuild" if force else reason, progress)
+        remember(plan.source, plan.model, plan.output_root)
+        return cached
 
 
 def _reuse_or_reason(plan: BuildPlan, key: Fingerprint) -> tuple[VerifiedBuild | None, str]:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from pytest_inferedgeforge.backends.api import Backend
 from pytest_inferedgeforge.backends.registry import check_preset, get_backend
+from pytest_inferedgeforge.engine.inspection import inspect_source
 from pytest_inferedgeforge.model.containment import contained
 from pytest_inferedgeforge.model.inputs import Sample, ValueRule, check_sample_size, input_samples, samples_sha256
 from pytest_inferedgeforge.model.layout import build_dir_name, shapes_tag
-from pytest_inferedgeforge.model.onnx_model import ModelInfo, inspect_model, primary_shape_context, resolve_input_shapes
+from pytest_inferedgeforge.model.onnx_model import ModelInfo, primary_shape_context, resolve_input_shapes
 from pytest_inferedgeforge.model.presets import CalibrationSpec, Preset
 from pytest_inferedgeforge.model.records.build import Calibration, SmokeRecord
 from pytest_inferedgeforge.model.records.paths import project_relative
@@ -37,6 +38,8 @@ class BuildPlan:
     """Seed of the smoke run's synthetic input: the first of the parity inputs."""
     input_dataset: Path | None = None
     """When given, the smoke run feeds this dataset's first sample instead."""
+    model_checked: bool = True
+    """False when ``model`` came from the inspection cache (engine/inspection.py): a fresh build re-checks it."""
 
     @property
     def build_dir(self) -> Path:
@@ -82,7 +85,7 @@ def plan_build(
 ) -> BuildPlan:
     """Inspect the model and resolve shapes; raises before anything is written."""
     check_preset(preset)
-    model = inspect_model(model_path)
+    model, checked = inspect_source(model_path, output_root)
     requested = dict(preset.input_shapes or {})
     requested.update(input_shapes or {})
     shapes = resolve_input_shapes(model, requested)
@@ -90,7 +93,7 @@ def plan_build(
     plan = BuildPlan(
         source=model_path.resolve(), model=model, preset=preset, output_root=output_root,
         input_shapes=shapes, backend=get_backend(preset.backend),
-        input_values=input_values or None, input_seed=input_seed, input_dataset=input_dataset,
+        input_values=input_values or None, input_seed=input_seed, input_dataset=input_dataset, model_checked=checked,
     )
     _ = plan.build_dir  # refuses a name that would leave the output root, before anything is written
     return plan

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -204,3 +204,30 @@ def numpy_dtype(tensor: TensorInfo | InputRecordLike) -> np.dtype:
     if tensor.dtype == "unknown":
         return np.dtype(np.float32)
     return np.dtype(tensor.dtype)
+
+
+def model_info_to_json(info: ModelInfo) -> dict[str, Any]:
+    """A ModelInfo as JSON (external data relative to the model's directory), for the inspection cache."""
+    def tensors(values: tuple[TensorInfo, ...]) -> list[dict[str, Any]]:
+        return [{"name": value.name, "dtype": value.dtype, "dims": list(value.dims)} for value in values]
+    return {"opset": info.opset, "ir_version": info.ir_version, "producer": info.producer,
+            "inputs": tensors(info.inputs), "outputs": tensors(info.outputs),
+            "external_data": [str(path.relative_to(info.path.parent.resolve())) for path in info.external_data]}
+
+
+def model_info_from_json(path: Path, data: dict[str, Any]) -> ModelInfo:
+    """The inverse of :func:`model_info_to_json` for the model at ``path``; :class:`ModelError` when malformed or when
+    an external-data file is gone."""
+    try:
+        def tensors(values: list[dict[str, Any]]) -> tuple[TensorInfo, ...]:
+            return tuple(TensorInfo(str(v["name"]), str(v["dtype"]), tuple(v["dims"])) for v in values)
+        root = path.parent.resolve()
+        external = tuple((root / str(name)).resolve() for name in data["external_data"])
+        info = ModelInfo(path=path, opset=int(data["opset"]), ir_version=int(data["ir_version"]),
+                         producer=str(data["producer"]), inputs=tensors(data["inputs"]),
+                         outputs=tensors(data["outputs"]), external_data=external)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"malformed inspection record: {exc}") from exc
+    if not info.inputs or any(not file.is_relative_to(root) or not file.is_file() for file in external):
+        raise ModelError("inspection record does not match the files beside the model")
+    return info

@@ -42,7 +42,8 @@ def _check_events(text: str) -> None:
             depth -= 1
 
 
-def _where(mark: yaml.Mark | None) -> str:
+def _where(mark: Any) -> str:
+    """`` (line L, column C)`` of a pure-Python or libyaml mark."""
     return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
 
 
@@ -76,7 +77,9 @@ def load_document(path: Path, kind: str, error: type[ForgeError]) -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         if "maximum nesting depth" in problem:  # libyaml's own limit, hit while scanning ahead of our check
             problem = f"nesting deeper than {MAX_DEPTH} levels"
-        raise error(f"{path}: invalid YAML{_where(mark)}: {problem} ({kind} is not valid YAML)") from exc
+        context = getattr(exc, "context_mark", None)
+        started = f", in what began at{_where(context)}".replace(" (", " ", 1).rstrip(")") if context else ""
+        raise error(f"{path}: invalid YAML{_where(mark)}: {problem}{started} ({kind} is not valid YAML)") from exc
     except (RecursionError, MemoryError) as exc:
         raise error(f"{path}: {kind} is too deeply nested or too large to load ({type(exc).__name__})") from exc
 

@@ -8,6 +8,7 @@ option's rule of the same metric). The baseline is ``--forge-baseline``, else
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -71,7 +72,7 @@ def check_baseline(item: pytest.Item, record: BuildRecord, summary: RunSummary, 
     item.user_properties.append(("baseline", details))
     for judgement in comparison.judgements:
         if judgement.verdict == "not judged":
-            item.warn(pytest.PytestWarning(f"--forge-fail-on {judgement.line()}"))
+            warnings.warn(pytest.PytestWarning(f"--forge-fail-on {judgement.line()}"), stacklevel=1)
     if comparison.regressions:
         raise ForgeCheckFailed(f"regression against baseline run {comparison.run_id} ({comparison.matched_by}): "
                                + "; ".join(judgement.line() for judgement in comparison.regressions))

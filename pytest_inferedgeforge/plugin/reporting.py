@@ -168,7 +168,8 @@ class ForgeReporter:
         if any(str(row.properties.get("p99_status", "ok")) != "ok" for row in builds):
             terminalreporter.write_line(_fit("n<N: a p99 needs N samples (LoadGen); raise runs or set min_duration_s",
                                              width + FIXED_COLUMNS))
-        terminalreporter.write_line(_fit("median and p99 in ms; cv ending in ! = unstable run", width + FIXED_COLUMNS))
+        if any("median_ms" in row.properties for row in builds):
+            terminalreporter.write_line(_fit("median and p99 in ms; cv ending in ! = unstable run", width + FIXED_COLUMNS))
         if self.settings.report_path and not self.is_worker:
             terminalreporter.write_line(f"Forge report: {self.settings.report_path}")
 

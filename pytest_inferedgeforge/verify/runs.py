@@ -60,8 +60,8 @@ def _figures(summary: dict[str, Any], label: str) -> list[Issue]:
     latencies = summary.get("latencies_ms")
     if isinstance(latencies, list) and latencies and isinstance(latency, dict):
         max_cv = summary.get("max_cv")
-        recorded = latency.get("stability") if isinstance(latency.get("stability"), dict) else {}
-        drift_alpha = recorded.get("drift_alpha", DRIFT_ALPHA)
+        recorded = latency.get("stability")
+        drift_alpha = recorded.get("drift_alpha", DRIFT_ALPHA) if isinstance(recorded, dict) else DRIFT_ALPHA
         try:
             expected = summarize([float(value) for value in latencies],
                                  float(max_cv) if isinstance(max_cv, int | float) else DEFAULT_MAX_CV,
