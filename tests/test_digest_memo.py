@@ -4,7 +4,9 @@ counted through the digest memo; and the memo never serves a digest for a file t
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from pytest_inferedgeforge.model.hashing import digest_memo, file_digest
 REPO = Path(__file__).resolve().parent.parent
 COUNTING_CONFTEST = """\
 import json
+import os
+import time
 import pytest
 from pytest_inferedgeforge.model.hashing import digest_memo
 
@@ -32,6 +36,7 @@ def test_an_item_hashes_each_file_once(pytester: pytest.Pytester, runs: int) -> 
     shutil.copytree(REPO / "presets", pytester.path / "presets")
     shutil.copytree(REPO / "models", pytester.path / "models")
     pytester.makeconftest(COUNTING_CONFTEST)
+    time.sleep(0.05)  # a model copied this instant is "racy" (hashing.py) and rightly hashed again; this one rests
     pytester.makefile(".forge.yaml", tiny="name: tiny\nmodel: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_int8]\n"
                       "benchmark: {warmup: 0, runs: 2}\ninputs: {samples: 2}\n")
     for _ in range(runs):
@@ -52,3 +57,26 @@ def test_a_rewritten_file_is_hashed_again(tmp_path: Path) -> None:
         target.write_bytes(b"b" * 80)
         second = file_digest(target)
     assert first != second and memo.reads[str(target.resolve())] == 2
+
+
+def test_a_rewrite_with_size_and_mtime_restored_is_hashed_again(tmp_path: Path) -> None:
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"a" * 64)
+    time.sleep(0.05)  # older than the racy window, so the memo keeps the first digest
+    before = target.stat()
+    with digest_memo() as memo:
+        first = file_digest(target)
+        target.write_bytes(b"b" * 64)  # same size, same inode
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime restored
+        second = file_digest(target)
+    assert target.stat().st_mtime_ns == before.st_mtime_ns and target.stat().st_size == before.st_size
+    assert first != second and memo.reads[str(target.resolve())] == 2
+
+
+def test_an_unchanged_file_is_read_once(tmp_path: Path) -> None:
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"a" * 64)
+    time.sleep(0.05)
+    with digest_memo() as memo:
+        assert file_digest(target) == file_digest(target)
+    assert memo.reads[str(target.resolve())] == 1
