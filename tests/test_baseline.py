@@ -58,6 +58,16 @@ def test_a_slowed_model_of_the_same_name_fails_median_budget_via_the_model_x_pre
     assert len(keys) == 2  # the first key's run outlived the rebuild in the ledger
 
 
+def test_a_regressed_run_never_becomes_the_baseline_that_excuses_it(stack_project: pytest.Pytester) -> None:
+    stack_project.makefile(".forge.yaml", stack=SPEC.format(budget=JUDGE_ANYWAY))
+    stack_project.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+    conv_stack(stack_project.path / "models" / "stack.onnx", depth=64)
+    stack_project.runpytest("-p", "no:randomly", FAIL_ON).assert_outcomes(failed=1)
+    again = stack_project.runpytest("-p", "no:randomly", FAIL_ON)  # same key now, but its first run regressed
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*(model x preset (the build key changed)): median:+10%: regressed*"])
+
+
 def test_the_spec_budget_fails_the_slowed_model_too(stack_project: pytest.Pytester) -> None:
     stack_project.makefile(".forge.yaml", stack=SPEC.format(budget=JUDGE_ANYWAY))
     stack_project.runpytest("-p", "no:randomly").assert_outcomes(passed=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.regression import Rule, judge_accuracy, judge_latency, parse_rules
+from pytest_inferedgeforge.model.regression import Rule, host_drift, judge_accuracy, judge_latency, parse_rules
 from pytest_inferedgeforge.model.stats import summarize
 
 RNG = np.random.default_rng(11)
@@ -63,3 +63,21 @@ def test_parity_on_different_inputs_is_not_judged() -> None:
     verdict = judge_accuracy(Rule("cosine", -0.001, False), {"min_cosine": 0.5, "inputs_sha256": "a"},
                              {"min_cosine": 0.9999, "inputs_sha256": "b"})
     assert verdict.verdict == "not judged"
+
+
+def test_a_change_the_hosts_own_slowdown_explains_is_not_judged() -> None:
+    drift = host_drift({"speed_probe_ms": [1.5]}, {"speed_probe_ms": [1.0]})
+    verdict = judge_latency(Rule("median", 0.10, True), summarize(run(2.6)), summarize(run(2.0)), drift)
+    assert verdict.verdict == "not judged" and "speed probe moved 50%" in verdict.detail
+
+
+def test_a_change_far_beyond_the_hosts_slowdown_still_regresses() -> None:
+    drift = host_drift({"speed_probe_ms": [1.5]}, {"speed_probe_ms": [1.0]})
+    verdict = judge_latency(Rule("median", 0.10, True), summarize(run(8.0)), summarize(run(2.0)), drift)
+    assert verdict.verdict == "regressed" and "host speed probe moved 50%" in verdict.detail
+
+
+def test_a_steady_host_lets_the_rule_be_judged() -> None:
+    drift = host_drift({"speed_probe_ms": [1.01]}, {"speed_probe_ms": [1.0]})
+    assert drift is not None and drift < 0.05
+    assert judge_latency(Rule("median", 0.10, True), summarize(run(2.6)), summarize(run(2.0)), drift).verdict == "regressed"

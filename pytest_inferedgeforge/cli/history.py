@@ -17,8 +17,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         warn(args, problem)
     entries = select(entries, model=args.model, preset=args.preset)
     if args.json:
-        print_json({"runs": [{"lineage": entry.lineage, "run": entry.summary.model_dump(mode="json", exclude_none=True)}
-                             for entry in entries]})
+        print_json({"runs": [{"lineage": entry.lineage, "regressed": entry.regressed,
+                              "run": entry.summary.model_dump(mode="json", exclude_none=True)} for entry in entries]})
         return 0
     if not entries:
         print("No runs found.", file=sys.stderr)
@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
                     "directory name: model x target x backend x preset), including runs of earlier build keys that\n"
                     "a rebuild replaced (kept in <root>/.history/). Per run: build key, status, run count, median\n"
                     "with its 95% interval, mean, p99 (or how many samples it lacks), CV, stability, min cosine.\n"
-                    "--json writes {\"runs\": [{\"lineage\", \"run\"}...]}, which --forge-baseline accepts.")
+                    "A run that failed a --forge-fail-on gate is marked 'regressed' and is never chosen as a baseline.\n"
+                    "--json writes {\"runs\": [{\"lineage\", \"regressed\", \"run\"}...]}, which --forge-baseline accepts.")
     add_root(p)
     p.add_argument("--model", default=None, help="only runs of this source model (file name or stem)")
     p.add_argument("--preset", default=None, help="only runs of this preset (id, or its last segment)")

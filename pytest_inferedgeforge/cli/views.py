@@ -123,10 +123,13 @@ def history_lines(entries: list[Any]) -> list[str]:
             stable = "-" if latency is None or latency.stable is None else ("yes" if latency.stable else "NO")
             cosine = (run.accuracy or {}).get("min_cosine")
             p99 = describe_percentile(latency, "p99") if latency else "-"
+            verdict_cv = latency.stability.cv if latency and latency.stability else (latency.cv if latency else None)
+            cv = f"{verdict_cv:.1%}" if verdict_cv is not None else "-"
             lines.append(
-                f"  {(run.started_at or '-')[:19]:<20} {(run.build_key or '-')[:12]:<12} {run.status:<9} "
+                f"  {(run.started_at or '-')[:19]:<20} {(run.build_key or '-')[:12]:<12} "
+                f"{'regressed' if entry.regressed else run.status:<9} "
                 f"{run.runs if run.runs is not None else '-':>5} {median:<26} "
                 f"{f'{latency.mean_ms:.3f}' if latency else '-':>8} {p99:<24} "
-                f"{f'{latency.cv:.1%}' if latency and latency.cv is not None else '-':>6} {stable:<6} "
+                f"{cv:>6} {stable:<6} "
                 f"{f'{cosine:.6f}' if isinstance(cosine, int | float) else '-':>8}")
     return lines[1:]

@@ -5,6 +5,12 @@ or a file written by ``inferedgeforge history --json``. Within it, the newest
 completed run with the same build key wins; when the key changed (a new model
 file of the same name, a new preset snapshot) the newest completed run of the
 same lineage (build directory name) is used, and the comparison says so.
+A run that failed its gate is marked in the ledger and never becomes a
+baseline, so a regression keeps failing until it is fixed (or the history
+is deliberately reset), instead of excusing itself on the next run.
+Stable runs are preferred (an unstable baseline supports no latency verdict):
+the newest stable run of the key, else of the lineage, else the newest run of
+the key, else of the lineage.
 """
 
 from __future__ import annotations
@@ -13,9 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_inferedgeforge.engine.history import HistoryEntry, read_history, read_history_export
+from pytest_inferedgeforge.engine.ledger import append_gate_verdict
+from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.records.run import RunSummary
-from pytest_inferedgeforge.model.regression import LATENCY_METRICS, Judgement, Rule, judge_accuracy, judge_latency
+from pytest_inferedgeforge.model.regression import (
+    LATENCY_METRICS,
+    Judgement,
+    Rule,
+    host_drift,
+    judge_accuracy,
+    judge_latency,
+)
 
 LATEST = "latest"
 
@@ -53,16 +68,22 @@ def load_baseline(given: str, output_root: Path) -> Baseline:
 
 
 def find_baseline_run(baseline: Baseline, current: RunSummary, lineage: str) -> tuple[HistoryEntry | None, str]:
-    candidates = [entry for entry in baseline.entries if entry.summary.status == "completed"
+    candidates = [entry for entry in baseline.entries if entry.summary.status == "completed" and not entry.regressed
                   and entry.summary.run_id != current.run_id
                   and (entry.summary.started_at or "") < (current.started_at or "~")]
     same_key = [entry for entry in candidates if entry.summary.build_key == current.build_key]
-    if same_key:
-        return same_key[-1], "build key"
-    same_lineage = [entry for entry in candidates if entry.lineage == lineage]
-    if same_lineage:
-        return same_lineage[-1], "model x preset (the build key changed)"
+    same_lineage = [entry for entry in candidates if entry.lineage == lineage and entry not in same_key]
+    for entries, matched_by in ((_stable(same_key), "build key"),
+                                (_stable(same_lineage), "model x preset (the build key changed)"),
+                                (same_key, "build key"), (same_lineage, "model x preset (the build key changed)")):
+        if entries:
+            return entries[-1], matched_by
     return None, f"no earlier completed run of {lineage} in {baseline.source}"
+
+
+def _stable(entries: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The runs whose figures were judged stable: an unstable baseline supports no latency verdict."""
+    return [entry for entry in entries if entry.summary.latency is not None and entry.summary.latency.stable]
 
 
 def compare_with_baseline(baseline: Baseline, current: RunSummary, lineage: str, rules: list[Rule]) -> BaselineComparison:
@@ -73,7 +94,8 @@ def compare_with_baseline(baseline: Baseline, current: RunSummary, lineage: str,
     judgements = []
     for rule in rules:
         if rule.metric in LATENCY_METRICS:
-            judgements.append(judge_latency(rule, current.latency, before.latency))
+            judgements.append(judge_latency(rule, current.latency, before.latency,
+                                            host_drift(current.host_state, before.host_state)))
         else:
             judgements.append(judge_accuracy(rule, _parity(current), _parity(before)))
     return BaselineComparison(before.run_id, matched_by, judgements)
@@ -81,3 +103,10 @@ def compare_with_baseline(baseline: Baseline, current: RunSummary, lineage: str,
 
 def _parity(summary: RunSummary) -> dict[str, object] | None:
     return {**summary.accuracy, "inputs_sha256": summary.inputs_sha256} if summary.accuracy else None
+
+
+def record_regression(build_dir: Path, run_id: str, comparison: BaselineComparison) -> None:
+    """Mark the run in the ledger as one that failed its gate, so the next comparison does not excuse it."""
+    with build_lock(build_dir):
+        append_gate_verdict(build_dir, run_id, str(comparison.run_id),
+                            [judgement.line() for judgement in comparison.regressions])

@@ -49,3 +49,30 @@ def measure(runner: Runner, samples: list[Sample], *, warmup: int, runs: int, mi
         latencies.append((clock() - start) / 1e6)
         index += 1
     return Measurement(latencies, warmup_ms, (clock() - began) / 1e9)
+
+
+PROBE_SIZE = 384
+PROBE_REPEATS = 21
+PROBE_WARMUP_S = 0.05
+"""Spent on untimed products first: BLAS threads and the CPU clock take that long to settle."""
+
+
+def speed_probe() -> float:
+    """Median milliseconds of a fixed float32 matrix product: a control figure of how fast this host runs now.
+
+    Taken before the artifact is loaded (a runtime's spinning worker threads would compete with it), after a
+    short untimed burst, and recorded in the run's host state, so a comparison with a baseline can tell an
+    artifact that got slower from a host that did (a busy neighbour, a lower clock).
+    """
+    import numpy as np
+
+    matrix = np.random.default_rng(0).random((PROBE_SIZE, PROBE_SIZE), dtype=np.float32)
+    settle = time.perf_counter() + PROBE_WARMUP_S
+    while time.perf_counter() < settle:
+        matrix @ matrix
+    timings = []
+    for _ in range(PROBE_REPEATS):
+        start = time.perf_counter_ns()
+        matrix @ matrix
+        timings.append((time.perf_counter_ns() - start) / 1e6)
+    return round(float(np.median(timings)), 6)

@@ -11,6 +11,7 @@ directories' own ``runs/``; a run is listed once, by its id.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ class HistoryEntry:
 
     lineage: str
     summary: RunSummary
+    regressed: bool = False
+    """The run failed a regression gate against its baseline (``--forge-fail-on``); never a baseline itself."""
 
     @property
     def model_name(self) -> str:
@@ -43,15 +46,19 @@ class HistoryEntry:
 def _ledger_entries(path: Path, problems: list[str]) -> list[HistoryEntry]:
     lineage = path.name.removesuffix(LEDGER_SUFFIX)
     entries = []
+    regressed: set[str] = set()
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
+                continue
+            if line.startswith('{"gate":'):
+                regressed.add(str(json.loads(line)["gate"].get("run_id")))
                 continue
             try:
                 entries.append(HistoryEntry(lineage, RunSummary.model_validate_json(line)))
             except ValidationError:
                 problems.append(f"{path}:{number}: not a run record, skipped")
-    return entries
+    return [HistoryEntry(e.lineage, e.summary, e.summary.run_id in regressed) for e in entries]
 
 
 def _build_dir_entries(build_dir: Path, problems: list[str]) -> list[HistoryEntry]:
@@ -92,7 +99,8 @@ def read_history_export(path: Path) -> list[HistoryEntry]:
         if not isinstance(item, dict) or not isinstance(item.get("lineage"), str):
             raise RecordError(f"{path}: runs[{index}] has no 'lineage'")
         try:
-            entries.append(HistoryEntry(item["lineage"], RunSummary.model_validate(item.get("run") or {})))
+            entries.append(HistoryEntry(item["lineage"], RunSummary.model_validate(item.get("run") or {}),
+                                        bool(item.get("regressed", False))))
         except ValidationError as exc:
             raise RecordError(f"{path}: runs[{index}].run is not a run record ({exc.error_count()} problems)") from exc
     return entries

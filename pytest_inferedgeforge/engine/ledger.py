@@ -3,7 +3,8 @@
 A rebuild swaps the whole build directory, runs included; the ledger keeps
 every run of a lineage (the build directory name: model x preset x shapes)
 across key changes, so ``history`` and baselines outlive rebuilds
-(engine/history.py reads it).
+(engine/history.py reads it). A run that failed a regression gate is marked
+by a later ``{"gate": ...}`` line, so it is never chosen as a baseline.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ def append_to_ledger(build_dir: Path, summary: RunSummary) -> None:
     path = ledger_path(build_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(summary.model_dump(mode="json", exclude=LEDGER_EXCLUDE), separators=(",", ":"))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def append_gate_verdict(build_dir: Path, run_id: str, baseline_run_id: str, regressions: list[str]) -> None:
+    """Mark a run that failed its regression gate, so it never becomes the baseline that excuses itself
+    (the caller holds the build's lock)."""
+    path = ledger_path(build_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"gate": {"run_id": run_id, "baseline_run_id": baseline_run_id, "regressions": regressions}},
+                      separators=(",", ":"))
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()

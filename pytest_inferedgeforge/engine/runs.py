@@ -18,7 +18,7 @@ from typing import Any
 from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
 from pytest_inferedgeforge.backends.registry import availability
-from pytest_inferedgeforge.engine.benchmark import measure
+from pytest_inferedgeforge.engine.benchmark import measure, speed_probe
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
 from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
@@ -163,11 +163,11 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
     toolchain = availability(record.metadata.build.backend)
     if not toolchain.ok:
         raise ToolchainUnavailable(toolchain.reason or "toolchain unavailable")
+    base["host_state"] = {**host_state(), "speed_probe_ms": [speed_probe()]}  # before any runtime threads exist
     runner = load_runner(record.metadata.build.backend, record.artifact_path, threads=settings.threads)
     try:
         samples, input_source = run_samples(record, settings)
         base["inputs_sha256"] = samples_sha256(samples)
-        base["host_state"] = host_state()
         measured = measure(runner, samples, warmup=settings.warmup, runs=settings.runs,
                            min_duration_s=settings.min_duration_s, min_runs=settings.min_runs)
         latencies = [round(value, 6) for value in measured.latencies_ms]

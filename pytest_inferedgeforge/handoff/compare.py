@@ -66,7 +66,7 @@ class CandidateRow(BaseModel):
     median_ms: float | None = None
     median_ci_ms: tuple[float, float] | None = None
     p99_status: str | None = Field(None, description="ok, or insufficient_samples (n of needed).")
-    cv: float | None = None
+    cv: float | None = Field(None, description="The coefficient of variation the stability verdict used (robust).")
     stable: bool | None = None
     measured_on: str | None = Field(None, description=(
         "'device' when the artifact ran on its runtime, 'simulator' when the figures come from a re-conversion."))
@@ -130,7 +130,7 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         top1_agreement=parity.get("top1_agreement"), accuracy_metrics=_attached_metrics(entry),
         structured_result_path=str(entry.structured_result) if entry.structured_result else None,
         median_ms=latency.median_ms if latency else None, median_ci_ms=latency.median_ci_ms if latency else None,
-        p99_status=_p99_status(latency), cv=latency.cv if latency else None,
+        p99_status=_p99_status(latency), cv=_verdict_cv(latency),
         stable=latency.stable if latency else None,
         measured_on="device" if summary.evidence in (None, "artifact") else "simulator", runner=summary.runner,
         settings=run_settings(summary),
@@ -142,6 +142,13 @@ def run_settings(summary: RunSummary) -> dict[str, Any]:
     threads = (summary.settings or {}).get("intra_op_threads")
     amount = f"{summary.min_duration_s:g} s" if summary.min_duration_s else f"{summary.runs} runs"
     return {"via": summary.via, "warmup": summary.warmup, "amount": amount, "threads": threads}
+
+
+def _verdict_cv(latency: LatencyStats | None) -> float | None:
+    """The CV the stability verdict used (robust), else the plain one of an older record."""
+    if latency is None:
+        return None
+    return latency.stability.cv if latency.stability is not None else latency.cv
 
 
 def _p99_status(latency: LatencyStats | None) -> str | None:
@@ -250,7 +257,8 @@ def markdown_table(table: CompareTable) -> str:
     if any(row.measured_on == "simulator" for row in table.rows):
         lines.append("Rows measured on a simulator are not the artifact's figures on its device.")
     if any(row.stable is False for row in table.rows):
-        lines.append("cv marked ! : the run was unstable (CV above its threshold or drifting); its figures are noisy.")
+        lines.append("cv (robust, IQR-based) marked ! : the run was unstable (CV above its threshold or drifting); "
+                     "its figures are noisy.")
     if table.mixed_settings:
         lines.append("Compared despite different run settings (--allow-mixed): " + "; ".join(table.mixed_settings))
     if table.left_out:

@@ -27,6 +27,8 @@ ACCURACY_METRICS = {"cosine": "min_cosine", "channel_cosine": "min_channel_cosin
 HIGHER_IS_BETTER = {"cosine", "channel_cosine", "top1"}
 RULE = re.compile(r"^\s*(?P<metric>[a-z_0-9]+)\s*:\s*(?P<limit>[+-]?\d+(\.\d*)?([eE][+-]?\d+)?)\s*(?P<pct>%?)\s*$")
 Verdict = Literal["ok", "regressed", "not judged"]
+HOST_DRIFT_LIMIT = 0.10
+"""Latency rules are not judged when the host's speed probe moved more than this between the two runs."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,20 @@ def parse_rules(text: str, where: str = "--forge-fail-on") -> list[Rule]:
     return [parse_rule(part, where) for part in text.split(",") if part.strip()]
 
 
-def judge_latency(rule: Rule, current: LatencyStats | None, baseline: LatencyStats | None) -> Judgement:
+def host_drift(current: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float | None:
+    """How much the host's speed probe moved between the baseline run and this one (largest relative change of
+    this run's probes against the baseline's mean); None when a run has no probe."""
+    now = (current or {}).get("speed_probe_ms")
+    before = (baseline or {}).get("speed_probe_ms")
+    if not now or not before or not all(isinstance(v, int | float) and v > 0 for v in [*now, *before]):
+        return None
+    reference = sum(before) / len(before)
+    return max(abs(value / reference - 1) for value in now)
+
+
+def judge_latency(rule: Rule, current: LatencyStats | None, baseline: LatencyStats | None,
+                  drift: float | None = None) -> Judgement:
+    """Regressed only beyond the limit, both runs' uncertainty and the host's own measured change (``drift``)."""
     if current is None or baseline is None:
         return Judgement(str(rule), "not judged", "a run has no latency figures")
     for label, stats in (("this run", current), ("the baseline", baseline)):
@@ -84,15 +99,28 @@ def judge_latency(rule: Rule, current: LatencyStats | None, baseline: LatencySta
         if interval is None or reference is None:
             return Judgement(str(rule), "not judged", f"a run records no {rule.metric} interval (older record)")
         now, before = _value(current, rule.metric), _value(baseline, rule.metric)
-        change = now / before - 1 if before > 0 else math.inf
-        text = (f"{now:.4f} ms vs {before:.4f} ms ({change:+.1%}); intervals [{interval[0]:.4f}, {interval[1]:.4f}] "
-                f"vs [{reference[0]:.4f}, {reference[1]:.4f}]")
-        regressed = interval[0] > reference[1] * (1 + rule.limit)
-        return Judgement(str(rule), "regressed" if regressed else "ok", text)
-    return _judge_percentile(rule, current, baseline)
+        detail = (f"intervals [{interval[0]:.4f}, {interval[1]:.4f}] vs [{reference[0]:.4f}, {reference[1]:.4f}]")
+        return _verdict(rule, now, before, interval[0], reference[1], drift, detail)
+    return _judge_percentile(rule, current, baseline, drift)
 
 
-def _judge_percentile(rule: Rule, current: LatencyStats, baseline: LatencyStats) -> Judgement:
+def _verdict(rule: Rule, now: float, before: float, low: float, bound: float, drift: float | None,
+             detail: str) -> Judgement:
+    """``low`` (this run's lower edge) against ``bound`` (the baseline's upper edge) grown by the limit and by
+    the host's drift: a change the host's own slowdown could explain is never put on the artifact."""
+    change = now / before - 1 if before > 0 else math.inf
+    host = drift or 0.0
+    text = f"{now:.4f} ms vs {before:.4f} ms ({change:+.1%}); {detail}" + (
+        f"; host speed probe moved {host:.0%}" if drift is not None else "; no host speed probe recorded")
+    if low > bound * (1 + rule.limit) * (1 + host):
+        return Judgement(str(rule), "regressed", text)
+    if host > HOST_DRIFT_LIMIT:
+        return Judgement(str(rule), "not judged", f"the host's speed probe moved {host:.0%} since the baseline run "
+                         f"(a busy neighbour or another clock), enough to hide a change within the limit; {text}")
+    return Judgement(str(rule), "ok", text)
+
+
+def _judge_percentile(rule: Rule, current: LatencyStats, baseline: LatencyStats, drift: float | None) -> Judgement:
     now = (current.percentiles or {}).get(rule.metric)
     before = (baseline.percentiles or {}).get(rule.metric)
     for label, estimate in (("this run", now), ("the baseline", before)):
@@ -101,11 +129,8 @@ def _judge_percentile(rule: Rule, current: LatencyStats, baseline: LatencyStats)
             return Judgement(str(rule), "not judged", f"{label} cannot support {rule.metric} ({why})")
     assert now is not None and before is not None and now.value_ms is not None and before.upper_bound_ms is not None
     assert before.value_ms is not None
-    change = now.value_ms / before.value_ms - 1 if before.value_ms > 0 else math.inf
-    regressed = now.value_ms > before.upper_bound_ms * (1 + rule.limit)
-    return Judgement(str(rule), "regressed" if regressed else "ok",
-                     f"{now.value_ms:.4f} ms vs {before.value_ms:.4f} ms ({change:+.1%}); baseline upper bound "
-                     f"{before.upper_bound_ms:.4f} ms")
+    return _verdict(rule, now.value_ms, before.value_ms, now.value_ms, before.upper_bound_ms, drift,
+                    f"baseline upper bound {before.upper_bound_ms:.4f} ms")
 
 
 def judge_accuracy(rule: Rule, current: dict[str, Any] | None, baseline: dict[str, Any] | None) -> Judgement:

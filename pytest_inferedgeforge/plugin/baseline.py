@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from pytest_inferedgeforge.engine.baseline import LATEST, Baseline, compare_with_baseline, load_baseline
+from pytest_inferedgeforge.engine.baseline import (
+    LATEST,
+    Baseline,
+    compare_with_baseline,
+    load_baseline,
+    record_regression,
+)
 from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.records.run import RunSummary
@@ -37,6 +43,7 @@ def latency_properties(summary: RunSummary) -> list[tuple[str, object]]:
         properties.append((f"{name}_status", estimate.status if estimate.status == "ok" else
                            f"insufficient_samples: {estimate.samples} of {estimate.needed} needed"))
     if latency.stability is not None:
+        properties.append(("robust_cv", latency.stability.cv))
         properties.append(("stable", latency.stability.stable))
         if latency.stability.reasons:
             properties.append(("unstable_because", "; ".join(latency.stability.reasons)))
@@ -74,5 +81,6 @@ def check_baseline(item: pytest.Item, record: BuildRecord, summary: RunSummary, 
         if judgement.verdict == "not judged":
             warnings.warn(pytest.PytestWarning(f"--forge-fail-on {judgement.line()}"), stacklevel=1)
     if comparison.regressions:
+        record_regression(record.build_dir, str(summary.run_id), comparison)
         raise ForgeCheckFailed(f"regression against baseline run {comparison.run_id} ({comparison.matched_by}): "
                                + "; ".join(judgement.line() for judgement in comparison.regressions))

@@ -84,8 +84,8 @@ def _p99(properties: dict[str, Any]) -> str:
 
 
 def _cv(properties: dict[str, Any]) -> str:
-    """The coefficient of variation, with ``!`` when the run was judged unstable."""
-    cv = properties.get("cv")
+    """The coefficient of variation the stability verdict used, with ``!`` when the run was judged unstable."""
+    cv = properties.get("robust_cv", properties.get("cv"))
     if not isinstance(cv, int | float):
         return "-"
     return f"{cv:.1%}" + ("!" if properties.get("stable") is False else "")
@@ -169,7 +169,8 @@ class ForgeReporter:
             terminalreporter.write_line(_fit("n<N: a p99 needs N samples (LoadGen); raise runs or set min_duration_s",
                                              width + FIXED_COLUMNS))
         if any("median_ms" in row.properties for row in builds):
-            terminalreporter.write_line(_fit("median and p99 in ms; cv ending in ! = unstable run", width + FIXED_COLUMNS))
+            terminalreporter.write_line(_fit("median and p99 in ms; cv: robust (IQR-based), ! = unstable run",
+                                             width + FIXED_COLUMNS))
         if self.settings.report_path and not self.is_worker:
             terminalreporter.write_line(f"Forge report: {self.settings.report_path}")
 
