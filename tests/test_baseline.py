@@ -134,3 +134,20 @@ def test_the_report_and_junit_carry_the_statistics(stack_project: pytest.Pyteste
     assert isinstance(properties["stable"], bool) and len(properties["median_ci_ms"]) == 2
     junit = (stack_project.path / "j.xml").read_text()
     assert 'name="stable"' in junit and 'name="median_ci_ms"' in junit
+
+
+def test_a_missing_baseline_is_a_usage_error(stack_project: pytest.Pytester) -> None:
+    result = stack_project.runpytest("--forge-baseline", "nowhere.json", FAIL_ON)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--forge-baseline: nowhere.json is neither 'latest'*"])
+
+
+def test_a_damaged_ledger_line_is_skipped_with_a_warning(stack_project: pytest.Pytester) -> None:
+    from pytest_inferedgeforge.engine.history import read_history
+
+    stack_project.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+    ledger = next((stack_project.path / "builds" / ".history").glob("*.jsonl"))
+    with open(ledger, "a") as handle:
+        handle.write('{"gate": 1}\n{"not": "a run"}\n')
+    entries, problems = read_history(stack_project.path / "builds")
+    assert len(entries) == 1 and len(problems) == 2

@@ -52,7 +52,10 @@ def _ledger_entries(path: Path, problems: list[str]) -> list[HistoryEntry]:
             if not line.strip():
                 continue
             if line.startswith('{"gate":'):
-                regressed.add(str(json.loads(line)["gate"].get("run_id")))
+                try:
+                    regressed.add(str(json.loads(line)["gate"]["run_id"]))
+                except (ValueError, KeyError, TypeError):
+                    problems.append(f"{path}:{number}: not a gate verdict, skipped")
                 continue
             try:
                 entries.append(HistoryEntry(lineage, RunSummary.model_validate_json(line)))

@@ -90,7 +90,10 @@ def _text(config: pytest.Config, option: str) -> str | None:
 
 
 def check_fail_on(settings: ForgeSettings) -> None:
-    """Bad ``--forge-fail-on`` rules are a usage error before anything runs (parsed only when given)."""
+    """Bad ``--forge-fail-on`` rules or a missing ``--forge-baseline`` are usage errors before anything runs."""
+    if settings.baseline and settings.baseline != "latest" and not Path(settings.baseline).exists():
+        raise pytest.UsageError(f"--forge-baseline: {settings.baseline} is neither 'latest', a builds root nor a "
+                                "history export file")
     if not settings.fail_on:
         return
     from pytest_inferedgeforge.model.regression import parse_rules
