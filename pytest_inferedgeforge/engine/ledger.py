@@ -27,23 +27,19 @@ def ledger_path(build_dir: Path) -> Path:
 
 def append_to_ledger(build_dir: Path, summary: RunSummary) -> None:
     """Append one run (the caller holds the build's lock, so lines never interleave)."""
-    path = ledger_path(build_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(summary.model_dump(mode="json", exclude=LEDGER_EXCLUDE), separators=(",", ":"))
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    _append(build_dir, summary.model_dump(mode="json", exclude=LEDGER_EXCLUDE))
 
 
 def append_gate_verdict(build_dir: Path, run_id: str, baseline_run_id: str, regressions: list[str]) -> None:
     """Mark a run that failed its regression gate, so it never becomes the baseline that excuses itself
     (the caller holds the build's lock)."""
+    _append(build_dir, {"gate": {"run_id": run_id, "baseline_run_id": baseline_run_id, "regressions": regressions}})
+
+
+def _append(build_dir: Path, entry: dict[str, object]) -> None:
     path = ledger_path(build_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"gate": {"run_id": run_id, "baseline_run_id": baseline_run_id, "regressions": regressions}},
-                      separators=(",", ":"))
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
+        handle.write(json.dumps(entry, separators=(",", ":")) + "\n")
         handle.flush()
         os.fsync(handle.fileno())

@@ -133,11 +133,11 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         p99_status=_p99_status(latency), cv=_verdict_cv(latency),
         stable=latency.stable if latency else None,
         measured_on="device" if summary.evidence in (None, "artifact") else "simulator", runner=summary.runner,
-        settings=run_settings(summary),
+        settings=_run_settings(summary),
     )
 
 
-def run_settings(summary: RunSummary) -> dict[str, Any]:
+def _run_settings(summary: RunSummary) -> dict[str, Any]:
     """What must match for two runs' latencies to be comparable: who ran it, warm-up, count or time budget, threads."""
     threads = (summary.settings or {}).get("intra_op_threads")
     amount = f"{summary.min_duration_s:g} s" if summary.min_duration_s else f"{summary.runs} runs"
