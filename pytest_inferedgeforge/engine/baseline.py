@@ -24,6 +24,7 @@ from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.records.run import RunSummary
 from pytest_inferedgeforge.model.regression import (
+    HOST_DRIFT_LIMIT,
     LATENCY_METRICS,
     Judgement,
     Rule,
@@ -86,7 +87,9 @@ def _stable(entries: list[HistoryEntry]) -> list[HistoryEntry]:
     return [entry for entry in entries if entry.summary.latency is not None and entry.summary.latency.stable]
 
 
-def compare_with_baseline(baseline: Baseline, current: RunSummary, lineage: str, rules: list[Rule]) -> BaselineComparison:
+def compare_with_baseline(baseline: Baseline, current: RunSummary, lineage: str, rules: list[Rule],
+                          max_host_drift: float | None = HOST_DRIFT_LIMIT) -> BaselineComparison:
+    """Judge ``current`` against its baseline run; ``max_host_drift`` None ignores the host's speed probe."""
     entry, matched_by = find_baseline_run(baseline, current, lineage)
     if entry is None:
         return BaselineComparison(None, matched_by)
@@ -94,8 +97,9 @@ def compare_with_baseline(baseline: Baseline, current: RunSummary, lineage: str,
     judgements = []
     for rule in rules:
         if rule.metric in LATENCY_METRICS:
-            judgements.append(judge_latency(rule, current.latency, before.latency,
-                                            host_drift(current.host_state, before.host_state)))
+            drift = host_drift(current.host_state, before.host_state) if max_host_drift is not None else None
+            judgements.append(judge_latency(rule, current.latency, before.latency, drift,
+                                            HOST_DRIFT_LIMIT if max_host_drift is None else max_host_drift))
         else:
             judgements.append(judge_accuracy(rule, _parity(current), _parity(before)))
     return BaselineComparison(before.run_id, matched_by, judgements)

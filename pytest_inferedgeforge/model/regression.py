@@ -28,7 +28,7 @@ HIGHER_IS_BETTER = {"cosine", "channel_cosine", "top1"}
 RULE = re.compile(r"^\s*(?P<metric>[a-z_0-9]+)\s*:\s*(?P<limit>[+-]?\d+(\.\d*)?([eE][+-]?\d+)?)\s*(?P<pct>%?)\s*$")
 Verdict = Literal["ok", "regressed", "not judged"]
 HOST_DRIFT_LIMIT = 0.10
-"""Latency rules are not judged when the host's speed probe moved more than this between the two runs."""
+"""Default of ``benchmark.max_host_drift``: beyond it, a change within the host's own allowance is not judged."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ def host_drift(current: dict[str, Any] | None, baseline: dict[str, Any] | None) 
 
 
 def judge_latency(rule: Rule, current: LatencyStats | None, baseline: LatencyStats | None,
-                  drift: float | None = None) -> Judgement:
-    """Regressed only beyond the limit, both runs' uncertainty and the host's own measured change (``drift``)."""
+                  drift: float | None = None, max_drift: float = HOST_DRIFT_LIMIT) -> Judgement:
+    """Regressed only beyond the limit, both runs' uncertainty and the host's own measured change (``drift``;
+    None: not known or not wanted); beyond ``max_drift`` a change within the allowance is not judged."""
     if current is None or baseline is None:
         return Judgement(str(rule), "not judged", "a run has no latency figures")
     for label, stats in (("this run", current), ("the baseline", baseline)):
@@ -100,12 +101,12 @@ def judge_latency(rule: Rule, current: LatencyStats | None, baseline: LatencySta
             return Judgement(str(rule), "not judged", f"a run records no {rule.metric} interval (older record)")
         now, before = _value(current, rule.metric), _value(baseline, rule.metric)
         detail = (f"intervals [{interval[0]:.4f}, {interval[1]:.4f}] vs [{reference[0]:.4f}, {reference[1]:.4f}]")
-        return _verdict(rule, now, before, interval[0], reference[1], drift, detail)
-    return _judge_percentile(rule, current, baseline, drift)
+        return _verdict(rule, now, before, interval[0], reference[1], drift, max_drift, detail)
+    return _judge_percentile(rule, current, baseline, drift, max_drift)
 
 
 def _verdict(rule: Rule, now: float, before: float, low: float, bound: float, drift: float | None,
-             detail: str) -> Judgement:
+             max_drift: float, detail: str) -> Judgement:
     """``low`` (this run's lower edge) against ``bound`` (the baseline's upper edge) grown by the limit and by
     the host's drift: a change the host's own slowdown could explain is never put on the artifact."""
     change = now / before - 1 if before > 0 else math.inf
@@ -114,13 +115,14 @@ def _verdict(rule: Rule, now: float, before: float, low: float, bound: float, dr
         f"; host speed probe moved {host:.0%}" if drift is not None else "; no host speed probe recorded")
     if low > bound * (1 + rule.limit) * (1 + host):
         return Judgement(str(rule), "regressed", text)
-    if host > HOST_DRIFT_LIMIT:
+    if host > max_drift:
         return Judgement(str(rule), "not judged", f"the host's speed probe moved {host:.0%} since the baseline run "
                          f"(a busy neighbour or another clock), enough to hide a change within the limit; {text}")
     return Judgement(str(rule), "ok", text)
 
 
-def _judge_percentile(rule: Rule, current: LatencyStats, baseline: LatencyStats, drift: float | None) -> Judgement:
+def _judge_percentile(rule: Rule, current: LatencyStats, baseline: LatencyStats, drift: float | None,
+                      max_drift: float) -> Judgement:
     now = (current.percentiles or {}).get(rule.metric)
     before = (baseline.percentiles or {}).get(rule.metric)
     for label, estimate in (("this run", now), ("the baseline", before)):
@@ -129,7 +131,7 @@ def _judge_percentile(rule: Rule, current: LatencyStats, baseline: LatencyStats,
             return Judgement(str(rule), "not judged", f"{label} cannot support {rule.metric} ({why})")
     assert now is not None and before is not None and now.value_ms is not None and before.upper_bound_ms is not None
     assert before.value_ms is not None
-    return _verdict(rule, now.value_ms, before.value_ms, now.value_ms, before.upper_bound_ms, drift,
+    return _verdict(rule, now.value_ms, before.value_ms, now.value_ms, before.upper_bound_ms, drift, max_drift,
                     f"baseline upper bound {before.upper_bound_ms:.4f} ms")
 
 

@@ -17,7 +17,7 @@ from pytest_inferedgeforge.model.inputs import ValueRule
 from pytest_inferedgeforge.model.layout import spec_stem
 from pytest_inferedgeforge.model.precision import Precision
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
-from pytest_inferedgeforge.model.regression import Rule, parse_rule
+from pytest_inferedgeforge.model.regression import HOST_DRIFT_LIMIT, Rule, parse_rule
 from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA
 from pytest_inferedgeforge.model.yamlio import load_document
 
@@ -102,6 +102,9 @@ class BenchmarkSpec(BaseModel):
         "Coefficient of variation above which the run is flagged unstable (default 0.05 on CPU)."))
     drift_alpha: float | None = Field(DRIFT_ALPHA, gt=0, lt=1, description=(
         "Significance of the first-half vs second-half rank test that flags drift; null turns the check off."))
+    max_host_drift: float | None = Field(HOST_DRIFT_LIMIT, gt=0, description=(
+        "How far the host's speed probe may move from the baseline run's before a change within that allowance "
+        "is not judged; null ignores the probe (judge on the intervals alone)."))
     budget: dict[LatencyMetric, str] = Field(default_factory=dict, description=(
         "Regression budget against the baseline, e.g. {median: '+10%', p99: '+20%'}; see docs/experiments.md#baselines."))
 
