@@ -46,7 +46,11 @@ def test_an_item_hashes_each_file_once(pytester: pytest.Pytester, runs: int) -> 
     reads = json.loads(line)["reads"]
     names = {Path(path).name for path in reads}
     assert {"tiny_cnn.onnx", "model.onnx"} <= names, reads  # the memo saw the source and the artifact
-    assert max(reads.values()) == 1, reads
+    at_rest = reads if runs == 2 else {path: count for path, count in reads.items() if path.endswith("tiny_cnn.onnx")}
+    assert max(at_rest.values()) == 1, reads
+    # a file the build itself wrote may be hashed within a clock tick of its last change, when the memo rightly
+    # does not trust its ctime yet (hashing.py); it is then read once more, never more
+    assert max(reads.values()) <= 2, reads
 
 
 def test_a_rewritten_file_is_hashed_again(tmp_path: Path) -> None:
