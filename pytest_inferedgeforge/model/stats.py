@@ -18,7 +18,9 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pytest_inferedgeforge.model.records.build import Record
 
 CI_LEVEL = 0.95
 PERCENTILE_CONFIDENCE = 0.9987
@@ -32,10 +34,6 @@ MIN_DRIFT_SAMPLES = 16
 NORMAL_IQR = 1.349
 """The interquartile range of a standard normal distribution, in standard deviations."""
 TAIL_PERCENTILES = {"p90": 90.0, "p95": 95.0, "p99": 99.0}
-
-
-class Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
 class PercentileEstimate(Record):
@@ -95,33 +93,32 @@ def samples_needed(percentile: float, confidence: float = PERCENTILE_CONFIDENCE)
     return math.ceil(math.log(1 - confidence) / math.log(percentile / 100))
 
 
-def percentile_estimate(values: np.ndarray, percentile: float) -> PercentileEstimate:
-    """The percentile with the order statistic that bounds it (binomial argument), or ``insufficient_samples``."""
-    count = len(values)
+def percentile_estimate(ordered: np.ndarray, percentile: float, value: float) -> PercentileEstimate:
+    """``value`` (the empirical percentile of the sorted latencies ``ordered``) with the order statistic that bounds
+    it (binomial argument), or ``insufficient_samples``."""
+    count = len(ordered)
     needed = samples_needed(percentile)
     if count < needed:
         return PercentileEstimate(status="insufficient_samples", samples=count, needed=needed)
     from scipy import stats as scipy_stats  # 0.8 s to import: only runs that have figures pay for it
 
     rank = int(scipy_stats.binom.ppf(PERCENTILE_CONFIDENCE, count, percentile / 100)) + 1
-    ordered = np.sort(values)
-    bound = float(ordered[min(rank, count) - 1])
-    return PercentileEstimate(status="ok", value_ms=_r(np.percentile(values, percentile)), upper_bound_ms=_r(bound),
+    return PercentileEstimate(status="ok", value_ms=_r(value), upper_bound_ms=_r(ordered[min(rank, count) - 1]),
                               samples=count, needed=needed)
 
 
-def median_interval(values: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
-    """The percentile bootstrap interval of the median, computed exactly instead of by resampling.
+def median_interval(ordered: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """The percentile bootstrap interval of the median of the sorted latencies ``ordered``, computed exactly
+    instead of by resampling.
 
     A bootstrap resample's median (its ceil(n/2)-th order statistic) is at most the j-th smallest recorded
     latency exactly when at least ceil(n/2) of the n draws are among those j, which is binomial with p = j/n
     (Efron 1979). So the bootstrap distribution of the median is known in closed form: the interval is the
-    same as infinitely many resamples would give, costs O(n log n), and is a function of the latencies alone,
+    same as infinitely many resamples would give, costs O(n), and is a function of the latencies alone,
     so ``verify`` recomputes it exactly.
     """
     from scipy import stats as scipy_stats
 
-    ordered = np.sort(values)
     count = len(ordered)
     if count < 2:
         return _r(ordered[0]), _r(ordered[0])
@@ -132,17 +129,11 @@ def median_interval(values: np.ndarray, level: float = CI_LEVEL) -> tuple[float,
     return _r(ordered[min(low, count - 1)]), _r(ordered[min(high, count - 1)])
 
 
-def robust_cv(values: np.ndarray) -> float:
-    """IQR / 1.349 / median: the coefficient of variation of the bulk of the runs (std / mean for normal data)."""
-    q1, median, q3 = np.percentile(values, [25, 50, 75])
-    return float((q3 - q1) / NORMAL_IQR / median) if median > 0 else 0.0
-
-
-def stability(values: np.ndarray, max_cv: float = DEFAULT_MAX_CV, drift_alpha: float | None = DRIFT_ALPHA) -> Stability:
-    """Stable: the robust CV within ``max_cv`` and no shift between the first and second half (two-sided rank
-    test). A few spikes (a context switch, a page fault) do not make a run unstable: they are counted in
-    ``outliers`` and the median with its interval is what comparisons use."""
-    cv = robust_cv(values)
+def stability(values: np.ndarray, cv: float, max_cv: float = DEFAULT_MAX_CV,
+              drift_alpha: float | None = DRIFT_ALPHA) -> Stability:
+    """Stable: the robust CV ``cv`` within ``max_cv`` and no shift between the first and second half of ``values``
+    (in run order; two-sided rank test). A few spikes (a context switch, a page fault) do not make a run unstable:
+    they are counted in ``outliers`` and the median with its interval is what comparisons use."""
     reasons = []
     if cv > max_cv:
         reasons.append(f"coefficient of variation {cv:.1%} (robust, IQR-based) is above {max_cv:.1%}")
@@ -163,21 +154,26 @@ def stability(values: np.ndarray, max_cv: float = DEFAULT_MAX_CV, drift_alpha: f
 
 def summarize(latencies_ms: list[float], max_cv: float = DEFAULT_MAX_CV,
               drift_alpha: float | None = DRIFT_ALPHA) -> LatencyStats:
-    """Every figure of a list of per-run latencies; ``verify`` recomputes them from the recorded list."""
+    """Every figure of a list of per-run latencies; ``verify`` recomputes them from the recorded list.
+
+    The latencies are sorted once and their quantiles taken in one pass; the interval, the percentile bounds and
+    the robust CV all read those."""
     values = np.asarray(latencies_ms, dtype=np.float64)
-    p50, p90, p95, p99 = np.percentile(values, [50, 90, 95, 99])
-    q1, q3 = np.percentile(values, [25, 75])
+    ordered = np.sort(values)
+    q1, p50, q3, *tails = np.percentile(ordered, [25, 50, 75, *TAIL_PERCENTILES.values()])
     iqr = float(q3 - q1)
     mean = float(values.mean())
     outliers = int(np.count_nonzero((values < q1 - 1.5 * iqr) | (values > q3 + 1.5 * iqr)))
-    verdict = stability(values, max_cv, drift_alpha)
+    robust_cv = iqr / NORMAL_IQR / p50 if p50 > 0 else 0.0  # std / mean for normal data, unmoved by a few spikes
+    p90, p95, p99 = tails
     return LatencyStats(
-        mean_ms=_r(mean), p50_ms=_r(p50), p90_ms=_r(p90), p95_ms=_r(p95), p99_ms=_r(p99), min_ms=_r(values.min()),
-        max_ms=_r(values.max()), std_ms=_r(values.std()), fps=round(1000.0 / mean, 4) if mean > 0 else 0.0,
-        samples=len(values), median_ms=_r(p50), median_ci_ms=median_interval(values),
-        cv=_r(values.std() / mean) if mean > 0 else 0.0, iqr_ms=_r(iqr),
-        outliers=outliers, percentiles={name: percentile_estimate(values, q) for name, q in TAIL_PERCENTILES.items()},
-        stability=verdict,
+        mean_ms=_r(mean), p50_ms=_r(p50), p90_ms=_r(p90), p95_ms=_r(p95), p99_ms=_r(p99), min_ms=_r(ordered[0]),
+        max_ms=_r(ordered[-1]), std_ms=_r(values.std()), fps=round(1000.0 / mean, 4) if mean > 0 else 0.0,
+        samples=len(values), median_ms=_r(p50), median_ci_ms=median_interval(ordered),
+        cv=_r(values.std() / mean) if mean > 0 else 0.0, iqr_ms=_r(iqr), outliers=outliers,
+        percentiles={name: percentile_estimate(ordered, q, value)
+                     for (name, q), value in zip(TAIL_PERCENTILES.items(), tails, strict=True)},
+        stability=stability(values, float(robust_cv), max_cv, drift_alpha),
     )
 
 
