@@ -22,6 +22,7 @@ from pytest_inferedgeforge.engine.ledger import HISTORY_DIR, LEDGER_SUFFIX
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import RUN_SUMMARY_FILE, run_dirs
+from pytest_inferedgeforge.model.records.build import load_record
 from pytest_inferedgeforge.model.records.run import RunSummary
 
 
@@ -45,7 +46,7 @@ class HistoryEntry:
 
 def _ledger_entries(path: Path, problems: list[str]) -> list[HistoryEntry]:
     lineage = path.name.removesuffix(LEDGER_SUFFIX)
-    entries = []
+    summaries: list[RunSummary] = []
     regressed: set[str] = set()
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
@@ -58,19 +59,18 @@ def _ledger_entries(path: Path, problems: list[str]) -> list[HistoryEntry]:
                     problems.append(f"{path}:{number}: not a gate verdict, skipped")
                 continue
             try:
-                entries.append(HistoryEntry(lineage, RunSummary.model_validate_json(line)))
+                summaries.append(RunSummary.model_validate_json(line))
             except ValidationError:
                 problems.append(f"{path}:{number}: not a run record, skipped")
-    return [HistoryEntry(e.lineage, e.summary, e.summary.run_id in regressed) for e in entries]
+    return [HistoryEntry(lineage, summary, summary.run_id in regressed) for summary in summaries]
 
 
 def _build_dir_entries(build_dir: Path, problems: list[str]) -> list[HistoryEntry]:
     entries = []
     for run in run_dirs(build_dir):
         try:
-            data = read_json_object(run / RUN_SUMMARY_FILE, "Run summary")
-            entries.append(HistoryEntry(build_dir.name, RunSummary.model_validate(data)))
-        except (RecordError, ValidationError) as exc:
+            entries.append(HistoryEntry(build_dir.name, load_record(run / RUN_SUMMARY_FILE, RunSummary, "Run summary")))
+        except RecordError as exc:
             problems.append(f"{run}: {str(exc).splitlines()[0]}, skipped")
     return entries
 
@@ -109,13 +109,11 @@ def read_history_export(path: Path) -> list[HistoryEntry]:
     return entries
 
 
-def select(entries: list[HistoryEntry], *, model: str | None = None, preset: str | None = None,
-           status: str | None = None) -> list[HistoryEntry]:
+def select(entries: list[HistoryEntry], *, model: str | None = None, preset: str | None = None) -> list[HistoryEntry]:
     """Entries of a model (file name or stem) and/or preset id (or its last segment)."""
     def wanted(entry: HistoryEntry) -> bool:
         name = entry.model_name
         preset_name = entry.summary.preset_name or ""
         return ((model is None or model in (name, Path(name).stem, Path(model).name))
-                and (preset is None or preset in (preset_name, preset_name.rsplit("/", 1)[-1]))
-                and (status is None or entry.summary.status == status))
+                and (preset is None or preset in (preset_name, preset_name.rsplit("/", 1)[-1])))
     return [entry for entry in entries if wanted(entry)]

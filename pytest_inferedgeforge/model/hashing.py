@@ -37,21 +37,21 @@ class DigestMemo:
         """Resolved path -> times its bytes were hashed; a test asserts it never exceeds 1."""
 
     def digest(self, path: Path) -> str:
-        identity = _identity(path)
+        identity = file_identity(path)
         known = self._digests.get(identity)
         if known is None:
             started = time.time_ns()
             known = _hash_file(path)
             self.reads[str(path.resolve())] += 1
             ctime_ns = identity[-1]
-            if _identity(path) == identity and started - ctime_ns > _racy_window_ns(ctime_ns):
+            if file_identity(path) == identity and started - ctime_ns > _racy_window_ns(ctime_ns):
                 self._digests[identity] = known
         return known
 
 
-def _identity(path: Path) -> FileIdentity:
+def file_identity(path: Path) -> FileIdentity:
     """What changes when the file's bytes can have: device, inode, size, mtime and ctime (not atime, which a read
-    moves)."""
+    moves). The digest memo and the preset memo key on it."""
     stat = path.stat()
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 

@@ -30,6 +30,7 @@ from pydantic import (
 
 from pytest_inferedgeforge.model.containment import check_component
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, describe_validation_error
+from pytest_inferedgeforge.model.hashing import file_identity
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 from pytest_inferedgeforge.model.project import builtin_presets_root
 from pytest_inferedgeforge.model.yamlio import load_document
@@ -226,14 +227,13 @@ def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Pr
 
 
 _PARSED: dict[tuple[object, ...], Preset] = {}
-"""Presets already read in this process, by id, file and the file's identity (device, inode, size, mtime_ns):
+"""Presets already read in this process, by id, file, catalog and the file's identity (hashing.file_identity):
 collecting thousands of specs parses each preset once, and a changed file is read again."""
 
 
 def load_preset(preset_id: str, root: Path | None, backends: BackendCatalog) -> Preset:
     path = find_preset_file(preset_id, root, backends)
-    stat = path.stat()
-    key = (preset_id, str(path), tuple(sorted(backends.items())), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = (preset_id, str(path), tuple(sorted(backends.items())), file_identity(path))
     if key not in _PARSED:
         _PARSED[key] = read_preset_file(path, preset_id, backends)
     return _PARSED[key].model_copy(deep=True)  # each caller gets its own, as if it had read the file
