@@ -160,7 +160,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _pictures(args: argparse.Namespace, table: Any, latencies: dict[str, list[float]]) -> None:
     """The model's one figure (PNG) and, with --html, the self-contained page; both need matplotlib."""
-    from pytest_inferedgeforge.handoff.figures import write_figure, write_html
+    from pytest_inferedgeforge.handoff.figures import model_figure_png, write_figure, write_html
 
     if args.no_plot and not args.html:
         return
@@ -170,10 +170,11 @@ def _pictures(args: argparse.Namespace, table: Any, latencies: dict[str, list[fl
         warn(args, f"plots skipped: matplotlib is not installed ({install_hint('matplotlib')}, or pass --no-plot)")
         return
     directory = Path(args.plot_dir) if args.plot_dir else default_plot_dir(output_root(args))
+    png = model_figure_png(table, latencies)  # drawn once for the PNG and the page
     if not args.no_plot:
-        write_figure(table, latencies, directory)
+        write_figure(table, png, directory)
     if args.html:
-        write_html(table, latencies, directory)
+        write_html(table, png, directory)
 
 
 def default_plot_dir(root: Path) -> Path:

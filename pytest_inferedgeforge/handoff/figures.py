@@ -65,19 +65,20 @@ def figure_name(table: CompareTable) -> str:
     return safe_component(Path(table.model).stem, "model")
 
 
-def write_figure(table: CompareTable, latencies: dict[str, list[float]], directory: Path) -> Path:
+def write_figure(table: CompareTable, png: bytes, directory: Path) -> Path:
+    """``<model>.png`` in ``directory`` (the figure drawn once by :func:`model_figure_png`)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = contained(directory, f"{figure_name(table)}.png", "plot file")
-    path.write_bytes(model_figure_png(table, latencies))
+    path.write_bytes(png)
     table.plots = [str(path)]
     return path
 
 
-def write_html(table: CompareTable, latencies: dict[str, list[float]], directory: Path) -> Path:
+def write_html(table: CompareTable, png: bytes, directory: Path) -> Path:
     """A self-contained page: the figure inline (data URI) and the compare table."""
     directory.mkdir(parents=True, exist_ok=True)
     path = contained(directory, f"{figure_name(table)}.html", "HTML report")
-    image = base64.b64encode(model_figure_png(table, latencies)).decode("ascii")
+    image = base64.b64encode(png).decode("ascii")
     title = html.escape(f"InferEdgeForge compare: {Path(table.model).name}")
     page = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\n"
             f"<h1>{title}</h1>\n<img alt=\"latency and parity per preset\" src=\"data:image/png;base64,{image}\">\n"

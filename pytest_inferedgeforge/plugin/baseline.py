@@ -23,7 +23,7 @@ from pytest_inferedgeforge.engine.baseline import (
 from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.records.run import RunSummary
-from pytest_inferedgeforge.model.regression import HOST_DRIFT_LIMIT, Rule, parse_rules
+from pytest_inferedgeforge.model.regression import Rule, parse_rules
 from pytest_inferedgeforge.model.spec import ExperimentSpec
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
 
@@ -63,17 +63,16 @@ def _baseline(config: pytest.Config, settings: ForgeSettings) -> Baseline:
 
 
 def check_baseline(item: pytest.Item, record: BuildRecord, summary: RunSummary, rules: list[Rule],
-                   settings: ForgeSettings) -> None:
-    """Judge the run against its baseline; a significant regression fails the item, nothing else does."""
+                   settings: ForgeSettings, max_host_drift: float | None) -> None:
+    """Judge the run against its baseline (``max_host_drift``: the spec's; None ignores the host's speed probe);
+    a significant regression fails the item, nothing else does."""
     from pytest_inferedgeforge.plugin.items import ForgeCheckFailed
 
     try:
         baseline = _baseline(item.config, settings)
     except ForgeError as exc:
         raise ForgeCheckFailed(str(exc)) from exc
-    spec = getattr(item, "experiment", None)
-    max_drift = spec.spec.benchmark.max_host_drift if spec is not None else HOST_DRIFT_LIMIT
-    comparison = compare_with_baseline(baseline, summary, record.build_dir.name, rules, max_drift)
+    comparison = compare_with_baseline(baseline, summary, record.build_dir.name, rules, max_host_drift)
     details: dict[str, Any] = {"source": baseline.source, "run_id": comparison.run_id,
                                "matched_by": comparison.matched_by,
                                "rules": [judgement.line() for judgement in comparison.judgements],

@@ -211,7 +211,7 @@ class ForgeItem(CleanFailureItem):
                                        + "".join(f"; build warning: {warning}" for warning in warnings[:3]))
         rules = regression_rules(settings, self.experiment.spec)
         if rules:
-            check_baseline(self, record, summary, rules, settings)
+            check_baseline(self, record, summary, rules, settings, self.experiment.spec.benchmark.max_host_drift)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.experiment.name}[{self.preset.name}]"
