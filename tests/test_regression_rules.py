@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pytest
 
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.regression import Rule, host_drift, judge_accuracy, judge_latency, parse_rules
+from pytest_inferedgeforge.model.regression import (
+    ACCURACY_METRICS,
+    AccuracyMetric,
+    Rule,
+    host_drift,
+    judge_accuracy,
+    judge_latency,
+    parse_rules,
+)
 from pytest_inferedgeforge.model.stats import summarize
 
 RNG = np.random.default_rng(11)
@@ -81,3 +91,7 @@ def test_a_steady_host_lets_the_rule_be_judged() -> None:
     drift = host_drift({"speed_probe_ms": [1.01]}, {"speed_probe_ms": [1.0]})
     assert drift is not None and drift < 0.05
     assert judge_latency(Rule("median", 0.10, True), summarize(run(2.6)), summarize(run(2.0)), drift).verdict == "regressed"
+
+
+def test_every_accuracy_metric_a_spec_may_name_has_a_parity_field() -> None:
+    assert set(ACCURACY_METRICS) == set(get_args(AccuracyMetric))

@@ -16,14 +16,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.stats import LatencyStats
 
-LATENCY_METRICS = ("median", "mean", "p90", "p95", "p99")
-ACCURACY_METRICS = {"cosine": "min_cosine", "channel_cosine": "min_channel_cosine", "top1": "top1_agreement",
-                    "max_abs_error": "max_abs_error"}
+LatencyMetric = Literal["median", "mean", "p90", "p95", "p99"]
+AccuracyMetric = Literal["cosine", "channel_cosine", "top1", "max_abs_error"]
+"""The metrics a rule may name; the spec's budgets are typed by these, the parser checks them."""
+LATENCY_METRICS: tuple[str, ...] = get_args(LatencyMetric)
+ACCURACY_METRICS: dict[str, str] = {"cosine": "min_cosine", "channel_cosine": "min_channel_cosine",
+                                    "top1": "top1_agreement", "max_abs_error": "max_abs_error"}
+"""Each accuracy metric (every one of :data:`AccuracyMetric`) and its field in the run's parity figures."""
 HIGHER_IS_BETTER = {"cosine", "channel_cosine", "top1"}
 RULE = re.compile(r"^\s*(?P<metric>[a-z_0-9]+)\s*:\s*(?P<limit>[+-]?\d+(\.\d*)?([eE][+-]?\d+)?)\s*(?P<pct>%?)\s*$")
 Verdict = Literal["ok", "regressed", "not judged"]

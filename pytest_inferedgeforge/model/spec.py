@@ -17,7 +17,7 @@ from pytest_inferedgeforge.model.inputs import ValueRule
 from pytest_inferedgeforge.model.layout import spec_stem
 from pytest_inferedgeforge.model.precision import Precision
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
-from pytest_inferedgeforge.model.regression import HOST_DRIFT_LIMIT, Rule, parse_rule
+from pytest_inferedgeforge.model.regression import HOST_DRIFT_LIMIT, AccuracyMetric, LatencyMetric, Rule, parse_rule
 from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA
 from pytest_inferedgeforge.model.yamlio import load_document
 
@@ -70,10 +70,6 @@ DEFAULT_SEED = 1234
 """Seed of synthetic run inputs; the smoke run's input is the first of them."""
 DEFAULT_SAMPLES = 8
 """The one home of run defaults: specs, ``run-benchmark`` options and the engine's RunSettings use these."""
-
-
-LatencyMetric = Literal["median", "mean", "p90", "p95", "p99"]
-AccuracyMetric = Literal["cosine", "channel_cosine", "top1", "max_abs_error"]
 
 
 class InputsSpec(BaseModel):
