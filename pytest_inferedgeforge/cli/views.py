@@ -123,7 +123,7 @@ def history_lines(entries: list[Any]) -> list[str]:
             stable = "-" if latency is None or latency.stable is None else ("yes" if latency.stable else "NO")
             cosine = (run.accuracy or {}).get("min_cosine")
             p99 = describe_percentile(latency, "p99") if latency else "-"
-            verdict_cv = latency.stability.cv if latency and latency.stability else (latency.cv if latency else None)
+            verdict_cv = latency.verdict_cv if latency else None
             cv = f"{verdict_cv:.1%}" if verdict_cv is not None else "-"
             lines.append(
                 f"  {(run.started_at or '-')[:19]:<20} {(run.build_key or '-')[:12]:<12} "

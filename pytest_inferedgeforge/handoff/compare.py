@@ -130,7 +130,7 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         top1_agreement=parity.get("top1_agreement"), accuracy_metrics=_attached_metrics(entry),
         structured_result_path=str(entry.structured_result) if entry.structured_result else None,
         median_ms=latency.median_ms if latency else None, median_ci_ms=latency.median_ci_ms if latency else None,
-        p99_status=_p99_status(latency), cv=_verdict_cv(latency),
+        p99_status=_p99_status(latency), cv=latency.verdict_cv if latency else None,
         stable=latency.stable if latency else None,
         measured_on="device" if summary.evidence in (None, "artifact") else "simulator", runner=summary.runner,
         settings=_run_settings(summary),
@@ -142,13 +142,6 @@ def _run_settings(summary: RunSummary) -> dict[str, Any]:
     threads = (summary.settings or {}).get("intra_op_threads")
     amount = f"{summary.min_duration_s:g} s" if summary.min_duration_s else f"{summary.runs} runs"
     return {"via": summary.via, "warmup": summary.warmup, "amount": amount, "threads": threads}
-
-
-def _verdict_cv(latency: LatencyStats | None) -> float | None:
-    """The CV the stability verdict used (robust), else the plain one of an older record."""
-    if latency is None:
-        return None
-    return latency.stability.cv if latency.stability is not None else latency.cv
 
 
 def _p99_status(latency: LatencyStats | None) -> str | None:

@@ -87,6 +87,11 @@ class LatencyStats(Record):
     def stable(self) -> bool | None:
         return self.stability.stable if self.stability else None
 
+    @property
+    def verdict_cv(self) -> float | None:
+        """The CV the stability verdict used (robust), else the plain one of a record that has no verdict."""
+        return self.stability.cv if self.stability is not None else self.cv
+
 
 def samples_needed(percentile: float, confidence: float = PERCENTILE_CONFIDENCE) -> int:
     """The fewest samples whose maximum bounds the percentile from above with ``confidence``."""
