@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import obstore  # noqa: F401  (see below)
 import onnx
 import pytest
 import scipy.stats  # noqa: F401  (see below)
+import securesystemslib.signer  # noqa: F401  (see below)
 import yaml  # noqa: F401  (see below)
 from onnx import TensorProto, helper, numpy_helper
+from s3_server import S3Server, start_server
 
 from pytest_inferedgeforge.cli.main import main
 
 # pytester's in-process runs restore sys.modules afterwards; C extensions cannot be loaded twice in one process
 # (scipy's and numpy.fft refuse; libyaml's keeps pointing at the first yaml module's classes, so a re-imported
-# yaml's CSafeLoader fails), so they are loaded here, before any snapshot is taken.
+# yaml's CSafeLoader fails; obstore's and cryptography's Rust extensions the same), so they are loaded here, before
+# any snapshot is taken.
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,3 +96,27 @@ def flip_byte() -> Callable[[Path], None]:
         path.write_bytes(bytes(data))
 
     return flip
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS) per test session (per xdist worker), stopped by PID at the end.
+
+    Skips with the reason where the binary cannot run; ``FORGE_S3_REQUIRED=1`` (CI) makes that a failure.
+    """
+    try:
+        server = start_server(tmp_path_factory.mktemp("seaweedfs"))
+    except (OSError, RuntimeError) as exc:
+        if os.environ.get("FORGE_S3_REQUIRED"):
+            pytest.fail(f"FORGE_S3_REQUIRED is set but the S3 server could not start: {exc}", pytrace=False)
+        pytest.skip(f"no S3 server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_cache(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty ``s3://`` cache URL on the real server, with the client's AWS_* variables set."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server.url()

@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.common import add_command, add_presets_root, output_root, presets_root, print_json, status
+from pytest_inferedgeforge.cli.common import (
+    UsageError,
+    add_command,
+    add_presets_root,
+    output_root,
+    presets_root,
+    print_json,
+    status,
+)
+from pytest_inferedgeforge.cli.signing import OMS_HELP
 from pytest_inferedgeforge.model.errors import ForgeError
 
 
@@ -93,11 +102,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     preset = load_preset(args.preset, presets_root(args))
     plan = plan_build(Path(args.model), preset, output_root(args, "output"), input_shapes=_input_shapes(args.input_shape),
                       input_values=_input_values(args.input_value))
+    signer, shared = signing_and_cache(args)
     with status(f"Building {preset.name}...", args) as update:
-        outcome = build(plan, progress=lambda message: update(f"{preset.name}: {message}"), force=args.force)
+        outcome = build(plan, progress=lambda message: update(f"{preset.name}: {message}"), force=args.force,
+                        signer=signer, shared=shared)
     record = outcome.record
     if args.json:
-        print_json({"cached": outcome.cached, "reason": outcome.reason, "build_dir": str(record.build_dir),
+        print_json({"cached": outcome.cached, "reason": outcome.reason, "build_source": outcome.source,
+                    "pushed": outcome.pushed, "build_dir": str(record.build_dir),
                      "metadata_path": str(record.metadata_path), "manifest_path": str(record.manifest_path),
                      "artifact_path": str(record.artifact_path), "build_id": record.manifest.build.build_id,
                      "build_key": record.manifest.build.build_key,
@@ -114,7 +126,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"Artifact : {record.artifact_path}")
     print(f"SHA-256  : {record.manifest.artifact.sha256}")
     print(f"Cache    : {'hit' if outcome.cached else 'miss'} ({outcome.reason})")
+    print(f"Source   : {outcome.source}")
+    if outcome.pushed:
+        print(f"Push     : {outcome.pushed}")
     return 0
+
+
+def signing_and_cache(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The signer of ``--sign-key`` and the shared cache of ``--cache`` (with ``--trust`` keys), or None."""
+    from pytest_inferedgeforge.engine.shared_cache import connect
+    from pytest_inferedgeforge.engine.signing import load_signing_key
+
+    if args.cache_push and not args.cache:
+        raise UsageError("--cache-push needs --cache URL")
+    if args.cache_push and not args.sign_key:
+        raise UsageError("--cache-push needs --sign-key KEY: the shared cache serves only signed builds")
+    if args.oms and not args.sign_key:
+        raise UsageError("--oms needs --sign-key KEY")
+    signer = load_signing_key(Path(args.sign_key), oms=args.oms) if args.sign_key else None
+    shared = connect(args.cache, [Path(path) for path in args.trust or []], args.cache_push) if args.cache else None
+    return signer, shared
 
 
 def register(sub: Any) -> None:
@@ -133,3 +164,18 @@ def register(sub: Any) -> None:
                         "NAME=8000|16000 (choice) or NAME=-1..1 (range) (repeatable)")
     p.add_argument("--force", action="store_true", help="rebuild even when a verified cached build exists")
     add_presets_root(p)
+    add_sharing_options(p)
+
+
+def add_sharing_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("signing and the shared cache (docs/provenance.md, docs/cache.md)")
+    group.add_argument("--sign-key", metavar="KEY", default=None,
+                       help="sign the build's provenance with this private key (writes provenance.dsse.json)")
+    group.add_argument("--oms", action="store_true", help=OMS_HELP)
+    group.add_argument("--cache", metavar="URL", default=None,
+                       help="shared cache: s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, "
+                            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a directory; a local miss pulls from it")
+    group.add_argument("--trust", action="append", metavar="PUB",
+                       help="public key whose signed cache entries are trusted (repeatable; a pull needs one)")
+    group.add_argument("--cache-push", action="store_true",
+                       help="push the build to the shared cache (needs --sign-key)")

@@ -17,7 +17,21 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pytest_inferedgeforge.cli import agent, build, compare, history, init, inspect, presets, records, runs, toolchain
+from pytest_inferedgeforge.cli import (
+    agent,
+    build,
+    cache,
+    compare,
+    history,
+    init,
+    inspect,
+    merge,
+    presets,
+    records,
+    runs,
+    signing,
+    toolchain,
+)
 from pytest_inferedgeforge.cli.common import UsageError
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import digest_memo
@@ -47,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (init, presets, build, inspect, runs, history, compare, records, agent, toolchain):
+    for group in (init, presets, build, inspect, runs, history, compare, merge, records, signing, cache, agent, toolchain):
         group.register(sub)
     return parser
 

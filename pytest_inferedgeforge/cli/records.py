@@ -27,9 +27,12 @@ def cmd_validate_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.model.keys import load_public_keys
     from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
-    reports = [verify_build_dir(directory) for directory in _build_dirs(args)]
+    keys = load_public_keys([Path(path) for path in args.key or []])
+    reports = [verify_build_dir(directory, keys, require_signature=args.require_signature)
+               for directory in _build_dirs(args)]
     if args.json:
         print_json([report.to_dict() for report in reports])
     else:
@@ -118,9 +121,16 @@ def register(sub: Any) -> None:
              "check a manifest: original rules, JSON Schema, and every hash against the files")
     add_build_dir(p, "--manifest", "--build-dir")
 
-    p = add_command(sub, "verify", cmd_verify, "verify whole build records (manifest, metadata, hashes); exit 1 on any error")
+    p = add_command(sub, "verify", cmd_verify,
+                    "verify whole build records (manifest, metadata, provenance, hashes, signature); exit 1 on any error")
     p.add_argument("paths", nargs="+", metavar="BUILD_DIR_OR_ROOT",
                    help="build directories, or roots to walk for the build directories under them")
+    p.add_argument("--key", action="append", metavar="PUB",
+                   help="trusted public key (repeatable): each build must carry a signature that verifies with one "
+                        "of them")
+    p.add_argument("--require-signature", action="store_true",
+                   help="fail unsigned builds (with --key: signed by a given key; without: a well-formed signature "
+                        "over the provenance, whose signer only --key can establish)")
 
     p = add_command(sub, "schema", cmd_schema, "list, print or export the JSON Schemas of Forge's files")
     p.add_argument("name", nargs="?", default=None, help="schema name; omit to list them")

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pytest_inferedgeforge.backends.api import BuildRequest
 from pytest_inferedgeforge.backends.registry import availability
@@ -30,6 +31,8 @@ from pytest_inferedgeforge.engine.inspection import recheck, remember
 from pytest_inferedgeforge.engine.plan import BuildPlan
 from pytest_inferedgeforge.engine.publish import build_lock, publish, sweep, work_dir_for
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
+from pytest_inferedgeforge.engine.shared_cache import SharedCache, pull, push
+from pytest_inferedgeforge.engine.signing import SigningKey, write_provenance
 from pytest_inferedgeforge.engine.smoke import smoke_build
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError, ToolchainUnavailable
 from pytest_inferedgeforge.model.jsonio import write_json_atomic
@@ -55,6 +58,10 @@ LOGGER = logging.getLogger("inferedgeforge.build")
 """Build progress also goes here (never to the root logger's handlers), so pytest's log capture shows it."""
 
 
+BuildSource = Literal["built", "local", "remote"]
+"""Where a build came from: built here, reused from the output root, or pulled from the shared cache and verified."""
+
+
 @dataclass
 class VerifiedBuild:
     """A published build that passed whole-record verification when it was built or reused."""
@@ -64,6 +71,9 @@ class VerifiedBuild:
     cached: bool
     reason: str
     """Why it was built (first build, which key part changed, forced) or why the cache was used."""
+    source: BuildSource = "built"
+    pushed: str | None = None
+    """What pushing it to the shared cache did, when a push was asked for."""
 
     @property
     def digests(self) -> dict[str, str | None]:
@@ -75,8 +85,10 @@ class VerifiedBuild:
         return found
 
 
-def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = False) -> VerifiedBuild:
-    """Build (or reuse) ``plan`` and return the published, verified build."""
+def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = False, signer: SigningKey | None = None,
+          shared: SharedCache | None = None) -> VerifiedBuild:
+    """Build (or reuse, or pull from ``shared``) ``plan`` and return the published, verified build; with ``signer``
+    it is signed, and with ``shared.push`` pushed."""
     toolchain = availability(plan.preset.backend)
     if not toolchain.ok:
         raise ToolchainUnavailable(f"{plan.preset.name}: {toolchain.reason}")
@@ -88,12 +100,45 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
         for note in sweep(plan.build_dir.parent, plan.build_dir):
             LOGGER.warning(note)
         cached, reason = _reuse_or_reason(plan, key)
+        if cached is None and shared is not None and not force:
+            cached, reason = _pull(plan, key.build_key, shared, reason)
         if cached is None or force:
             if not plan.model_checked:
                 recheck(plan.source, plan.model, plan.output_root)
-            cached = _build_fresh(plan, key, "forced rebuild" if force else reason, progress)
+            cached = _build_fresh(plan, key, "forced rebuild" if force else reason, progress, signer)
+        elif signer is not None and cached.source == "local":
+            signer.sign(plan.build_dir)
         remember(plan.source, plan.model, plan.output_root)
+        if shared is not None and shared.push and cached.source != "remote":
+            cached.pushed = _push(shared, plan.build_dir)
         return cached
+
+
+def _pull(plan: BuildPlan, key: str, shared: SharedCache, reason: str) -> tuple[VerifiedBuild | None, str]:
+    """The build from the shared cache, verified; or (None, why it is built here) on a miss or a refused entry."""
+    try:
+        found = pull(shared, key, plan.build_dir)
+    except ForgeError as exc:  # CacheRefused, or the cache could not be reached: build locally, say why
+        note = f"shared cache entry not used: {exc}"
+        LOGGER.warning(note)
+        return None, f"{reason}; {note}"
+    if not found:
+        return None, f"{reason}; not in the shared cache"
+    record = load_build_record(plan.build_dir)
+    return VerifiedBuild(record, verify_build_dir(plan.build_dir), cached=True, source="remote",
+                         reason=f"pulled from the shared cache {shared.url}: signature and every digest verified"), ""
+
+
+def _push(shared: SharedCache, build_dir: Path) -> str:
+    """Push after a build; a failure is said (and logged), the build itself stands."""
+    try:
+        result = push(shared, build_dir)
+    except ForgeError as exc:
+        LOGGER.warning("push to the shared cache failed: %s", exc)
+        return f"failed: {exc}"
+    if not result.entry_written:
+        return "already in the shared cache"
+    return f"pushed ({result.uploaded} new blob(s), {result.bytes_uploaded} bytes)"
 
 
 def _reuse_or_reason(plan: BuildPlan, key: Fingerprint) -> tuple[VerifiedBuild | None, str]:
@@ -118,7 +163,7 @@ def _reuse_or_reason(plan: BuildPlan, key: Fingerprint) -> tuple[VerifiedBuild |
     report = verify_build_dir(build_dir)
     if not report.valid:
         return None, f"cached build failed verification ({report.errors[0].line()}); rebuilding"
-    return VerifiedBuild(load_build_record(build_dir), report, cached=True,
+    return VerifiedBuild(load_build_record(build_dir), report, cached=True, source="local",
                          reason="cache hit: same build key, hashes verified"), ""
 
 
@@ -138,7 +183,8 @@ class _BuildLog:
         return "\n".join(self.lines) + "\n"
 
 
-def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progress | None) -> VerifiedBuild:
+def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progress | None,
+                 signer: SigningKey | None) -> VerifiedBuild:
     log = _BuildLog(progress)
     failure_record = plan.output_root / f"{plan.build_dir.name}{FAILURE_SUFFIX}"
     work_dir = work_dir_for(plan.build_dir)
@@ -164,6 +210,9 @@ def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progr
                                              round(time.perf_counter() - clock, 3), work_dir, smoke)
         write_json_atomic(work_dir / METADATA_FILE, metadata_to_dict(metadata))
         write_json_atomic(work_dir / MANIFEST_FILE, manifest_to_dict(manifest))
+        write_provenance(work_dir, manifest)
+        if signer is not None:
+            signer.sign(work_dir)
         publish(work_dir, plan.build_dir)
     except BaseException as exc:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -16,7 +16,7 @@ from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.handoff.attach import numeric_metrics
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.records.run import RunSummary
+from pytest_inferedgeforge.model.records.run import RunSummary, measured_on
 from pytest_inferedgeforge.model.stats import LatencyStats
 
 
@@ -132,7 +132,7 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         median_ms=latency.median_ms if latency else None, median_ci_ms=latency.median_ci_ms if latency else None,
         p99_status=_p99_status(latency), cv=latency.verdict_cv if latency else None,
         stable=latency.stable if latency else None,
-        measured_on="device" if summary.evidence in (None, "artifact") else "simulator", runner=summary.runner,
+        measured_on=measured_on(summary.evidence), runner=summary.runner,
         settings=_run_settings(summary),
     )
 

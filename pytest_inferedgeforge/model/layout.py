@@ -1,7 +1,8 @@
 """The build directory's layout: its name and the names of the files in it (docs/contract.md#build-directory).
 
 ``<output>/<stem>__<target>__<backend>__<preset suffix>/`` holds the artifact,
-``metadata.json``, ``manifest.json``, ``build.log`` and, after runs,
+``metadata.json``, ``manifest.json``, ``build.log``, ``provenance.json`` (and, signed,
+``provenance.dsse.json``) and, after runs,
 ``run_summary.json``, ``accuracy_evidence.json`` and ``results/``.
 """
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:  # the plugin imports this module at start-up; onnx is not loa
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
 LOG_FILE = "build.log"
+PROVENANCE_FILE = "provenance.json"
+"""The build's SLSA provenance (an in-toto Statement), written with the build (docs/provenance.md)."""
+SIGNATURE_FILE = "provenance.dsse.json"
+"""A DSSE envelope over ``provenance.json``'s exact bytes, written when the build is signed."""
 RUN_SUMMARY_FILE = "run_summary.json"
 ACCURACY_EVIDENCE_FILE = "accuracy_evidence.json"
 RESULTS_DIR = "results"

@@ -28,6 +28,7 @@ from pytest_inferedgeforge.plugin.settings import (
     VALIDATE_ROOTS_KEY,
     check_fail_on,
     check_required_backends,
+    check_sharing,
     settings_from_config,
 )
 
@@ -65,9 +66,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--forge-fail-on", metavar="RULES", default=None,
                     help="fail an item on a significant regression against the baseline, e.g. "
                          "'median:+10%%,p99:+20%%,cosine:-0.001' (default baseline: latest; ini: forge_fail_on)")
+    group.addoption("--forge-sign-key", metavar="KEY", default=None,
+                    help="sign every build's provenance with this private key (inferedgeforge keygen; ini: forge_sign_key)")
+    group.addoption("--forge-oms", action="store_true", default=False,
+                    help="also write model.sig, an OpenSSF model-signing signature over each build directory (an "
+                         "ECDSA P-256 --forge-sign-key and the 'oms' extra; ini: forge_oms)")
+    group.addoption("--forge-trust", metavar="PUB", action="append", default=[],
+                    help="public key whose signatures are trusted (repeatable; ini: forge_trust): the manifest gate "
+                         "then requires builds signed by one of them, and only such shared-cache entries are pulled")
+    group.addoption("--forge-cache", metavar="URL", default=None,
+                    help="shared build cache, s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                         "AWS_SECRET_ACCESS_KEY) or a directory: a local miss pulls a verified build (ini: forge_cache)")
+    group.addoption("--forge-cache-push", action="store_true", default=False,
+                    help="push each build to the shared cache (needs --forge-sign-key; ini: forge_cache_push)")
     parser.addini("forge_output", "root for build directories (default: builds)", default=None)
     parser.addini("forge_presets", "project presets root (default: ./presets when it exists)", default=None)
     parser.addini("forge_baseline", "baseline of every run: latest, a builds root or a history export", default=None)
+    parser.addini("forge_sign_key", "private key that signs every build's provenance", default=None)
+    parser.addini("forge_oms", "also write an OpenSSF model-signing signature of every build", type="bool",
+                  default=False)
+    parser.addini("forge_trust", "trusted public keys, one per line (relative to the ini file)", type="paths",
+                  default=[])
+    parser.addini("forge_cache", "shared build cache: s3://bucket/prefix or a directory", default=None)
+    parser.addini("forge_cache_push", "push every build to the shared cache", type="bool", default=False)
     parser.addini("forge_fail_on", "regression rules against the baseline, e.g. median:+10%,cosine:-0.001",
                   default=None)
 
@@ -86,6 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = settings_from_config(config)
     check_required_backends(settings)
     check_fail_on(settings)
+    check_sharing(settings)
     config.stash[SETTINGS_KEY] = settings
     register_markers(config, [root for root in (settings.presets_root, builtin_presets_root()) if root is not None])
     validate_roots = []

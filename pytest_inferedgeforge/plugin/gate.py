@@ -92,7 +92,7 @@ class GateItem(CleanFailureItem):
 
 class BuildDirItem(GateItem):
     """The whole-record check: original rules, schema, hashes and sizes, build key, metadata/manifest agreement,
-    downstream paths, and every run record."""
+    downstream paths, provenance, every run record and, with ``--forge-trust``, a signature by a trusted key."""
 
     label = "verify"
 
@@ -101,11 +101,13 @@ class BuildDirItem(GateItem):
         return self.path.parent.name
 
     def runtest(self) -> None:
+        from pytest_inferedgeforge.plugin.sharing import trusted_keys
         from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
         build_dir = self.path.parent
         self.user_properties.extend([("forge.kind", "manifest"), ("build_dir", str(build_dir))])
-        report = verify_build_dir(build_dir)
+        keys = trusted_keys(self.config)
+        report = verify_build_dir(build_dir, keys, require_signature=bool(keys))
         if not report.valid:
             raise ForgeCheckFailed(f"{build_dir}: {len(report.errors)} error(s)\n" +
                                    "\n".join(issue.line() for issue in report.errors))

@@ -23,6 +23,7 @@ from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
 from pytest_inferedgeforge.plugin.baseline import check_baseline, latency_properties, regression_rules
 from pytest_inferedgeforge.plugin.markers import register_preset_markers
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
+from pytest_inferedgeforge.plugin.sharing import shared_cache, signer
 
 
 class ForgeCheckFailed(Exception):
@@ -59,7 +60,7 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
                       input_values=inputs.values if inputs else None,
                       input_seed=inputs.seed if inputs else DEFAULT_SEED,
                       input_dataset=experiment.dataset if experiment is not None else None)
-    outcome = build(plan, force=settings.rebuild)
+    outcome = build(plan, force=settings.rebuild, signer=signer(config), shared=shared_cache(config))
     violations = build_invariants(outcome)
     if violations:
         raise ForgeCheckFailed("\n".join(issue.line() for issue in violations))
@@ -88,8 +89,10 @@ def record_properties(item: pytest.Item, outcome: VerifiedBuild) -> None:
         ("build_id", manifest.build.build_id), ("build_key", manifest.build.build_key),
         ("build_dir", str(record.build_dir)), ("source_sha256", manifest.source_model.sha256),
         ("artifact_sha256", manifest.artifact.sha256), ("artifact_size_bytes", manifest.artifact.size_bytes),
-        ("cache_hit", outcome.cached), ("cache_reason", outcome.reason),
+        ("cache_hit", outcome.cached), ("cache_reason", outcome.reason), ("build_source", outcome.source),
     ])
+    if outcome.pushed:
+        item.user_properties.append(("cache_push", outcome.pushed))
 
 
 def param_nodeid(parent: pytest.Collector, name: str, param: str) -> str:

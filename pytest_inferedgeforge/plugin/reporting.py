@@ -158,7 +158,7 @@ class ForgeReporter:
             if len(name) > width:  # a long name gets its own line; the figures stay in their columns
                 terminalreporter.write_line(name)
                 name = ""
-            cache = {True: "hit", False: "miss"}.get(bool(p["cache_hit"]), "-") if "cache_hit" in p else "-"
+            cache = _cache_cell(p)
             terminalreporter.write_line(
                 f"{name:<{width}} {row.outcome:<7} {cache:<5} {_size(p.get('artifact_size_bytes')):>8} "
                 f"{_num(p.get('median_ms', p.get('p50_ms')), 3):>8} {_p99(p):>7} {_cv(p):>6} "
@@ -196,13 +196,15 @@ class ForgeReporter:
         from pytest_inferedgeforge.model.version import __version__
 
         items = []
+        hostname = host_facts()["hostname"]
         for row in self.rows.values():
             p = row.properties
             items.append(ItemReport(
                 nodeid=row.nodeid, kind=p["forge.kind"], experiment=p.get("forge.experiment"), spec=p.get("forge.spec"),
                 preset=p.get("forge.preset"), backend=p.get("forge.backend"), target=p.get("forge.target"),
                 precision=p.get("forge.precision"), outcome=row.outcome, message=row.message,  # type: ignore[arg-type]
-                duration_s=round(row.duration, 4), properties={k: v for k, v in p.items() if k not in _ITEM_FIELDS},
+                duration_s=round(row.duration, 4), host=hostname, measured_on=_measured_on(p),
+                properties={k: v for k, v in p.items() if k not in _ITEM_FIELDS},
             ))
         counts = {outcome: sum(1 for item in items if item.outcome == outcome)
                   for outcome in ("passed", "failed", "skipped", "error")}
@@ -253,7 +255,7 @@ class ForgeReporter:
                                  lab_command=lab_compare_command(ready[left], ready[right]))
                      for left, right in itertools.combinations(sorted(ready), 2)]
             handoffs.append(ExperimentHandoff(experiment=experiment, model=model, ready=sorted(ready),
-                                              not_ready=not_ready, pairs=pairs))
+                                              results=dict(sorted(ready.items())), not_ready=not_ready, pairs=pairs))
         return handoffs
 
     @staticmethod
@@ -263,13 +265,29 @@ class ForgeReporter:
                  "|---|---|---|---|---|---|---|---|---|"]
         for item in report.items:
             p = item.properties
-            lines.append(f"| `{item.nodeid}` | {item.outcome} | {p.get('cache_hit', '-')} | {_num(p.get('mean_ms'), 3)} | "
+            lines.append(f"| `{item.nodeid}` | {item.outcome} | {_cache_cell(p)} | {_num(p.get('mean_ms'), 3)} | "
                          f"{_num(p.get('median_ms'), 3)} | {_p99(p)} | {_cv(p)} | {_num(p.get('min_cosine'), 6)} | "
                          f"{p.get('evidence') or '-'} |")
         for handoff in report.compare:
             for pair in handoff.pairs:
                 lines.append(f"\n`{pair.lab_command}`")
         return "\n".join(lines) + "\n\n"
+
+
+def _cache_cell(properties: dict[str, Any]) -> str:
+    """``miss`` (built here), ``hit`` (this output root) or ``remote`` (pulled from the shared cache)."""
+    if "cache_hit" not in properties:
+        return "-"
+    if properties.get("build_source") == "remote":
+        return "remote"
+    return "hit" if properties["cache_hit"] else "miss"
+
+
+def _measured_on(properties: dict[str, Any]) -> str | None:
+    """Where an item's figures come from: its runner's evidence (None when nothing ran)."""
+    from pytest_inferedgeforge.model.records.run import measured_on
+
+    return measured_on(properties.get("evidence")) if properties.get("runner") else None
 
 
 def _toolchains() -> dict[str, Any]:

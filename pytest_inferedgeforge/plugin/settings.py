@@ -30,6 +30,14 @@ class ForgeSettings:
     """``latest``, a builds root or a history export; None: no comparison unless a spec sets a budget."""
     fail_on: str | None = None
     """``--forge-fail-on`` rules as given; parsed (and checked) in pytest_configure when set."""
+    sign_key: Path | None = None
+    oms: bool = False
+    """Also write an OpenSSF model-signing signature (model.sig) with the sign key."""
+    trust: tuple[Path, ...] = ()
+    """Public keys whose signatures the gate and the shared cache accept."""
+    cache: str | None = None
+    """The shared cache URL (s3://...) or directory."""
+    cache_push: bool = False
 
 
 def _configured(config: pytest.Config, option: str) -> tuple[str, str, Path] | None:
@@ -81,7 +89,33 @@ def settings_from_config(config: pytest.Config) -> ForgeSettings:
         warmup=config.getoption("forge_warmup"),
         baseline=_text(config, "forge_baseline"),
         fail_on=_text(config, "forge_fail_on"),
+        sign_key=_path(config, "forge_sign_key"),
+        oms=bool(config.getoption("forge_oms") or config.getini("forge_oms")),
+        trust=_trust(config),
+        cache=_cache_url(config),
+        cache_push=bool(config.getoption("forge_cache_push") or config.getini("forge_cache_push")),
     )
+
+
+def _path(config: pytest.Config, option: str) -> Path | None:
+    found = _configured(config, option)
+    return (found[2] / found[0]).resolve() if found else None
+
+
+def _trust(config: pytest.Config) -> tuple[Path, ...]:
+    given = config.getoption("forge_trust")
+    if given:
+        return tuple(Path(path).resolve() for path in given)
+    return tuple(Path(path).resolve() for path in config.getini("forge_trust"))
+
+
+def _cache_url(config: pytest.Config) -> str | None:
+    """An ``s3://`` URL as given; a directory relative to where it was configured."""
+    found = _configured(config, "forge_cache")
+    if found is None:
+        return None
+    value, _, base = found
+    return value if "://" in value else str((base / value).resolve())
 
 
 def _text(config: pytest.Config, option: str) -> str | None:
@@ -102,6 +136,19 @@ def check_fail_on(settings: ForgeSettings) -> None:
         parse_rules(settings.fail_on)
     except ForgeError as exc:
         raise pytest.UsageError(str(exc)) from exc
+
+
+def check_sharing(settings: ForgeSettings) -> None:
+    """Key files must exist and a push must be signable, before anything builds."""
+    for path in (settings.sign_key, *settings.trust):
+        if path is not None and not path.is_file():
+            raise pytest.UsageError(f"key file not found: {path}")
+    if settings.oms and settings.sign_key is None:
+        raise pytest.UsageError("--forge-oms needs --forge-sign-key KEY")
+    if settings.cache_push and not settings.cache:
+        raise pytest.UsageError("--forge-cache-push needs --forge-cache URL")
+    if settings.cache_push and settings.sign_key is None:
+        raise pytest.UsageError("--forge-cache-push needs --forge-sign-key KEY: the shared cache serves only signed builds")
 
 
 def check_required_backends(settings: ForgeSettings) -> None:

@@ -5,7 +5,7 @@ readiness and the handoff commands all rely on."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
@@ -19,12 +19,20 @@ from pytest_inferedgeforge.verify.manifest import (
     size_issue,
     validate_manifest_data,
 )
+from pytest_inferedgeforge.verify.oms import oms_issues
+from pytest_inferedgeforge.verify.provenance import provenance_issues
 from pytest_inferedgeforge.verify.runs import run_record_issues
+from pytest_inferedgeforge.verify.signature import signature_issues
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
 
 
-def verify_build_dir(build_dir: Path) -> ValidationReport:
+def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *,
+                     require_signature: bool = False) -> ValidationReport:
     """The whole-record check. Only a missing directory raises (:class:`RecordError`); anything a record holds,
-    however malformed, is reported as an issue."""
+    however malformed, is reported as an issue. With ``keys``, the build must be signed by one of them
+    (verify/signature.py)."""
     if not build_dir.is_dir():
         raise RecordError(f"Build directory not found: {build_dir}")
     target, build_dir = build_dir, build_dir.resolve()
@@ -45,6 +53,9 @@ def verify_build_dir(build_dir: Path) -> ValidationReport:
     location, _ = artifact_location(entry, build_dir, "artifact") if isinstance(entry, dict) else (None, [])
     if location is not None:
         report.issues.extend(lab_path_issues(metadata, location, build_dir))
+    report.issues.extend(provenance_issues(build_dir, manifest))
+    report.issues.extend(signature_issues(build_dir, keys or [], require=require_signature))
+    report.issues.extend(oms_issues(build_dir, keys or []))
     report.issues.extend(run_record_issues(build_dir, manifest))
     return report
 

@@ -19,7 +19,7 @@ from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object
 
 METADATA_SCHEMA_VERSION = "0.1.0"
 MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
-RECORD_FORMAT = 5
+RECORD_FORMAT = 6
 """Forge's own record generation; part of the build key, so a format change invalidates caches."""
 
 

@@ -21,6 +21,10 @@ class ItemReport(BaseModel):
     outcome: Literal["passed", "failed", "skipped", "error"]
     message: str | None = Field(None, description="Failure or skip reason, one line.")
     duration_s: float
+    host: str | None = Field(None, description="Host name of the runner that ran the item.")
+    measured_on: Literal["device", "simulator"] | None = Field(None, description=(
+        "'device' when the figures were measured on the artifact's own runtime, 'simulator' when they come from a "
+        "re-conversion on a simulator; None when the item measured nothing."))
     properties: dict[str, Any] = Field(default_factory=dict, description="The JUnit properties of the item.")
 
 
@@ -36,6 +40,8 @@ class ExperimentHandoff(BaseModel):
     experiment: str
     model: str | None
     ready: list[str] = Field(description="Presets whose builds are compare-ready.")
+    results: dict[str, str] = Field(default_factory=dict, description=(
+        "Ready preset -> its structured result file, the file Lab compares (a lone ready preset has no pair)."))
     not_ready: dict[str, str] = Field(description="Preset -> why it is not ready.")
     pairs: list[ComparePair]
 

@@ -17,6 +17,12 @@ from pytest_inferedgeforge.model.stats import LatencyStats
 RUN_SUMMARY_SCHEMA_VERSION = "inferedgeforge-run-summary-v1"
 
 
+def measured_on(evidence: str | None) -> Literal["device", "simulator"]:
+    """Where a run's figures come from, by its ``evidence``: the artifact on its runtime, or a simulator's
+    re-conversion (whose figures are not the artifact's)."""
+    return "device" if evidence in (None, "artifact") else "simulator"
+
+
 class RunSummary(Record):
     """``run_summary.json``: the original's keys (docs/contract.md#run-summary), versioned, plus the figures and the
     artifact hash measured when the run started, which is what compare readiness is judged on."""

@@ -15,7 +15,9 @@ from pydantic import BaseModel
 
 def _models() -> dict[str, type[BaseModel]]:
     from pytest_inferedgeforge.model.presets import Preset
+    from pytest_inferedgeforge.model.provenance import Statement
     from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest
+    from pytest_inferedgeforge.model.records.cache import CacheEntry
     from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence
     from pytest_inferedgeforge.model.records.lab_result import StructuredResult
     from pytest_inferedgeforge.model.records.report import ForgeReport
@@ -34,6 +36,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "accuracy_evidence": AccuracyEvidence,
         "reproducibility": ReproducibilityReport,
         "report": ForgeReport,
+        "provenance": Statement,
+        "cache_entry": CacheEntry,
     }
 
 
