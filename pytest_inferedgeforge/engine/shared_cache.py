@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from pytest_inferedgeforge.engine.publish import publish, work_dir_for
 from pytest_inferedgeforge.model.containment import check_component
-from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import PROVENANCE_FILE, SIGNATURE_FILE, format_timestamp, utc_now
@@ -190,10 +190,13 @@ def signed_statement(entry: CacheEntry, key: str, trusted: list[Key]) -> tuple[b
         raise CacheRefused(f"{AC}{key} holds an entry for another build key ({entry.build_key[:16]}...)")
     if not trusted:
         raise CacheRefused(f"{AC}{key}: no trusted public key is configured (--forge-trust), so no entry can be trusted")
-    signers = signed_by(entry.envelope, trusted)
+    try:
+        signers = signed_by(entry.envelope, trusted)
+        payload = envelope_payload(entry.envelope)
+    except RecordError as exc:
+        raise CacheRefused(f"{AC}{key}: its envelope is unusable ({exc})") from exc
     if not signers:
         raise CacheRefused(f"{AC}{key} is not signed by a trusted key")
-    payload = envelope_payload(entry.envelope)
     try:
         statement = Statement.model_validate_json(payload)
     except ValidationError as exc:

@@ -31,6 +31,7 @@ from pytest_inferedgeforge.plugin.settings import (
     check_sharing,
     settings_from_config,
 )
+from pytest_inferedgeforge.plugin.sharing import load_sharing
 
 __all__ = ["forge_build", "forge_preset", "forge_record", "forge_runner"]
 
@@ -109,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
     check_fail_on(settings)
     check_sharing(settings)
     config.stash[SETTINGS_KEY] = settings
+    load_sharing(config)
     register_markers(config, [root for root in (settings.presets_root, builtin_presets_root()) if root is not None])
     validate_roots = []
     for directory in config.getoption("forge_validate"):

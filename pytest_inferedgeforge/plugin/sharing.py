@@ -52,3 +52,15 @@ def shared_cache(config: pytest.Config) -> SharedCache | None:
     url = settings.cache
     return _loaded(config, "cache", lambda: SharedCache(  # type: ignore[no-any-return]
         url, open_store(url), trusted_keys(config), settings.cache_push))
+
+
+def load_sharing(config: pytest.Config) -> None:
+    """Read the configured key files and open the cache at configure time, so a bad key or URL is a usage error
+    before anything runs (and costs nothing when none is configured)."""
+    settings = get_settings(config)
+    if settings.trust:
+        trusted_keys(config)
+    if settings.sign_key:
+        signer(config)
+    if settings.cache:
+        shared_cache(config)

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 def envelope_payload(envelope: dict[str, Any]) -> bytes:
     """The envelope's payload bytes; :class:`RecordError` when it is not a DSSE envelope of a Statement."""
     if envelope.get("payloadType") != PAYLOAD_TYPE:
-        raise RecordError(f"{SIGNATURE_FILE}: payloadType must be {PAYLOAD_TYPE}")
+        raise RecordError(f"payloadType must be {PAYLOAD_TYPE}")
     try:
         return base64.b64decode(str(envelope.get("payload", "")), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise RecordError(f"{SIGNATURE_FILE}: the payload is not base64") from exc
+        raise RecordError("the payload is not base64") from exc
 
 
 def signed_by(envelope: dict[str, Any], keys: list[Key]) -> list[str]:
@@ -42,7 +42,7 @@ def signed_by(envelope: dict[str, Any], keys: list[Key]) -> list[str]:
     try:
         parsed = Envelope.from_dict(copy.deepcopy(envelope))  # from_dict consumes the dicts it reads
     except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
-        raise RecordError(f"{SIGNATURE_FILE}: not a DSSE envelope ({exc})") from exc
+        raise RecordError(f"not a DSSE envelope ({exc})") from exc
     try:
         return sorted(parsed.verify(keys, 1))
     except VerificationError:
