@@ -63,6 +63,26 @@ def make_dynamic_model(path: Path) -> Path:
     return path
 
 
+TWO_PRESET_SPEC = """\
+name: tiny
+model: models/tiny_cnn.onnx
+presets: [onnxruntime/cpu_fp32, onnxruntime/cpu_int8_dynamic]
+benchmark: {warmup: 1, runs: 3}
+inputs: {samples: 2}
+"""
+
+
+@pytest.fixture
+def two_preset_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester project with the shipped presets and models and ``tiny.forge.yaml``: two quick ONNX Runtime
+    presets of the shipped CNN."""
+    shutil.copytree(REPO / "presets", pytester.path / "presets")
+    shutil.copytree(REPO / "models", pytester.path / "models")
+    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
+    pytester.makefile(".forge.yaml", tiny=TWO_PRESET_SPEC)
+    return pytester
+
+
 @pytest.fixture
 def dynamic_model(tmp_path: Path) -> Path:
     return make_dynamic_model(tmp_path / "exported_dynamic.onnx")

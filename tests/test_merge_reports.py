@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,27 +10,14 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SPEC = """\
-name: tiny
-model: models/tiny_cnn.onnx
-presets: [onnxruntime/cpu_fp32, onnxruntime/cpu_int8_dynamic]
-benchmark: {warmup: 1, runs: 3}
-inputs: {samples: 2}
-"""
-
 
 @pytest.fixture
-def reports(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def reports(two_preset_project: pytest.Pytester) -> pytest.Pytester:
     """Two CI shards: one ran the fp32 preset, the other the int8 one, each into its own output root."""
-    shutil.copytree(REPO / "presets", pytester.path / "presets")
-    shutil.copytree(REPO / "models", pytester.path / "models")
-    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
-    pytester.makefile(".forge.yaml", tiny=SPEC)
     for shard, selection in (("a", "fp32"), ("b", "int8")):
-        pytester.runpytest("tiny.forge.yaml", "-p", "no:cacheprovider", "-k", selection, "--forge-output",
-                           f"root_{shard}", "--forge-report", f"{shard}.json").assert_outcomes(passed=1)
-    return pytester
+        two_preset_project.runpytest("tiny.forge.yaml", "-p", "no:cacheprovider", "-k", selection, "--forge-output",
+                                     f"root_{shard}", "--forge-report", f"{shard}.json").assert_outcomes(passed=1)
+    return two_preset_project
 
 
 def _merge(cli: Any, root: Path, *names: str) -> tuple[int, str, str]:

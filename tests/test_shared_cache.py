@@ -7,7 +7,6 @@ build, verified, and runs none of the toolchains. Tampered, untrusted and concur
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,25 +22,14 @@ from pytest_inferedgeforge.engine.signing import load_signing_key
 from pytest_inferedgeforge.model.keys import generate_key
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC = """\
-name: tiny
-model: models/tiny_cnn.onnx
-presets: [onnxruntime/cpu_fp32, onnxruntime/cpu_int8_dynamic]
-benchmark: {warmup: 1, runs: 3}
-inputs: {samples: 2}
-"""
 
 
 @pytest.fixture
-def fleet(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, s3_cache: str) -> dict[str, Any]:
+def fleet(two_preset_project: pytest.Pytester, s3_cache: str) -> dict[str, Any]:
     """A project, a key pair, and the cache URL runner A and runner B share."""
-    shutil.copytree(REPO / "presets", pytester.path / "presets")
-    shutil.copytree(REPO / "models", pytester.path / "models")
-    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
-    pytester.makefile(".forge.yaml", tiny=SPEC)
-    generate_key(pytester.path / "signing")
-    return {"pytester": pytester, "url": s3_cache, "key": pytester.path / "signing",
-            "pub": pytester.path / "signing.pub"}
+    root = two_preset_project.path
+    generate_key(root / "signing")
+    return {"pytester": two_preset_project, "url": s3_cache, "key": root / "signing", "pub": root / "signing.pub"}
 
 
 def _runner_a(fleet: dict[str, Any]) -> pytest.RunResult:
