@@ -207,3 +207,24 @@ def test_a_directory_cache_works_like_s3(tmp_path: Path, cli: Any) -> None:
     assert code == 0, err
     code, out, err = cli("build", *common, "--output", str(tmp_path / "b"), "--trust", str(tmp_path / "k.pub"))
     assert json.loads(out)["build_source"] == "remote"
+
+
+def test_junit_says_where_each_build_came_from(fleet: dict[str, Any]) -> None:
+    import xml.etree.ElementTree as ET
+
+    _runner_a(fleet)
+    _runner_b(fleet, "--junitxml", "b.xml")
+    tree = ET.parse(fleet["pytester"].path / "b.xml")
+    sources = [prop.get("value") for prop in tree.iter("property") if prop.get("name") == "build_source"]
+    assert sources == ["remote", "remote"]
+
+
+def test_the_cache_settings_work_from_the_ini_file(fleet: dict[str, Any]) -> None:
+    """Runner A and B configured in pytest.ini (paths relative to it), nothing on the command line."""
+    pytester = fleet["pytester"]
+    pytester.makeini(f"[pytest]\nforge_output = root_a\nforge_cache = {fleet['url']}\nforge_cache_push = true\n"
+                     "forge_sign_key = signing\n")
+    pytester.runpytest("tiny.forge.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.makeini(f"[pytest]\nforge_output = root_b\nforge_cache = {fleet['url']}\nforge_trust =\n    signing.pub\n")
+    pytester.runpytest("tiny.forge.yaml", "-p", "no:cacheprovider", "--forge-report", "b.json").assert_outcomes(passed=2)
+    assert [item["properties"]["build_source"] for item in _items(pytester.path / "b.json")] == ["remote", "remote"]

@@ -117,15 +117,14 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
 def _pull(plan: BuildPlan, key: str, shared: SharedCache, reason: str) -> tuple[VerifiedBuild | None, str]:
     """The build from the shared cache, verified; or (None, why it is built here) on a miss or a refused entry."""
     try:
-        found = pull(shared, key, plan.build_dir)
+        report = pull(shared, key, plan.build_dir)
     except ForgeError as exc:  # CacheRefused, or the cache could not be reached: build locally, say why
         note = f"shared cache entry not used: {exc}"
         LOGGER.warning(note)
         return None, f"{reason}; {note}"
-    if not found:
+    if report is None:
         return None, f"{reason}; not in the shared cache"
-    record = load_build_record(plan.build_dir)
-    return VerifiedBuild(record, verify_build_dir(plan.build_dir), cached=True, source="remote",
+    return VerifiedBuild(load_build_record(plan.build_dir), report, cached=True, source="remote",
                          reason=f"pulled from the shared cache {shared.url}: signature and every digest verified"), ""
 
 

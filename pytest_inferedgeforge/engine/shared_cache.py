@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from pytest_inferedgeforge.model.layout import PROVENANCE_FILE, SIGNATURE_FILE, 
 from pytest_inferedgeforge.model.provenance import Statement
 from pytest_inferedgeforge.model.records.cache import CachedFile, CacheEntry
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
+from pytest_inferedgeforge.verify.manifest import ValidationReport
 from pytest_inferedgeforge.verify.signature import envelope_payload, signed_by
 
 if TYPE_CHECKING:
@@ -216,14 +218,15 @@ def _signed_files(statement: Statement, payload: bytes) -> dict[str, str]:
     return files
 
 
-def pull(cache: SharedCache, key: str, build_dir: Path) -> bool:
-    """Publish the entry of ``key`` at ``build_dir`` (whose lock the caller holds) after verifying all of it.
+def pull(cache: SharedCache, key: str, build_dir: Path) -> ValidationReport | None:
+    """Publish the entry of ``key`` at ``build_dir`` (whose lock the caller holds) after verifying all of it, and
+    return the verification it passed.
 
-    False on a miss; :class:`CacheRefused` (one line) when the entry cannot be trusted.
+    None on a miss; :class:`CacheRefused` (one line) when the entry cannot be trusted.
     """
     entry = cache.read_entry(key)
     if entry is None:
-        return False
+        return None
     payload, statement = signed_statement(entry, key, cache.trusted)
     signed = _signed_files(statement, payload)
     listed = {item.path: item for item in entry.files}
@@ -242,11 +245,10 @@ def pull(cache: SharedCache, key: str, build_dir: Path) -> bool:
             raise CacheRefused(f"{AC}{key}: the pulled build does not verify ({report.first_error()})")
         publish(work_dir, build_dir)
     except BaseException:
-        import shutil
-
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
-    return True
+    report.target = build_dir  # the same files, now at their place; every path in them is relative
+    return report
 
 
 @dataclass(frozen=True)
