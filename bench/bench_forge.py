@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def remote(rounds: int) -> dict[str, Any]:
     from s3_server import start_server
 
     from pytest_inferedgeforge.engine.shared_cache import AC, CAS, open_store
+    from pytest_inferedgeforge.model.onnx_model import inspect_model
     from pytest_inferedgeforge.model.records.cache import CacheEntry
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -233,13 +235,15 @@ def remote(rounds: int) -> dict[str, Any]:
             store = open_store(url)
             (key,) = [meta["path"].removeprefix(AC) for meta in obstore.list(store, AC).collect()]
             entry = CacheEntry.model_validate_json(bytes(obstore.get(store, AC + key).bytes()))
-            items, bare = [], []
+            items, warm_items, bare = [], [], []
             for index in range(rounds):
-                _pytest(project, "--forge-no-benchmark", "--forge-report=r.json", "big.forge.yaml",
-                        f"--forge-cache={url}", f"--forge-trust={project / 'k.pub'}", f"--forge-output=b{index}")
-                item = json.loads((project / "r.json").read_text())["items"][0]
-                assert item["properties"]["build_source"] == "remote", item
-                items.append(item["duration_s"])
+                for found in (items, warm_items):  # a fresh output root, then the same root without the build
+                    _pytest(project, "--forge-no-benchmark", "--forge-report=r.json", "big.forge.yaml",
+                            f"--forge-cache={url}", f"--forge-trust={project / 'k.pub'}", f"--forge-output=b{index}")
+                    item = json.loads((project / "r.json").read_text())["items"][0]
+                    assert item["properties"]["build_source"] == "remote", item
+                    found.append(item["duration_s"])
+                    shutil.rmtree(item["properties"]["build_dir"])
                 start = time.perf_counter()
                 with open(source, "rb") as handle:
                     hashlib.file_digest(handle, "sha256")
@@ -252,15 +256,24 @@ def remote(rounds: int) -> dict[str, Any]:
                             handle.write(chunk)
                     target.unlink()
                 bare.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            inspect_model(source)
+            inspect_s = time.perf_counter() - start
             pulled_mb = sum(cached.size_bytes for cached in entry.files) / 1e6
             source_mb = source.stat().st_size / 1e6
         finally:
             server.stop()
     ratio = statistics.median(items) / statistics.median(bare)
     return {"source_mb": round(source_mb, 1), "pulled_mb": round(pulled_mb, 1), "rounds": rounds,
-            "item_s": statistics.median(items),
-            "download_and_hash_s": statistics.median(bare), "ratio": round(ratio, 3), "goal": GOALS["remote"],
-            "met": ratio <= GOALS["remote"]}
+            "item_s": statistics.median(items), "warm_root_item_s": statistics.median(warm_items),
+            "download_and_hash_s": statistics.median(bare), "ratio": round(ratio, 3),
+            "warm_root_ratio": round(statistics.median(warm_items) / statistics.median(bare), 3),
+            "source_check_s": round(inspect_s, 3),
+            "floor_ratio": round((statistics.median(bare) + inspect_s) / statistics.median(bare), 3),
+            "goal": GOALS["remote"], "met": ratio <= GOALS["remote"],
+            "note": "item_s: a fresh output root, whose first plan checks the source model in full (onnx.checker); "
+                    "warm_root_item_s: the same root, its inspection remembered, the build directory removed; floor_ratio: "
+                    "download and hash plus the source's full check, which a fresh root needs before trusting a graph"}
 
 
 SECTIONS: dict[str, tuple[Callable[[int], dict[str, Any]], int]] = {
