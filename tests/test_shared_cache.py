@@ -228,3 +228,22 @@ def test_the_cache_settings_work_from_the_ini_file(fleet: dict[str, Any]) -> Non
     pytester.makeini(f"[pytest]\nforge_output = root_b\nforge_cache = {fleet['url']}\nforge_trust =\n    signing.pub\n")
     pytester.runpytest("tiny.forge.yaml", "-p", "no:cacheprovider", "--forge-report", "b.json").assert_outcomes(passed=2)
     assert [item["properties"]["build_source"] for item in _items(pytester.path / "b.json")] == ["remote", "remote"]
+
+
+def test_an_unreachable_cache_is_said_once_and_builds_go_on(two_preset_project: pytest.Pytester,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "a",
+                        "AWS_SECRET_ACCESS_KEY": "b"}.items():
+        monkeypatch.setenv(name, value)
+    generate_key(two_preset_project.path / "k")
+    result = two_preset_project.runpytest("tiny.forge.yaml", "-p", "no:cacheprovider", "--forge-cache", "s3://forge/x",
+                                          "--forge-trust", "k.pub", "--forge-report", "r.json")
+    result.assert_outcomes(passed=2)
+    first, second = (item["properties"]["cache_reason"] for item in _items(two_preset_project.path / "r.json"))
+    assert "failed" in first and "not asked again" not in first
+    assert "not asked again" in second

@@ -88,8 +88,13 @@ class SharedCache:
     store: ObjectStore
     trusted: list[Key]
     push: bool = False
+    unreachable: str | None = None
+    """Why the cache failed earlier in this process: it is not asked again (each ask costs the client's retries)."""
 
     def _call(self, what: str, action: Any) -> Any:
+        if self.unreachable:
+            raise ForgeError(f"shared cache {self.url} failed earlier in this session, not asked again "
+                             f"({self.unreachable})")
         try:
             return action()
         except (ForgeError, FileNotFoundError):
@@ -99,6 +104,7 @@ class SharedCache:
 
             if isinstance(exc, AlreadyExistsError | NotFoundError):
                 raise
+            self.unreachable = f"{what}: {_first_line(exc)}"
             raise ForgeError(f"shared cache {self.url}: {what} failed: {_first_line(exc)}") from exc
 
     def read_entry(self, key: str) -> CacheEntry | None:
@@ -173,13 +179,17 @@ class SharedCache:
             result = self._call(f"reading {path}", lambda: obstore.get(self.store, path))
         except FileNotFoundError as exc:
             raise CacheRefused(f"blob {path} of {expected.path} is missing from the cache") from exc
-        with target.open("wb") as handle:
-            for chunk in result.stream(min_chunk_size=_CHUNK):
-                size += len(chunk)
-                if size > expected.size_bytes:
-                    break
-                digest.update(chunk)
-                handle.write(chunk)
+        def stream() -> None:
+            nonlocal size
+            with target.open("wb") as handle:
+                for chunk in result.stream(min_chunk_size=_CHUNK):
+                    size += len(chunk)
+                    if size > expected.size_bytes:
+                        break
+                    digest.update(chunk)
+                    handle.write(chunk)
+
+        self._call(f"reading {path}", stream)
         if size != expected.size_bytes or digest.hexdigest() != expected.sha256:
             raise CacheRefused(f"blob {path} does not hash to the digest of {expected.path} (tampered or corrupt "
                                "cache)")
