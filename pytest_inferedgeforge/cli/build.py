@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge.cli.common import (
     UsageError,
@@ -17,6 +17,10 @@ from pytest_inferedgeforge.cli.common import (
 )
 from pytest_inferedgeforge.cli.signing import OMS_HELP
 from pytest_inferedgeforge.model.errors import ForgeError
+
+if TYPE_CHECKING:
+    from pytest_inferedgeforge.engine.shared_cache import SharedCache
+    from pytest_inferedgeforge.engine.signing import SigningKey
 
 
 def _input_shapes(values: list[str] | None) -> dict[str, list[int]]:
@@ -132,7 +136,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def signing_and_cache(args: argparse.Namespace) -> tuple[Any, Any]:
+def signing_and_cache(args: argparse.Namespace) -> tuple[SigningKey | None, SharedCache | None]:
     """The signer of ``--sign-key`` and the shared cache of ``--cache`` (with ``--trust`` keys), or None."""
     from pytest_inferedgeforge.engine.shared_cache import connect
     from pytest_inferedgeforge.engine.signing import load_signing_key

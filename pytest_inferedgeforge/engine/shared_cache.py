@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -32,7 +31,7 @@ from pytest_inferedgeforge.engine.publish import publish, work_dir_for
 from pytest_inferedgeforge.model.containment import check_component
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
-from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
 from pytest_inferedgeforge.model.layout import PROVENANCE_FILE, SIGNATURE_FILE, format_timestamp, utc_now
 from pytest_inferedgeforge.model.provenance import Statement
 from pytest_inferedgeforge.model.records.cache import CachedFile, CacheEntry
@@ -249,7 +248,7 @@ def pull(cache: SharedCache, key: str, build_dir: Path) -> ValidationReport | No
     try:
         for name, item in listed.items():
             cache.download(CAS + item.sha256, work_dir / name, item)
-        (work_dir / SIGNATURE_FILE).write_text(json.dumps(entry.envelope, indent=2), encoding="utf-8")
+        write_json_atomic(work_dir / SIGNATURE_FILE, entry.envelope)
         report = verify_build_dir(work_dir, cache.trusted)
         if not report.valid:
             raise CacheRefused(f"{AC}{key}: the pulled build does not verify ({report.first_error()})")

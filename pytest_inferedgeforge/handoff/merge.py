@@ -58,8 +58,8 @@ def _handoffs(sources: list[tuple[Path, ForgeReport]]) -> list[ExperimentHandoff
         ready: dict[str, str] = {}
         not_ready: dict[str, str] = {}
         for host, (_, handoff) in zip(hosts, parts, strict=True):
-            for preset, path in zip(handoff.ready, [_result(handoff, preset) for preset in handoff.ready], strict=True):
-                ready[preset if presets.count(preset) == 1 else f"{preset}@{host}"] = path
+            for preset in handoff.ready:
+                ready[preset if presets.count(preset) == 1 else f"{preset}@{host}"] = _result(handoff, preset)
             not_ready.update({f"{preset}@{host}": reason for preset, reason in handoff.not_ready.items()})
         pairs = [ComparePair(left=left, right=right, left_result=ready[left], right_result=ready[right],
                              lab_command=lab_compare_command(ready[left], ready[right]))

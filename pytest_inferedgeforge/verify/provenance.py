@@ -152,7 +152,7 @@ def byproduct_digests(build_dir: Path) -> dict[str, str]:
 def provenance_issues(build_dir: Path, manifest: dict[str, Any]) -> list[Issue]:
     """``provenance.json`` against the rules and against the build: files on disk and the manifest."""
     path = build_dir / PROVENANCE_FILE
-    record_format = (manifest.get("build") or {}).get("record_format") if isinstance(manifest.get("build"), dict) else None
+    record_format = _at(manifest, "build", "record_format")
     if not path.is_file():
         if isinstance(record_format, int) and record_format >= PROVENANCE_SINCE_FORMAT:
             return [Issue("ERROR", PROVENANCE_FILE, "missing: every build of this record format has its provenance")]
