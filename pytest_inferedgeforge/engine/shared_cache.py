@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from pytest_inferedgeforge.engine.publish import publish, work_dir_for
 from pytest_inferedgeforge.model.containment import check_component
-from pytest_inferedgeforge.model.errors import ForgeError, RecordError
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError, first_line
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
 from pytest_inferedgeforge.model.layout import PROVENANCE_FILE, SIGNATURE_FILE, format_timestamp, utc_now
@@ -65,18 +65,13 @@ def open_store(url: str) -> ObjectStore:
             return from_url(url, client_options=options, region=region,  # type: ignore[call-overload, no-any-return]
                             **({"endpoint": endpoint} if endpoint else {}))
         except Exception as exc:  # obstore raises its own configuration errors
-            raise ForgeError(f"shared cache {url}: {_first_line(exc)}") from exc
+            raise ForgeError(f"shared cache {url}: {first_line(exc, 300)}") from exc
     if "://" in url and not url.startswith("file://"):
         raise ForgeError(f"shared cache {url}: unsupported scheme; use s3://bucket/prefix or a directory")
     directory = Path(url.removeprefix("file://")).expanduser()
     if directory.exists() and not directory.is_dir():
         raise ForgeError(f"shared cache {url}: not a directory")
     return LocalStore(directory.resolve(), mkdir=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
 
 
 @dataclass
@@ -103,8 +98,8 @@ class SharedCache:
 
             if isinstance(exc, AlreadyExistsError | NotFoundError):
                 raise
-            self.unreachable = f"{what}: {_first_line(exc)}"
-            raise ForgeError(f"shared cache {self.url}: {what} failed: {_first_line(exc)}") from exc
+            self.unreachable = f"{what}: {first_line(exc, 300)}"
+            raise ForgeError(f"shared cache {self.url}: {what} failed: {first_line(exc, 300)}") from exc
 
     def read_entry(self, key: str) -> CacheEntry | None:
         """The entry of ``key``; None when there is none."""

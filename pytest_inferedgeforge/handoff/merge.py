@@ -11,24 +11,19 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
-from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.jsonio import read_json_object
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.layout import format_timestamp, utc_now
+from pytest_inferedgeforge.model.records.build import load_record
 from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff, ForgeReport, ItemReport
 from pytest_inferedgeforge.model.version import __version__
 
 
 def load_report(path: Path) -> ForgeReport:
-    data = read_json_object(path, "Forge report")
     try:
-        return ForgeReport.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<root>"
-        raise ForgeError(f"{path}: not a Forge report ({where}: {first['msg']})") from exc
+        return load_record(path, ForgeReport, "Forge report")
+    except RecordError as exc:
+        raise ForgeError(f"not a Forge report: {exc}") from exc
 
 
 def _check_keys(sources: list[tuple[Path, ForgeReport]]) -> None:

@@ -44,14 +44,14 @@ def signer(config: pytest.Config) -> SigningKey | None:
 
 
 def shared_cache(config: pytest.Config) -> SharedCache | None:
-    from pytest_inferedgeforge.engine.shared_cache import SharedCache, open_store
+    from pytest_inferedgeforge.engine.shared_cache import connect
 
     settings = get_settings(config)
-    if settings.cache is None:
-        return None
     url = settings.cache
-    return _loaded(config, "cache", lambda: SharedCache(  # type: ignore[no-any-return]
-        url, open_store(url), trusted_keys(config), settings.cache_push))
+    if url is None:
+        return None
+    return _loaded(config, "cache",  # type: ignore[no-any-return]
+                   lambda: connect(url, list(settings.trust), settings.cache_push))
 
 
 def load_sharing(config: pytest.Config) -> None:

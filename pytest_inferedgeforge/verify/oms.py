@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_inferedgeforge.model.errors import first_line
 from pytest_inferedgeforge.model.layout import (
     ACCURACY_EVIDENCE_FILE,
     REPRODUCIBILITY_FILE,
@@ -63,7 +64,7 @@ def oms_issues(build_dir: Path, keys: list[Key]) -> list[Issue]:
                 (verifying.Config().set_hashing_config(oms_hashing(root))  # type: ignore[arg-type]
                  .set_ignore_unsigned_files(True).use_elliptic_key_verifier(public_key=pem).verify(root, root / OMS_FILE))
             except Exception as exc:  # model_signing raises ValueError and library-specific errors alike
-                failures.append(str(exc).splitlines()[0][:200])
+                failures.append(first_line(exc, 200))
                 continue
             return []
     return [Issue("ERROR", OMS_FILE, f"the OMS signature does not verify with a given key: {failures[0]}")]
