@@ -1,10 +1,13 @@
 """Parity figures that one dominant range cannot fool."""
 
+import json
+
 import numpy as np
 import pytest
 
 from pytest_inferedgeforge.engine.parity import check_parity, compare_outputs, judge
-from pytest_inferedgeforge.model.spec import OutputCheck, Thresholds
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.spec import OutputCheck, Thresholds, effective_thresholds
 
 RNG = np.random.default_rng(3)
 YOLO = OutputCheck(class_axis=1, score_channels=(4, 22))
@@ -99,3 +102,109 @@ def test_polygraphy_style_tolerances(check: OutputCheck, passes: bool) -> None:
     candidate = [reference[0] + np.where(np.arange(100) % 10 == 0, 0.01, 0.002).astype(np.float32)]
     parity = compare_outputs("y", reference, candidate, check)
     assert (judge([parity], Thresholds(), {"y": check}) == []) is passes
+
+
+def _finite_rows(samples: int = 4) -> list[np.ndarray]:
+    return [RNG.uniform(0.5, 1.5, (1, 64)).astype(np.float32) for _ in range(samples)]
+
+
+def test_non_finite_artifact_outputs_fail_with_the_count_and_the_first_index() -> None:
+    reference = _finite_rows(2)
+    candidate = [r.copy() for r in reference]
+    candidate[1][0, 5:] = -np.inf
+    parity = compare_outputs("y", reference, candidate)
+    assert parity.non_finite_elements == 59 and parity.non_finite_kinds == {"-inf": 59}
+    assert (parity.first_non_finite_inference, parity.first_non_finite_index) == (1, [0, 5])
+    assert parity.cosine is None and parity.max_abs_error is None and parity.figures_note
+    [failure] = judge([parity], Thresholds(min_cosine=0.99))
+    assert failure == ("output 'y': non-finite values in the artifact where the source model is finite: "
+                       "59 element(s) (-inf 59), first at inference 1 index [0, 5]")
+
+
+def test_a_result_with_non_finite_outputs_is_strict_json_and_fails() -> None:
+    reference = _finite_rows(1)
+    result = check_parity([reference], [[np.full_like(reference[0], np.nan)]], ["y"], thresholds=Thresholds(),
+                          input_source="synthetic", inputs_sha256="x", candidate="c")
+    assert not result.passed and result.min_cosine is None and result.max_abs_error is None
+    json.dumps(result.model_dump(mode="json"), allow_nan=False)
+
+
+def test_a_non_finite_reference_is_an_input_error_not_a_verdict() -> None:
+    reference = _finite_rows(1)
+    reference[0][0, 3] = np.nan
+    with pytest.raises(ForgeError, match=r"reference itself gives 1 non-finite value\(s\).*inference 0 index \[0, 3\]"):
+        compare_outputs("y", reference, _finite_rows(1))
+
+
+def _one_far_off(offset: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Four inferences, three within 1e-4 of the reference and one ``offset`` off everywhere."""
+    reference = _finite_rows(4)
+    candidate = [r + np.float32(1e-4) for r in reference]
+    candidate[2] = reference[2] + np.float32(offset)
+    return reference, candidate
+
+
+def test_one_bad_inference_is_not_averaged_away_by_the_others() -> None:
+    reference, candidate = _one_far_off(0.03)  # mean abs error 0.03 there; pooled over four: ~0.0076
+    check = OutputCheck(atol=0.01, error_stat="mean")
+    parity = compare_outputs("y", reference, candidate, check)
+    assert parity.pooled_abs_error_stat is not None and parity.pooled_abs_error_stat < 0.01
+    assert parity.error_stat_inference == 2 and parity.abs_error_stat == pytest.approx(0.03, rel=1e-3)
+    [failure] = judge([parity], Thresholds(), {"y": check})
+    assert failure.startswith("output 'y': 1 of 4 inference(s) outside the tolerance; worst, inference 2: mean abs")
+
+
+def test_a_tolerance_every_inference_meets_passes() -> None:
+    reference, candidate = _one_far_off(0.005)
+    check = OutputCheck(atol=0.01, error_stat="mean")
+    parity = compare_outputs("y", reference, candidate, check)
+    assert parity.tolerance_failed_inferences == 0 and judge([parity], Thresholds(), {"y": check}) == []
+
+
+def test_cosine_is_judged_on_every_inference_and_names_the_worst() -> None:
+    reference = [RNG.normal(0, 1, (1, 256)).astype(np.float32) for _ in range(4)]
+    reference[3] *= 0.01  # a quiet input: its errors hide in the pooled cosine
+    candidate = [r.copy() for r in reference]
+    candidate[3] = candidate[3] + RNG.normal(0, 0.01, (1, 256)).astype(np.float32)
+    parity = compare_outputs("y", reference, candidate)
+    assert parity.cosine is not None and parity.cosine > 0.999 and parity.min_cosine_inference == 3
+    [failure] = judge([parity], Thresholds(min_cosine=0.99))
+    assert failure.startswith("output 'y': cosine 0.") and "< min_cosine 0.99 (inference 3; all inferences pooled" in failure
+
+
+def test_elemwise_tolerances_count_the_inferences_outside() -> None:
+    reference, candidate = _one_far_off(0.03)
+    parity = compare_outputs("y", reference, candidate, OutputCheck(atol=0.01))
+    assert parity.tolerance_failures == 64 and parity.tolerance_failed_inferences == 1
+    assert parity.error_stat_inference == 2
+
+
+@pytest.mark.parametrize(("source", "enforced"), [("dataset", 0.9), ("synthetic", None)])
+def test_default_top1_agreement_is_enforced_on_real_inputs_only(source: str, enforced: float | None) -> None:
+    thresholds, warnings = effective_thresholds("int8", None, source)  # type: ignore[arg-type]
+    assert thresholds.min_top1_agreement == enforced
+    assert bool(warnings) is (enforced is None)
+
+
+def test_a_spec_threshold_override_is_taken_as_written() -> None:
+    override = Thresholds(min_cosine=0.95, min_top1_agreement=0.5)
+    assert effective_thresholds("int8", override, "synthetic") == (override, [])
+
+
+def test_a_classifier_whose_answer_changes_often_fails_the_default_on_a_dataset() -> None:
+    reference = [RNG.normal(0, 1, (1, 10)).astype(np.float32) for _ in range(8)]
+    candidate = [r.copy() for r in reference]
+    for r in candidate[:3]:  # three of eight inferences now answer another class
+        r[0, np.argsort(r[0])[-2]] = r[0].max() + 0.01
+    thresholds, _ = effective_thresholds("int8", None, "dataset")
+    result = check_parity([[r] for r in reference], [[c] for c in candidate], ["logits"], thresholds=thresholds,
+                          input_source="dataset", inputs_sha256="x", candidate="c")
+    assert result.top1_agreement == pytest.approx(5 / 8)
+    assert any("top-1 agreement 0.625 < min_top1_agreement 0.9" in failure for failure in result.failures)
+
+
+def test_a_zero_reference_keeps_the_relative_error_finite() -> None:
+    reference = [np.zeros((1, 64), np.float32)]
+    parity = compare_outputs("y", reference, [reference[0] + np.float32(1e-3)], OutputCheck(rtol=0.1, error_stat="mean"))
+    assert parity.rel_error_stat is not None and np.isfinite(parity.rel_error_stat)
+    json.dumps(parity.model_dump(mode="json"), allow_nan=False)

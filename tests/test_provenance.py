@@ -6,6 +6,7 @@ import copy
 import json
 import shutil
 import stat
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from pytest_inferedgeforge.engine.build import build
 from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.signing import load_signing_key, write_provenance
-from pytest_inferedgeforge.model.hashing import file_digest
+from pytest_inferedgeforge.model.hashing import file_digest, sha256_json
 from pytest_inferedgeforge.model.keys import generate_key
+from pytest_inferedgeforge.model.provenance import python_component
 from pytest_inferedgeforge.model.records.build import load_manifest
+from pytest_inferedgeforge.model.records.key import key_of
 from pytest_inferedgeforge.model.records.schemas import schema_for
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 from pytest_inferedgeforge.verify.provenance import statement_rules
@@ -77,6 +80,98 @@ def test_provenance_names_every_artifact_source_calibration_and_toolchain(signed
     assert dependencies["onnxruntime"]["uri"].startswith("pkg:pypi/onnxruntime@")
     assert definition["externalParameters"]["input_shapes"] == {"input": [1, 3, 224, 224]}  # integers stay integers
     assert definition["internalParameters"]["build_key"] == manifest.build.build_key
+
+
+def test_an_onnxruntime_build_lists_the_installed_distribution_as_pkg_pypi(signed_build: Path) -> None:
+    uris = [item.get("uri") for item in _statement(signed_build)["predicate"]["buildDefinition"]["resolvedDependencies"]]
+    assert f"pkg:pypi/onnxruntime@{metadata.version('onnxruntime')}" in uris
+
+
+def test_the_source_digest_appears_only_in_resolved_dependencies(signed_build: Path) -> None:
+    statement = _statement(signed_build)
+    source = load_manifest(signed_build / "manifest.json").source_model
+    assert statement["predicate"]["buildDefinition"]["externalParameters"]["source_model"] == {
+        "path": source.path, "format": source.format}
+    assert json.dumps(statement).count(str(source.sha256)) == 1
+
+
+def test_provenance_timestamps_are_utc_with_z(signed_build: Path) -> None:
+    run = _statement(signed_build)["predicate"]["runDetails"]["metadata"]
+    build = load_manifest(signed_build / "manifest.json").build
+    assert (run["startedOn"], run["finishedOn"]) == (build.started_at, build.finished_at)
+    assert run["startedOn"].endswith("Z") and run["finishedOn"].endswith("Z") and "+" not in run["startedOn"]
+
+
+def _dist_info(root: Path, name: str, installer: str, direct_url: str | None = None) -> Path:
+    info = root / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "INSTALLER").write_text(f"{installer}\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(direct_url)
+    return root
+
+
+def test_an_index_installed_distribution_is_pypi_with_its_pep503_name(tmp_path: Path) -> None:
+    component = python_component("Stand_In.Dist", [str(_dist_info(tmp_path, "Stand_In.Dist", "pip"))])
+    assert (component.kind, component.distribution, component.version) == ("pypi", "stand-in-dist", "1.0")
+
+
+def test_a_distribution_installed_from_a_direct_url_is_not_pypi(tmp_path: Path) -> None:
+    root = _dist_info(tmp_path, "stand_in", "pip", '{"url": "file:///wheels/stand_in-1.0.whl", "archive_info": {}}')
+    component = python_component("stand_in", [str(root)])
+    assert (component.kind, component.url) == ("python", "file:///wheels/stand_in-1.0.whl")
+
+
+def test_a_name_no_distribution_provides_is_a_system_component(tmp_path: Path) -> None:
+    assert python_component("stand_in", [str(tmp_path)]).kind == "system"
+
+
+def test_an_edited_dependency_in_the_provenance_fails_verify(moved: Path, cli: Any) -> None:
+    (moved / "provenance.dsse.json").unlink()
+    statement = _statement(moved)
+    for item in statement["predicate"]["buildDefinition"]["resolvedDependencies"]:
+        if item.get("uri", "").startswith("pkg:pypi/onnxruntime@"):
+            item["uri"] = "pkg:pypi/onnxruntime@0.0.1"
+    (moved / "provenance.json").write_text(json.dumps(statement))
+    code, out, _ = cli("verify", str(moved))
+    assert code == 1
+    assert "predicate.buildDefinition.resolvedDependencies" in out
+
+
+def _as_record_format_6(build_dir: Path) -> None:
+    """Rewrite a build's records as record format 6 wrote them (``+00:00`` timestamps, no toolchain components),
+    key included, and compose its provenance from them."""
+    for name in ("manifest.json", "metadata.json"):
+        record = json.loads((build_dir / name).read_text())
+        build = record["build"]
+        build.update(record_format=6, started_at=build["started_at"].replace("Z", "+00:00"),
+                     finished_at=build["finished_at"].replace("Z", "+00:00"))
+        build["key_parts"]["record_format"] = sha256_json(6)
+        build["build_key"] = key_of(build["key_parts"])
+        record["toolchain"].pop("components")
+        (build_dir / name).write_text(json.dumps(record, indent=2))
+    (build_dir / "provenance.dsse.json").unlink()
+    write_provenance(build_dir, load_manifest(build_dir / "manifest.json"))
+
+
+def test_a_record_format_6_build_with_offset_timestamps_verifies_with_warnings(moved: Path) -> None:
+    _as_record_format_6(moved)
+    report = verify_build_dir(moved)
+    assert report.valid, report.first_error()
+    assert {issue.path for issue in report.warnings} >= {
+        "provenance.json:predicate.runDetails.metadata.startedOn", "provenance.json:predicate.runDetails.metadata.finishedOn"}
+
+
+def test_a_record_format_7_build_with_offset_timestamps_fails_verify(moved: Path, cli: Any) -> None:
+    (moved / "provenance.dsse.json").unlink()
+    statement = _statement(moved)
+    run = statement["predicate"]["runDetails"]["metadata"]
+    run["startedOn"] = run["startedOn"].replace("Z", "+00:00")
+    (moved / "provenance.json").write_text(json.dumps(statement))
+    code, out, _ = cli("verify", str(moved))
+    assert code == 1
+    assert "startedOn" in out and "is not an RFC 3339 UTC timestamp" in out
 
 
 def test_byproducts_bind_the_build_log_and_records(signed_build: Path) -> None:
@@ -209,11 +304,21 @@ BROKEN = {
     "no builder id": lambda s: s["predicate"]["runDetails"]["builder"].pop("id"),
     "no runDetails": lambda s: s["predicate"].pop("runDetails"),
     "timestamp without zone": lambda s: s["predicate"]["runDetails"]["metadata"].update(startedOn="2026-01-02 03:04"),
+    "basic-format timestamp": lambda s: s["predicate"]["runDetails"]["metadata"].update(startedOn="20261203T142320+0000"),
+    "week-date timestamp": lambda s: s["predicate"]["runDetails"]["metadata"].update(startedOn="2026-W49-4T10:00:00Z"),
+    "offset timestamp": lambda s: s["predicate"]["runDetails"]["metadata"].update(finishedOn="2026-12-03T14:23:20+00:00"),
+    "no such instant": lambda s: s["predicate"]["runDetails"]["metadata"].update(startedOn="2026-13-03T14:23:20Z"),
 }
 
 
 def test_the_minimal_valid_statement_passes() -> None:
     assert statement_rules(_valid()) == []
+
+
+def test_a_timestamp_with_microseconds_passes() -> None:
+    statement = _valid()
+    statement["predicate"]["runDetails"]["metadata"]["startedOn"] = "2026-12-03T14:23:20.123456Z"
+    assert statement_rules(statement) == []
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

@@ -8,6 +8,7 @@ reports a GPU. Neither pretends to be TensorRT outside these tests.
 import json
 import stat
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,52 @@ def test_unknown_build_option_is_refused(stand_ins: Path) -> None:
     preset = _custom_preset(stand_ins, "typo", "  worksapce_mb: 1024\n")
     with pytest.raises(PresetError, match="worksapce_mb"):
         _build(stand_ins, preset)
+
+
+def _provenance(record) -> dict:
+    return json.loads((record.build_dir / "provenance.json").read_text())["predicate"]
+
+
+def test_a_trtexec_build_lists_no_pypi_package(stand_ins: Path) -> None:
+    dependencies = _provenance(_build(stand_ins, "tensorrt/jetson_fp16").record)["buildDefinition"]["resolvedDependencies"]
+    assert [item for item in dependencies if item.get("uri", "").startswith("pkg:pypi/")] == []
+    assert not {"gpu", "compute_capability", "driver", "cuda", "trtexec"} & {item.get("name") for item in dependencies}
+
+
+def test_trtexec_tensorrt_is_a_generic_system_package(stand_ins: Path) -> None:
+    dependencies = _provenance(_build(stand_ins, "tensorrt/jetson_fp16").record)["buildDefinition"]["resolvedDependencies"]
+    assert {"name": "tensorrt", "uri": "pkg:generic/tensorrt@10.3.0", "annotations": {"kind": "system"}} in dependencies
+
+
+def test_gpu_driver_and_cuda_are_host_facts_of_the_internal_parameters(stand_ins: Path) -> None:
+    toolchain = _provenance(_build(stand_ins, "tensorrt/jetson_fp16").record)["buildDefinition"]["internalParameters"][
+        "toolchain"]
+    assert {key: toolchain["versions"][key] for key in ("gpu", "compute_capability", "driver", "cuda")} == {
+        "gpu": "Orin (nvgpu)", "compute_capability": "8.7", "driver": "540.4.0", "cuda": "12.6"}
+    assert {key: toolchain["components"][key]["kind"] for key in ("gpu", "compute_capability", "driver", "cuda")} == {
+        "gpu": "host", "compute_capability": "host", "driver": "host", "cuda": "host"}
+
+
+def test_the_tensorrt_python_package_is_read_from_its_distribution(stand_ins: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without trtexec, the tensorrt module's distribution (here a stand-in pip installed) names the component."""
+    if "tensorrt" in sys.modules or next(iter(metadata.distributions(name="tensorrt")), None) is not None:
+        pytest.skip("a real tensorrt is installed here; the stand-in would not be what is read")
+    (stand_ins / "stand-in-bin/trtexec").unlink()
+    site = stand_ins / "stand-in-site"
+    (site / "tensorrt").mkdir(parents=True)
+    (site / "tensorrt/__init__.py").write_text('__version__ = "10.3.0"\n')
+    info = site / "tensorrt_cu12_bindings-10.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tensorrt_cu12_bindings\nVersion: 10.3.0\n")
+    (info / "INSTALLER").write_text("pip\n")
+    (info / "top_level.txt").write_text("tensorrt\n")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        component = TensorRTBackend().available().components["tensorrt"]
+    finally:
+        sys.modules.pop("tensorrt", None)  # the stand-in module, imported by available()
+    assert (component.kind, component.distribution, component.version) == ("pypi", "tensorrt-cu12-bindings", "10.3.0")
 
 
 def test_engines_are_not_loaded_natively(stand_ins: Path) -> None:

@@ -25,13 +25,16 @@ from pytest_inferedgeforge.model.errors import PresetError, describe_validation_
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.onnx_model import ModelInfo
 from pytest_inferedgeforge.model.presets import Preset
-from pytest_inferedgeforge.model.records.build import Calibration, ToolCall
+from pytest_inferedgeforge.model.records.build import Calibration, ToolCall, ToolchainComponent
 
 
 @dataclass(frozen=True)
 class Availability:
     ok: bool
     versions: dict[str, str] = field(default_factory=dict)
+    components: dict[str, ToolchainComponent] = field(default_factory=dict)
+    """What each ``versions`` entry is (a Python distribution, a system toolchain, a host fact, a location), for the
+    provenance; an entry without one is named in no dependency (docs/provenance.md)."""
     reason: str | None = None
     """Why the toolchain cannot run here, precise enough to fix; None when ok."""
     location: str | None = None

@@ -21,6 +21,7 @@ from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildR
 from pytest_inferedgeforge.model.errors import BuildFailed, ForgeError, RunnerError, first_line
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
+from pytest_inferedgeforge.model.provenance import python_component
 from pytest_inferedgeforge.model.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
 from pytest_inferedgeforge.model.records.build import ToolCall
 
@@ -173,7 +174,8 @@ class OnnxRuntimeBackend:
             import onnxruntime
         except ImportError as exc:  # pragma: no cover - a hard dependency
             return Availability(False, reason=f"onnxruntime is not importable: {exc}")
-        return Availability(True, versions={"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__})
+        return Availability(True, versions={"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__},
+                            components={name: python_component(name) for name in ("onnxruntime", "onnx")})
 
     def build(self, request: BuildRequest) -> BuildOutput:
         options = parse_options(OnnxRuntimeOptions, request.preset)

@@ -8,6 +8,11 @@ Precision is enforced, not hinted: fp16 sets ``--fp16``; fp32 sets ``--noTF32``
 so fp32 means fp32; int8 needs either an explicitly quantized (QDQ) model or a
 calibration cache (``build_options.calibration_cache``), because int8 without
 calibration data would give an engine with meaningless scales.
+
+What the build ran on is recorded for what it is (docs/provenance.md): trtexec's
+TensorRT is a system toolchain, the tensorrt Python package a distribution read
+from its installed metadata, and the GPU, compute capability, driver and CUDA
+version are facts about the host, never package dependencies.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildR
 from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
-from pytest_inferedgeforge.model.records.build import ToolCall
+from pytest_inferedgeforge.model.provenance import python_component
+from pytest_inferedgeforge.model.records.build import ToolCall, ToolchainComponent
 
 TRTEXEC_DIRS = (Path("/usr/src/tensorrt/bin"),)
 MIN_COMPUTE_CAPABILITY = 5.3
@@ -49,8 +55,6 @@ class TensorRTOptions(BaseModel):
     max_shapes: dict[str, list[PositiveInt]] | None = None
     builder_optimization_level: int | None = Field(None, ge=0, le=5)
     timeout_s: PositiveInt = 3600
-
-
 
 
 def find_trtexec() -> Path | None:
@@ -203,14 +207,18 @@ class TensorRTBackend:
         cuda = cuda_version()
         if cuda:
             versions["cuda"] = cuda
+        components = {key: ToolchainComponent(kind="host") for key in versions}
         if trtexec is not None:
             versions["trtexec"] = str(trtexec)
             versions["tensorrt"] = trtexec_version(trtexec)
+            components.update(trtexec=ToolchainComponent(kind="location"), tensorrt=ToolchainComponent(kind="system"))
         else:
             import tensorrt
 
             versions["tensorrt"] = tensorrt.__version__
-        return Availability(True, versions=versions, location=str(trtexec) if trtexec else "tensorrt Python API")
+            components["tensorrt"] = python_component("tensorrt")
+        return Availability(True, versions=versions, components=components,
+                            location=str(trtexec) if trtexec else "tensorrt Python API")
 
     def build(self, request: BuildRequest) -> BuildOutput:
         options = parse_options(TensorRTOptions, request.preset)

@@ -10,6 +10,7 @@ from pytest_inferedgeforge.cli.common import (
     add_build_dir,
     add_command,
     add_root,
+    add_trust,
     build_arg,
     output_root,
     print_json,
@@ -94,26 +95,26 @@ def cmd_show_compare_candidates(args: argparse.Namespace) -> int:
 
 
 def cmd_show_compare_command(args: argparse.Namespace) -> int:
-    from pytest_inferedgeforge.handoff.compare import choose_pair
-    from pytest_inferedgeforge.handoff.lab import lab_compare_command
+    from pytest_inferedgeforge.handoff.compare import choose_pair, lab_pair, ready_runs
 
     choice = choose_pair(scan(args), args.left, args.right)
-    command = None
+    pair = None
     if choice.left is not None and choice.right is not None:
-        assert choice.left.run_summary is not None and choice.right.run_summary is not None  # ready implies a run summary
-        command = lab_compare_command(str(choice.left.structured_result), str(choice.right.structured_result))
+        runs = ready_runs({entry.preset_name: entry for entry in (choice.left, choice.right)})
+        pair = lab_pair(runs, choice.left.preset_name, choice.right.preset_name, allow_mixed=args.allow_mixed)
     if args.json:
         print_json({
-            "model": args.model, "status": "available" if command else "unavailable",
+            "model": args.model, "status": "available" if pair else "unavailable",
             "reason": choice.reason, "next_step": choice.next_step,
             "left": choice.left.preset_name if choice.left else None,
             "right": choice.right.preset_name if choice.right else None,
-            "command": command,
+            "command": pair.lab_command if pair else None,
+            "mixed_settings": pair.mixed_settings if pair else [], "caveats": pair.caveats if pair else [],
         })
-        return 0 if command else 1
+        return 0 if pair else 1
     print("Compare Command Preview")
     print("-----------------------")
-    if command is None or choice.left is None or choice.right is None:
+    if pair is None:
         print(f"Model : {args.model}")
         print("Status: unavailable")
         print(f"Reason: {choice.reason}")
@@ -123,11 +124,16 @@ def cmd_show_compare_command(args: argparse.Namespace) -> int:
         print(f"- {choice.next_step}")
         return 1
     print(f"Model       : {args.model}")
-    print(f"Left Preset : {choice.left.preset_name}")
-    print(f"Right Preset: {choice.right.preset_name}")
+    print(f"Left Preset : {pair.left}")
+    print(f"Right Preset: {pair.right}")
     print("")
-    print(command)
+    print(pair.lab_command)
     print("")
+    if pair.caveats:
+        print("Forge Caveats (what Lab's verdict does not show)")
+        print("------------------------------------------------")
+        print("\n".join(f"- {caveat}" for caveat in pair.caveats))
+        print("")
     print("Next Step")
     print("---------")
     print("- run the compare command in InferEdgeLab")
@@ -183,9 +189,11 @@ def default_plot_dir(root: Path) -> Path:
 
 
 def cmd_attach_accuracy(args: argparse.Namespace) -> int:
+    from pytest_inferedgeforge.engine.signing import load_signing_key
     from pytest_inferedgeforge.handoff.attach import attach_accuracy
 
-    path = attach_accuracy(build_arg(args), Path(args.accuracy_json))
+    signer = load_signing_key(Path(args.sign_key)).signer if args.sign_key else None
+    path = attach_accuracy(build_arg(args), Path(args.accuracy_json), signer)
     if args.json:
         print_json({"structured_result_path": str(path)})
     else:
@@ -199,6 +207,13 @@ def _pair_options(parser: argparse.ArgumentParser, helps: tuple[str, str]) -> No
     parser.add_argument("--model", required=True, help="source model")
     parser.add_argument("--left", default=None, help=helps[0])
     parser.add_argument("--right", default=None, help=helps[1])
+    add_trust(parser)
+
+
+def _allow_mixed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="compare runs measured with different settings (warm-up, run count or time budget, "
+                             "threads, native vs Lab); refused otherwise")
 
 
 def register(sub: Any) -> None:
@@ -209,10 +224,16 @@ def register(sub: Any) -> None:
         p = add_command(sub, name, handler, text)
         add_root(p)
         p.add_argument("--model", default=None, help="only builds of this source model (paths are normalised)")
+        add_trust(p)
 
     p = add_command(sub, "show-compare-command", cmd_show_compare_command,
-                    "preview the InferEdgeLab compare command for two ready builds (exit 1 when unavailable)")
+                    "preview the InferEdgeLab compare command for two ready builds (exit 1 when unavailable)",
+                    "The exact 'python -m inferedgelab.cli compare' command for two ready builds of the model, with\n"
+                    "Forge's caveats beside it: percentiles the run had too few samples for, runs flagged unstable,\n"
+                    "figures from a simulator, parity failed or not measured. Runs measured with different settings\n"
+                    "are refused, as compare refuses them, unless --allow-mixed (the differences are then a caveat).")
     _pair_options(p, ("left preset (give with --right)", "right preset (give with --left)"))
+    _allow_mixed(p)
 
     p = add_command(sub, "compare", cmd_compare, "tabulate latency and accuracy deltas of ready builds and plot them",
                     "One row per compare-ready build of the model: median with its 95% interval, mean, p99 (or\n"
@@ -227,11 +248,11 @@ def register(sub: Any) -> None:
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")
     p.add_argument("--html", action="store_true",
                    help="also write <model>.html: one self-contained page with the figure and the table")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="compare runs measured with different settings (warm-up, run count or time budget, threads, "
-                        "native vs Lab); refused otherwise")
+    _allow_mixed(p)
 
     p = add_command(sub, "attach-accuracy", cmd_attach_accuracy,
              "bind a Lab-style accuracy payload to a build's artifact and merge it into its result")
     add_build_dir(p, "--build-dir")
     p.add_argument("--accuracy-json", required=True, help='payload: {"task", "metrics": {...}, "dataset": {...}}')
+    p.add_argument("--sign-key", metavar="KEY", default=None,
+                   help="seal the rewritten run again with this private key (required when the run is signed)")

@@ -11,11 +11,18 @@ is deliberately reset), instead of excusing itself on the next run.
 Stable runs are preferred (an unstable baseline supports no latency verdict):
 the newest stable run of the key, else of the lineage, else the newest run of
 the key, else of the lineage.
+The history is indexed once, by build key and by lineage (one pass): each
+item's lookup then reads only its own key's and lineage's runs, newest
+first, and stops at the first that serves, so a long-lived history (12,000
+runs) costs each item little instead of a comparison of every run with every
+other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pytest_inferedgeforge.engine.history import HistoryEntry, read_history, read_history_export
@@ -36,10 +43,37 @@ from pytest_inferedgeforge.model.regression import (
 LATEST = "latest"
 
 
+@dataclass(frozen=True)
+class BaselineIndex:
+    """The runs that may serve as a baseline (completed, never regressed), in history order, by build key and by
+    lineage."""
+
+    by_key: dict[str | None, list[HistoryEntry]]
+    by_lineage: dict[str, list[HistoryEntry]]
+
+
+def index_entries(entries: list[HistoryEntry]) -> BaselineIndex:
+    by_key: dict[str | None, list[HistoryEntry]] = {}
+    by_lineage: dict[str, list[HistoryEntry]] = {}
+    for entry in entries:
+        if entry.summary.status == "completed" and not entry.regressed:
+            by_key.setdefault(entry.summary.build_key, []).append(entry)
+            by_lineage.setdefault(entry.lineage, []).append(entry)
+    return BaselineIndex(by_key, by_lineage)
+
+
 @dataclass
 class Baseline:
     source: str
     entries: list[HistoryEntry]
+    problems: list[str] = field(default_factory=list)
+    """One line per stored record that could not be read (a torn ledger line, a non-finite figure), skipped."""
+
+    @cached_property
+    def index(self) -> BaselineIndex:
+        """Built on the first lookup and kept: the plugin reads a baseline once per session, then looks up every
+        item in it."""
+        return index_entries(self.entries)
 
 
 @dataclass
@@ -58,33 +92,46 @@ class BaselineComparison:
 def load_baseline(given: str, output_root: Path) -> Baseline:
     """``latest``: this output root's history; a directory: another builds root; a file: a history export."""
     if given == LATEST:
-        entries = read_history(output_root)[0] if output_root.is_dir() else []
-        return Baseline(f"latest in {output_root}", entries)
+        entries, problems = read_history(output_root) if output_root.is_dir() else ([], [])
+        return Baseline(f"latest in {output_root}", entries, problems)
     path = Path(given)
     if path.is_dir():
-        return Baseline(str(path), read_history(path)[0])
+        return Baseline(str(path), *read_history(path))
     if path.is_file():
         return Baseline(str(path), read_history_export(path))
     raise ForgeError(f"--forge-baseline: {given} is neither 'latest', a builds root nor a history export file")
 
 
 def find_baseline_run(baseline: Baseline, current: RunSummary, lineage: str) -> tuple[HistoryEntry | None, str]:
-    candidates = [entry for entry in baseline.entries if entry.summary.status == "completed" and not entry.regressed
-                  and entry.summary.run_id != current.run_id
-                  and (entry.summary.started_at or "") < (current.started_at or "~")]
-    same_key = [entry for entry in candidates if entry.summary.build_key == current.build_key]
-    same_lineage = [entry for entry in candidates if entry.lineage == lineage and entry not in same_key]
-    for entries, matched_by in ((_stable(same_key), "build key"),
-                                (_stable(same_lineage), "model x preset (the build key changed)"),
-                                (same_key, "build key"), (same_lineage, "model x preset (the build key changed)")):
-        if entries:
-            return entries[-1], matched_by
+    index = baseline.index
+    same_key = _newest(reversed(index.by_key.get(current.build_key, [])), current)
+    same_lineage = _newest((entry for entry in reversed(index.by_lineage.get(lineage, []))
+                            if entry.summary.build_key != current.build_key), current)
+    changed = "model x preset (the build key changed)"
+    for entry, matched_by in ((same_key[0], "build key"), (same_lineage[0], changed),
+                              (same_key[1], "build key"), (same_lineage[1], changed)):
+        if entry is not None:
+            return entry, matched_by
     return None, f"no earlier completed run of {lineage} in {baseline.source}"
 
 
-def _stable(entries: list[HistoryEntry]) -> list[HistoryEntry]:
-    """The runs whose figures were judged stable: an unstable baseline supports no latency verdict."""
-    return [entry for entry in entries if entry.summary.latency is not None and entry.summary.latency.stable]
+def _newest(entries: Iterable[HistoryEntry], current: RunSummary) -> tuple[HistoryEntry | None, HistoryEntry | None]:
+    """The newest stable and the newest run among ``entries`` (newest first) that may serve ``current``; stops at
+    the first stable one. Stable first: an unstable baseline supports no latency verdict."""
+    newest = None
+    for entry in entries:
+        if not _eligible(entry, current):
+            continue
+        if entry.summary.latency is not None and entry.summary.latency.stable:
+            return entry, newest or entry
+        newest = newest or entry
+    return None, newest
+
+
+def _eligible(entry: HistoryEntry, current: RunSummary) -> bool:
+    """A run before ``current`` (and not ``current`` itself) may serve as its baseline."""
+    return (entry.summary.run_id != current.run_id
+            and (entry.summary.started_at or "") < (current.started_at or "~"))
 
 
 def compare_with_baseline(baseline: Baseline, current: RunSummary, lineage: str, rules: list[Rule],

@@ -51,28 +51,43 @@ def measure(runner: Runner, samples: list[Sample], *, warmup: int, runs: int, mi
     return Measurement(latencies, warmup_ms, (clock() - began) / 1e9)
 
 
-PROBE_SIZE = 384
+PROBE_SIZE = 16384
+"""float32 elements per operand: three arrays of 64 KiB, resident in one core's cache."""
+PROBE_ROUNDS = 20
+"""Rounds of multiply, add and square root per timed repeat: about 0.2 ms, well inside a scheduler time slice."""
 PROBE_REPEATS = 21
-PROBE_WARMUP_S = 0.05
-"""Spent on untimed products first: BLAS threads and the CPU clock take that long to settle."""
+PROBE_WARMUP_S = 0.02
+"""Spent on the same ufuncs untimed first, so the core's clock has left its idle state."""
 
 
 def speed_probe() -> float:
-    """Median milliseconds of a fixed float32 matrix product: a control figure of how fast this host runs now.
+    """Median milliseconds of a fixed single-threaded numpy workload: a control figure of how fast this host runs now.
 
-    Taken before the artifact is loaded (a runtime's spinning worker threads would compete with it), after a
-    short untimed burst, and recorded in the run's host state, so a comparison with a baseline can tell an
-    artifact that got slower from a host that did (a busy neighbour, a lower clock).
+    Elementwise ufuncs over cache-resident arrays run on the calling thread alone (numpy never threads them, and
+    no BLAS is involved), so the figure follows one core's clock and cache, not the contention among a library's
+    own threads: under two busy neighbours on a 2-core host a multi-threaded matrix product swung x140-250 where a
+    small model swung x1.2-2.4 and this workload at most x1.3 (docs/experiments.md). Taken just before the artifact
+    is loaded and again once it is closed (a runtime's spinning worker threads would compete with it), recorded in
+    the run's host state, so a comparison with a baseline can tell an artifact that got slower from a host that did.
     """
     import numpy as np
 
-    matrix = np.random.default_rng(0).random((PROBE_SIZE, PROBE_SIZE), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    left, right = rng.random(PROBE_SIZE, dtype=np.float32), rng.random(PROBE_SIZE, dtype=np.float32)
+    out = np.empty_like(left)
+
+    def workload(rounds: int) -> None:
+        for _ in range(rounds):
+            np.multiply(left, right, out=out)
+            np.add(out, left, out=out)
+            np.sqrt(out, out=out)
+
     settle = time.perf_counter() + PROBE_WARMUP_S
     while time.perf_counter() < settle:
-        matrix @ matrix
+        workload(1)
     timings = []
     for _ in range(PROBE_REPEATS):
         start = time.perf_counter_ns()
-        matrix @ matrix
+        workload(PROBE_ROUNDS)
         timings.append((time.perf_counter_ns() - start) / 1e6)
     return round(float(np.median(timings)), 6)

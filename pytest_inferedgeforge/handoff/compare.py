@@ -6,6 +6,7 @@ it never says which candidate to deploy.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,9 @@ from pydantic import BaseModel, Field
 from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.handoff.attach import numeric_metrics
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
+from pytest_inferedgeforge.model.caveats import run_caveats
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.records.report import ComparePair
 from pytest_inferedgeforge.model.records.run import RunSummary, measured_on
 from pytest_inferedgeforge.model.stats import LatencyStats
 
@@ -52,6 +55,47 @@ def choose_pair(entries: list[BuildRecord], left: str | None, right: str | None)
         return PairChoice(ready[left], ready[right], None, None)
     names = sorted(ready)
     return PairChoice(ready[names[0]], ready[names[1]], None, None)
+
+
+MIXED_CAVEAT = "measured with different settings ({}); Forge's compare refuses such a pair without --allow-mixed"
+
+
+@dataclass(frozen=True)
+class ReadyRuns:
+    """What a Lab handoff knows of each ready preset: its structured result, its run settings and Forge's caveats."""
+
+    results: dict[str, str]
+    settings: dict[str, dict[str, Any]]
+    caveats: dict[str, list[str]]
+
+
+def ready_runs(ready: dict[str, BuildRecord]) -> ReadyRuns:
+    """The handoff facts of ready builds (preset -> build), each from its last completed run."""
+    summaries = {name: entry.run_summary for name, entry in sorted(ready.items()) if entry.run_summary is not None}
+    return ReadyRuns(results={name: str(ready[name].structured_result) for name in summaries},
+                     settings={name: run_settings(summary) for name, summary in summaries.items()},
+                     caveats={name: run_caveats(summary) for name, summary in summaries.items()})
+
+
+def lab_pair(runs: ReadyRuns, left: str, right: str, *, allow_mixed: bool) -> ComparePair:
+    """Lab's compare command for two ready presets, with how their run settings differ and Forge's caveats beside
+    it; runs measured differently are refused unless ``allow_mixed`` (a report, which cannot refuse, allows them
+    and says so in a caveat)."""
+    names = (left, right)
+    known = {name: runs.settings[name] for name in names if name in runs.settings}
+    mixed = check_settings(known, allow_mixed=allow_mixed)
+    caveats = [MIXED_CAVEAT.format("; ".join(mixed))] if mixed else []
+    caveats += [f"{name}: run settings not recorded (its report predates them); not checked"
+                for name in names if name not in known]
+    caveats += [f"{name}: {text}" for name in names for text in runs.caveats.get(name, [])]
+    return ComparePair(left=left, right=right, left_result=runs.results[left], right_result=runs.results[right],
+                       lab_command=lab_compare_command(runs.results[left], runs.results[right]),
+                       mixed_settings=mixed, caveats=caveats)
+
+
+def lab_pairs(runs: ReadyRuns) -> list[ComparePair]:
+    """Every pair of the ready presets, for a report: mixed settings become a caveat, never a refusal."""
+    return [lab_pair(runs, left, right, allow_mixed=True) for left, right in itertools.combinations(sorted(runs.results), 2)]
 
 
 class CandidateRow(BaseModel):
@@ -133,11 +177,11 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         p99_status=_p99_status(latency), cv=latency.verdict_cv if latency else None,
         stable=latency.stable if latency else None,
         measured_on=measured_on(summary.evidence), runner=summary.runner,
-        settings=_run_settings(summary),
+        settings=run_settings(summary),
     )
 
 
-def _run_settings(summary: RunSummary) -> dict[str, Any]:
+def run_settings(summary: RunSummary) -> dict[str, Any]:
     """What must match for two runs' latencies to be comparable: who ran it, warm-up, count or time budget, threads."""
     threads = (summary.settings or {}).get("intra_op_threads")
     amount = f"{summary.min_duration_s:g} s" if summary.min_duration_s else f"{summary.runs} runs"
@@ -151,12 +195,16 @@ def _p99_status(latency: LatencyStats | None) -> str | None:
     return "ok" if estimate.status == "ok" else f"insufficient_samples ({estimate.samples} of {estimate.needed})"
 
 
-def _mixed(rows: list[CandidateRow]) -> list[str]:
+def check_settings(settings: dict[str, dict[str, Any]], *, allow_mixed: bool) -> list[str]:
+    """How the runs' settings (preset -> :func:`run_settings`) differ, one ``key: a=x, b=y`` per setting; runs
+    measured differently are refused unless ``allow_mixed``. Every handoff that pairs runs asks this."""
     differing = []
-    for key in dict.fromkeys(key for row in rows for key in row.settings):
-        values = {str(row.settings.get(key)) for row in rows}
-        if len(values) > 1:
-            differing.append(f"{key}: " + ", ".join(f"{row.preset}={row.settings.get(key)}" for row in rows))
+    for key in dict.fromkeys(key for values in settings.values() for key in values):
+        if len({str(values.get(key)) for values in settings.values()}) > 1:
+            differing.append(f"{key}: " + ", ".join(f"{name}={values.get(key)}" for name, values in settings.items()))
+    if differing and not allow_mixed:
+        raise ForgeError("the runs were measured with different settings (" + "; ".join(differing) + "); rerun them "
+                         "alike or pass --allow-mixed to compare them anyway")
     return differing
 
 
@@ -200,10 +248,7 @@ def compare_table(entries: list[BuildRecord], model: str, *, baseline: str | Non
         row.lab_compare_command = lab_compare_command(str(base_row.structured_result_path),
                                                       str(row.structured_result_path))
         rows.append(row)
-    mixed = _mixed(rows)
-    if mixed and not allow_mixed:
-        raise ForgeError("the runs were measured with different settings (" + "; ".join(mixed) + "); rerun them "
-                         "alike or pass --allow-mixed to compare them anyway")
+    mixed = check_settings({row.preset: row.settings for row in rows}, allow_mixed=allow_mixed)
     return CompareTable(model=model, baseline=baseline, rows=rows, left_out=left_out, mixed_settings=mixed)
 
 

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
@@ -21,8 +21,11 @@ from pytest_inferedgeforge.engine.runs import RunOutcome, run_context, verified_
 from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
-from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE, utc_now
+from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE, format_instant, utc_now
 from pytest_inferedgeforge.model.records.run import RunSummary
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Signer
 
 LAB_TIMEOUT_S = 1800
 LAB_STATISTICS = ("not established: InferEdgeLab's profile hands over mean_ms and p99_ms only, not per-run "
@@ -32,17 +35,18 @@ SAVED = re.compile(r"^Saved:\s+(.+)$", re.MULTILINE)
 SAVED_STRUCTURED = re.compile(r"^Saved structured result:\s+(.+)$", re.MULTILINE)
 
 
-def run_via_lab(build_dir: Path, *, timeout_s: int = LAB_TIMEOUT_S) -> RunOutcome:
-    """The original's behaviour, made safe: run InferEdgeLab's profile with this interpreter and a timeout."""
+def run_via_lab(build_dir: Path, *, timeout_s: int = LAB_TIMEOUT_S, signer: Signer | None = None) -> RunOutcome:
+    """The original's behaviour, made safe: run InferEdgeLab's profile with this interpreter and a timeout; the
+    run is sealed by ``signer`` when given."""
     with build_lock(build_dir):
         record = load_build_record(build_dir)
-        run = RunDirectory.open(record.build_dir)
-        base = {**run_context(record), "via": "lab", "started_at": utc_now().isoformat(timespec="microseconds"),
+        run = RunDirectory.open(record.build_dir, signer)
+        base = {**run_context(record), "via": "lab", "started_at": format_instant(utc_now()),
                 "run_id": run.run_id, "run_dir": run.relative}
         argv = lab_profile_argv(record.metadata, python=sys.executable, artifact=record.artifact_or_none)
         base["command"] = shell_join(argv)
         summary = _profile(record, run, argv, base, timeout_s)
-        summary.finished_at = utc_now().isoformat(timespec="microseconds")
+        summary.finished_at = format_instant(utc_now())
         return RunOutcome(summary=summary, summary_path=run.publish(summary),
                           structured_result_path=run.final / STRUCTURED_RESULT_FILE
                           if summary.structured_result_sha256 else None)

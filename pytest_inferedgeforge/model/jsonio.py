@@ -30,8 +30,13 @@ def drop_nulls(value: Any) -> Any:
 
 
 def dump_json(value: Any) -> str:
-    """The original's JSON style: indent 2, ASCII-escaped."""
-    return json.dumps(value, indent=2)
+    """The original's JSON style: indent 2, ASCII-escaped; strict JSON (RFC 8259), so a NaN or an infinity
+    reaching a record is a bug that fails loudly here instead of a file strict parsers reject."""
+    return json.dumps(value, indent=2, allow_nan=False)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
 
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -113,8 +118,8 @@ def read_json_object(path: Path, label: str) -> dict[str, Any]:
     if info.st_size > MAX_RECORD_BYTES:
         raise RecordError(f"{label} file is {info.st_size} bytes, over the {MAX_RECORD_BYTES}-byte limit: {path}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
         raise RecordError(f"{label} file is not valid JSON: {path} ({exc})") from exc
     except (RecursionError, MemoryError) as exc:
         raise RecordError(f"{label} file is too deeply nested or too large: {path}") from exc

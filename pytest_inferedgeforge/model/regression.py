@@ -32,7 +32,8 @@ HIGHER_IS_BETTER = {"cosine", "channel_cosine", "top1"}
 RULE = re.compile(r"^\s*(?P<metric>[a-z_0-9]+)\s*:\s*(?P<limit>[+-]?\d+(\.\d*)?([eE][+-]?\d+)?)\s*(?P<pct>%?)\s*$")
 Verdict = Literal["ok", "regressed", "not judged"]
 HOST_DRIFT_LIMIT = 0.10
-"""Default of ``benchmark.max_host_drift``: beyond it, a change within the host's own allowance is not judged."""
+"""Default of ``benchmark.max_host_drift``: the most the host's drift may grow the allowance of an "ok" by; beyond
+it only a change larger than the host's own move is judged (regressed)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def parse_rules(text: str, where: str = "--forge-fail-on") -> list[Rule]:
 
 def host_drift(current: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float | None:
     """How much the host's speed probe moved between the baseline run and this one (largest relative change of
-    this run's probes against the baseline's mean); None when a run has no probe."""
+    this run's probes, taken before and after its timed runs, against the baseline's mean); None when a run has no
+    probe."""
     now = (current or {}).get("speed_probe_ms")
     before = (baseline or {}).get("speed_probe_ms")
     if not now or not before or not all(isinstance(v, int | float) and v > 0 for v in [*now, *before]):
@@ -92,7 +94,7 @@ def host_drift(current: dict[str, Any] | None, baseline: dict[str, Any] | None) 
 def judge_latency(rule: Rule, current: LatencyStats | None, baseline: LatencyStats | None,
                   drift: float | None = None, max_drift: float = HOST_DRIFT_LIMIT) -> Judgement:
     """Regressed only beyond the limit, both runs' uncertainty and the host's own measured change (``drift``;
-    None: not known or not wanted); beyond ``max_drift`` a change within the allowance is not judged."""
+    None: not known or not wanted); a drift beyond ``max_drift`` judges nothing (see :func:`_verdict`)."""
     if current is None or baseline is None:
         return Judgement(str(rule), "not judged", "a run has no latency figures")
     for label, stats in (("this run", current), ("the baseline", baseline)):
@@ -112,7 +114,14 @@ def judge_latency(rule: Rule, current: LatencyStats | None, baseline: LatencySta
 def _verdict(rule: Rule, now: float, before: float, low: float, bound: float, drift: float | None,
              max_drift: float, detail: str) -> Judgement:
     """``low`` (this run's lower edge) against ``bound`` (the baseline's upper edge) grown by the limit and by
-    the host's drift: a change the host's own slowdown could explain is never put on the artifact."""
+    the host's drift: a change the host's own slowdown could explain is never put on the artifact.
+
+    An "ok" is granted within at most ``(1 + limit) * (1 + max_drift)``: the probe follows a core's clock and
+    cache, which slow an artifact about as much as the probe, but a larger move (a busy neighbour, another
+    machine) slows the two by unrelated amounts, so an allowance scaled by it could excuse anything (x54 was seen
+    with a multi-threaded probe). Beyond ``max_drift`` a change larger even than the host's own move is still
+    "regressed" (the host cannot explain it); anything else is "not judged", with the drift as the reason, never
+    "ok"."""
     change = now / before - 1 if before > 0 else math.inf
     host = drift or 0.0
     text = f"{now:.4f} ms vs {before:.4f} ms ({change:+.1%}); {detail}" + (
@@ -121,7 +130,8 @@ def _verdict(rule: Rule, now: float, before: float, low: float, bound: float, dr
         return Judgement(str(rule), "regressed", text)
     if host > max_drift:
         return Judgement(str(rule), "not judged", f"the host's speed probe moved {host:.0%} since the baseline run "
-                         f"(a busy neighbour or another clock), enough to hide a change within the limit; {text}")
+                         f"(a busy neighbour or another clock), beyond the {max_drift:.0%} the allowance may grow by; "
+                         f"{text}")
     return Judgement(str(rule), "ok", text)
 
 

@@ -23,6 +23,7 @@ from pytest_inferedgeforge.model.layout import PROVENANCE_FILE
 from pytest_inferedgeforge.model.provenance import (
     BYPRODUCT_FILES,
     SLSA_PROVENANCE,
+    SPEC_EXACT_SINCE,
     STATEMENT_TYPE,
     compose_statement,
     statement_to_dict,
@@ -36,6 +37,10 @@ _DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha1": 40, "sha22
                    "sha3_256": 64, "sha3_384": 96, "sha3_512": 128, "gitCommit": 40, "md5": 32}
 _HEX = re.compile(r"^[0-9a-f]+$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+_UTC = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?Z$")
+"""in-toto's Timestamp: RFC 3339 in UTC, ``Z``, an optional fraction; no offsets, basic or week-date forms."""
+_PLUS_ZERO = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?\+00:00$")
+"""What records before format 7 wrote (Python's ``isoformat``): RFC 3339, but not in-toto's form."""
 
 
 def _descriptor_issues(value: Any, where: str, *, needs_name: bool = False) -> list[Issue]:
@@ -62,16 +67,27 @@ def _descriptor_issues(value: Any, where: str, *, needs_name: bool = False) -> l
     return issues
 
 
-def _timestamp_issues(value: Any, where: str) -> list[Issue]:
+def _is_instant(match: re.Match[str] | None) -> bool:
+    if match is None:
+        return False
+    try:
+        dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:  # 2026-13-40T25:00:00Z matches the pattern, names no instant
+        return False
+    return True
+
+
+def _timestamp_issues(value: Any, where: str, v1: bool) -> list[Issue]:
+    """A Timestamp must be UTC with ``Z``; a record older than format 7 wrote ``+00:00``: a WARNING there."""
     if value is None:
         return []
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        return [Issue("ERROR", where, f"{value!r} is not an RFC 3339 timestamp with a time zone")]
-    return []
+    text = value if isinstance(value, str) else ""
+    if _is_instant(_UTC.match(text)):
+        return []
+    if v1 and _is_instant(_PLUS_ZERO.match(text)):
+        return [Issue("WARNING", where, f"{value!r} has a numeric offset where in-toto's Timestamp is UTC with 'Z'; "
+                                        f"records before format {SPEC_EXACT_SINCE} wrote it so (a rebuild writes 'Z')")]
+    return [Issue("ERROR", where, f"{value!r} is not an RFC 3339 UTC timestamp (YYYY-MM-DDThh:mm:ss[.fraction]Z)")]
 
 
 def _object(parent: dict[str, Any], key: str, where: str, issues: list[Issue]) -> dict[str, Any]:
@@ -90,8 +106,9 @@ def _list_of_descriptors(value: Any, where: str) -> list[Issue]:
     return [issue for index, item in enumerate(value) for issue in _descriptor_issues(item, f"{where}[{index}]")]
 
 
-def statement_rules(statement: dict[str, Any]) -> list[Issue]:
-    """The required-field rules of in-toto Statement v1 and SLSA Provenance v1, as their specifications state them."""
+def statement_rules(statement: dict[str, Any], v1: bool = False) -> list[Issue]:
+    """The required-field rules of in-toto Statement v1 and SLSA Provenance v1, as their specifications state them;
+    ``v1``: the statement of a record older than format 7, whose ``+00:00`` timestamps are only a WARNING."""
     issues: list[Issue] = []
     if statement.get("_type") != STATEMENT_TYPE:
         issues.append(Issue("ERROR", "_type", f"must be {STATEMENT_TYPE}"))
@@ -120,7 +137,7 @@ def statement_rules(statement: dict[str, Any]) -> list[Issue]:
         metadata = run.get("metadata") if run else None
         if isinstance(metadata, dict):
             for key in ("startedOn", "finishedOn"):
-                issues += _timestamp_issues(metadata.get(key), f"predicate.runDetails.metadata.{key}")
+                issues += _timestamp_issues(metadata.get(key), f"predicate.runDetails.metadata.{key}", v1)
         issues += _list_of_descriptors(run.get("byproducts") if run else None, "predicate.runDetails.byproducts")
     return issues
 
@@ -162,7 +179,9 @@ def provenance_issues(build_dir: Path, manifest: dict[str, Any]) -> list[Issue]:
         statement = read_json_object(path, "Provenance")
     except RecordError as exc:
         return [Issue("ERROR", PROVENANCE_FILE, str(exc))]
-    issues = [Issue(issue.level, f"{PROVENANCE_FILE}:{issue.path}", issue.message) for issue in statement_rules(statement)]
+    v1 = not (isinstance(record_format, int) and record_format >= SPEC_EXACT_SINCE)
+    issues = [Issue(issue.level, f"{PROVENANCE_FILE}:{issue.path}", issue.message)
+              for issue in statement_rules(statement, v1)]
     try:
         parsed = Manifest.model_validate(manifest)
     except ValidationError:

@@ -46,7 +46,8 @@ from pytest_inferedgeforge.model.errors import (
 )
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import Sample
-from pytest_inferedgeforge.model.records.build import ToolCall
+from pytest_inferedgeforge.model.provenance import python_component
+from pytest_inferedgeforge.model.records.build import ToolCall, ToolchainComponent
 from pytest_inferedgeforge.model.records.paths import locate_source, source_reference
 
 REQUEST_FILE = "rknn_build.json"
@@ -298,7 +299,11 @@ class RKNNBackend:
             return Availability(False, location=str(env_dir), reason=(
                 f"RKNN toolkit is unavailable in this environment: rknn-toolkit2 is not installed in {env_dir}; "
                 f"{rknn_install_hint()}"))
-        return Availability(True, versions={**marker.get("versions", {}), "env": str(env_dir)}, location=str(env_dir))
+        versions = marker.get("versions", {})
+        site = [str(path) for pattern in ("lib/python*/site-packages", "Lib/site-packages") for path in env_dir.glob(pattern)]
+        components = {name: python_component(name, site) for name in versions if site}  # the toolkit venv's metadata
+        return Availability(True, versions={**versions, "env": str(env_dir)}, location=str(env_dir),
+                            components={**components, "env": ToolchainComponent(kind="location")})
 
     def install(self, progress: Callable[[str], None]) -> Availability:
         """Create the toolkit's own venv (it pins old numpy/onnx/torch) and record what was installed."""

@@ -16,11 +16,25 @@ REFERENCE_DESCRIPTION = "source model, fp32, onnxruntime CPUExecutionProvider"
 
 
 class OutputParity(BaseModel):
+    """One output's figures. Pooled figures cover every inference at once; the ``*_inference`` fields name the
+    input sample (0-based, in input order) where the worst figure was seen. A figure that non-finite artifact
+    values would make NaN is null, with ``figures_note`` saying why (records are strict JSON)."""
+
     name: str
     shape: list[int]
-    cosine: float
-    max_abs_error: float
-    mean_abs_error: float
+    inferences: int | None = Field(None, description="How many inferences (input samples) the figures cover.")
+    cosine: float | None = Field(description="Cosine over every inference pooled; null when not computable.")
+    max_abs_error: float | None
+    mean_abs_error: float | None
+    min_inference_cosine: float | None = Field(None, description="The lowest cosine of any single inference.")
+    min_cosine_inference: int | None = None
+    max_abs_error_inference: int | None = Field(None, description="The inference with the largest abs error.")
+    non_finite_elements: int | None = Field(None, description=(
+        "NaN/inf values in the artifact's output where the source model's is finite; any fails the output."))
+    non_finite_kinds: dict[str, int] | None = Field(None, description="Counts by kind: nan, +inf, -inf.")
+    first_non_finite_inference: int | None = None
+    first_non_finite_index: list[int] | None = Field(None, description="Element index within that inference.")
+    figures_note: str | None = Field(None, description="Why figures are null, in plain words.")
     top1_agreement: float | None = None
     top5_agreement: float | None = None
     class_axis: int | None = None
@@ -33,9 +47,14 @@ class OutputParity(BaseModel):
         "Channels that vary in the reference but are constant in the artifact (the first 20)."))
     collapsed_channels_total: int = 0
     error_stat: str | None = None
-    abs_error_stat: float | None = None
-    rel_error_stat: float | None = None
+    abs_error_stat: float | None = Field(None, description=(
+        "error_stat of the absolute errors of the worst inference (each inference is judged on its own)."))
+    rel_error_stat: float | None = Field(None, description="error_stat of that inference's relative errors.")
+    error_stat_inference: int | None = Field(None, description="The worst inference under the tolerance.")
+    pooled_abs_error_stat: float | None = Field(None, description="error_stat over every inference pooled.")
+    pooled_rel_error_stat: float | None = None
     tolerance_failures: int | None = Field(None, description="Elements outside atol and rtol (elemwise).")
+    tolerance_failed_inferences: int | None = Field(None, description="Inferences outside the tolerance.")
 
 
 class ParityResult(BaseModel):
@@ -46,13 +65,17 @@ class ParityResult(BaseModel):
     candidate: str
     evidence: str = Field("artifact", description="What the candidate figures were measured on (see run_summary).")
     outputs: list[OutputParity]
-    min_cosine: float
-    max_abs_error: float
+    min_cosine: float | None = Field(description=(
+        "The lowest cosine of any output, pooled or on a single inference; null when an output gave non-finite "
+        "values."))
+    max_abs_error: float | None
     top1_agreement: float | None = None
     min_channel_cosine: float | None = None
     thresholds: Thresholds
     passed: bool
     failures: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description=(
+        "What the figures cannot establish, e.g. top-1 agreement measured on synthetic inputs (not enforced)."))
 
 
 class AccuracyEvidence(BaseModel):
