@@ -15,10 +15,13 @@ import obstore
 import pytest
 
 from pytest_inferedgeforge.engine.build import build
+from pytest_inferedgeforge.engine.cache_gc import check_entries, collect_garbage
+from pytest_inferedgeforge.engine.cache_store import MAX_ENTRY_BYTES
 from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.shared_cache import AC, CAS, connect, open_store, push
 from pytest_inferedgeforge.engine.signing import load_signing_key
+from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.keys import generate_key
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,9 +81,11 @@ def test_each_key_is_built_once_and_stored_once(fleet: dict[str, Any]) -> None:
 
 
 def test_the_pulled_builds_pass_the_gate_with_the_trusted_key(fleet: dict[str, Any]) -> None:
+    """B holds only the public key, so its own runs are unsigned: the gate is told to allow that."""
     _runner_a(fleet)
     _runner_b(fleet)
-    gate = fleet["pytester"].runpytest("root_b", "-p", "no:cacheprovider", "--forge-trust", str(fleet["pub"]))
+    gate = fleet["pytester"].runpytest("root_b", "-p", "no:cacheprovider", "--forge-trust", str(fleet["pub"]),
+                                       "--forge-allow-unsigned-runs")
     gate.assert_outcomes(passed=2)
 
 
@@ -157,6 +162,35 @@ def test_concurrent_pushers_of_one_key_store_one_entry(tmp_path: Path, s3_cache:
     assert len(cache.entries()) == 1
 
 
+def test_a_dangling_entry_another_build_cannot_repair_is_replaced(tmp_path: Path, s3_cache: str) -> None:
+    """Two builds of one key differ in build.log (its timestamps): the second push cannot put back the first's
+    missing build.log blob, so it replaces the entry with its own, whole one."""
+    key = tmp_path / "signing"
+    generate_key(key)
+    cache = connect(s3_cache, [Path(f"{key}.pub")], push=True)
+    first, second = (build(plan_build(REPO / "models/tiny_cnn.onnx", load_preset("onnxruntime/cpu_fp32", REPO / "presets"),
+                                      tmp_path / root), signer=load_signing_key(key)).record.build_dir
+                     for root in ("a", "b"))
+    build_key = push(cache, first).key
+    store = open_store(s3_cache)
+    entry = json.loads(bytes(obstore.get(store, AC + build_key).bytes()))
+    obstore.delete(store, CAS + next(item["sha256"] for item in entry["files"] if item["path"] == "build.log"))
+    assert push(cache, second).entry_written
+    assert [check.status for check in check_entries(cache)] == ["ok"]
+
+
+def test_gc_deletes_nothing_while_an_entry_cannot_be_read(tmp_path: Path) -> None:
+    """An entry too large to read might name any blob: gc stops rather than guess."""
+    cache = connect(str(tmp_path / "shared"), [])
+    (tmp_path / "shared" / "ac").mkdir()
+    with (tmp_path / "shared" / "ac" / ("ab" * 32)).open("wb") as handle:
+        handle.truncate(MAX_ENTRY_BYTES + 1)
+    obstore.put(cache.store, CAS + "0" * 64, b"orphan")
+    with pytest.raises(ForgeError, match="gc deletes nothing while an entry cannot be read"):
+        collect_garbage(cache, grace_s=0)
+    assert cache.exists(CAS + "0" * 64)
+
+
 def test_cache_cli_lists_pulls_and_collects_garbage(fleet: dict[str, Any], cli: Any, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     _runner_a(fleet)
@@ -173,7 +207,7 @@ def test_cache_cli_lists_pulls_and_collects_garbage(fleet: dict[str, Any], cli: 
     store = open_store(url)
     obstore.put(store, CAS + "0" * 64, b"orphan")
     code, out, _ = cli("cache", "gc", "--cache", url, "--grace-s", "0", "--json")
-    assert json.loads(out) == {"deleted": [CAS + "0" * 64]}
+    assert json.loads(out)["deleted"] == [CAS + "0" * 64]
 
 
 def test_cache_pull_without_a_trusted_key_is_a_usage_error(fleet: dict[str, Any], cli: Any) -> None:
@@ -207,6 +241,19 @@ def test_a_directory_cache_works_like_s3(tmp_path: Path, cli: Any) -> None:
     assert code == 0, err
     code, out, err = cli("build", *common, "--output", str(tmp_path / "b"), "--trust", str(tmp_path / "k.pub"))
     assert json.loads(out)["build_source"] == "remote"
+
+
+def test_a_dynamic_model_is_pulled_under_its_shapes_tagged_name(tmp_path: Path, cli: Any, dynamic_model: Path) -> None:
+    """The name a pull derives from the signed manifest carries the resolved shapes, as a local build's does."""
+    cli("keygen", str(tmp_path / "k"))
+    common = ("--model", str(dynamic_model), "--preset", "onnxruntime/cpu_fp32", "--input-shape",
+              "pixel_values:1x3x32x32", "--cache", str(tmp_path / "shared"), "--json")
+    cli("build", *common, "--output", str(tmp_path / "a"), "--sign-key", str(tmp_path / "k"), "--cache-push")
+    code, out, err = cli("build", *common, "--output", str(tmp_path / "b"), "--trust", str(tmp_path / "k.pub"))
+    assert (code, json.loads(out)["build_source"]) == (0, "remote"), err
+    assert [path.name for path in (tmp_path / "b").glob("exported_dynamic__*")] == \
+        [path.name for path in (tmp_path / "a").glob("exported_dynamic__*")] == \
+        ["exported_dynamic__cpu__onnxruntime__cpu_fp32__1x3x32x32"]
 
 
 def test_junit_says_where_each_build_came_from(fleet: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ BUILD_DIR_HELP = "build directory (or its metadata.json / manifest.json, as v0.1
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
+    print(json.dumps(value, indent=2, allow_nan=False))
 
 
 def print_report(header: str, report: Any, as_json: bool) -> int:
@@ -137,10 +137,18 @@ def presets_root(args: argparse.Namespace) -> Path | None:
     return find_project_settings().presets_root()
 
 
+def add_trust(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", action="append", metavar="PUB", default=None,
+                        help="trusted public key (repeatable): only builds and runs signed by one of them count as "
+                             "ready")
+
+
 def scan(args: argparse.Namespace) -> list[Any]:
     from pytest_inferedgeforge.engine.catalog import scan_builds
+    from pytest_inferedgeforge.model.keys import load_public_keys
 
-    entries, problems = scan_builds(output_root(args), model=args.model)
+    trusted = tuple(load_public_keys([Path(path) for path in getattr(args, "key", None) or []]))
+    entries, problems = scan_builds(output_root(args), model=args.model, trusted=trusted)
     for problem in problems:
         warn(args, problem)
     return entries

@@ -31,8 +31,11 @@ def cmd_merge_reports(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = add_command(sub, "merge-reports", cmd_merge_reports, "merge several runners' JSON reports into one handoff",
                     "Merge --forge-report files of several runners (CI shards, device runners) into one report:\n"
-                    "items keep their host and whether they ran on a device or a simulator; ready results of all\n"
-                    "runners are paired for InferEdgeLab. Two reports that disagree on a build key's artifact\n"
-                    "are an error.")
+                    "items keep their host and whether they ran on a device or a simulator. Each runner is labelled\n"
+                    "by its host (a repeated host gets HOST-2, HOST-3, ...; a preset ready on several runners is\n"
+                    "PRESET@LABEL). Every ready result is paired with its experiment's baseline (the first fp32\n"
+                    "preset by name, else the first) for InferEdgeLab: N ready presets give N-1 pairs. A result\n"
+                    "path must be a JSON file inside its runner's output root (and exist, where that root is\n"
+                    "visible here). Two reports that disagree on a build key's artifact are an error.")
     p.add_argument("reports", nargs="+", metavar="REPORT", help="JSON reports written by pytest --forge-report")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="where to write the merged report")

@@ -31,7 +31,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
     keys = load_public_keys([Path(path) for path in args.key or []])
-    reports = [verify_build_dir(directory, keys, require_signature=args.require_signature)
+    reports = [verify_build_dir(directory, keys, require_signature=args.require_signature,
+                                allow_unsigned_runs=args.allow_unsigned_runs)
                for directory in _build_dirs(args)]
     if args.json:
         print_json([report.to_dict() for report in reports])
@@ -104,8 +105,10 @@ def cmd_rebuild_from_manifest(args: argparse.Namespace) -> int:
     print(f"Metadata : {record.metadata_path}")
     print(f"Verdict  : {report.verdict}")
     if report.functional is not None:
-        print(f"Parity   : min cosine {report.functional.min_cosine:.8f}, max abs error "
-              f"{report.functional.max_abs_error:.3g}")
+        functional = report.functional
+        print("Parity   : " + (f"min cosine {functional.min_cosine:.8f}, max abs error {functional.max_abs_error:.3g}"
+                              if functional.min_cosine is not None and functional.max_abs_error is not None
+                              else "; ".join(functional.failures)))
     for reason in report.reasons:
         print(f"  - {reason}")
     if report.preset.drifted:
@@ -126,11 +129,13 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="BUILD_DIR_OR_ROOT",
                    help="build directories, or roots to walk for the build directories under them")
     p.add_argument("--key", action="append", metavar="PUB",
-                   help="trusted public key (repeatable): each build must carry a signature that verifies with one "
-                        "of them")
+                   help="trusted public key (repeatable): each build, and each of its runs, must carry a signature "
+                        "that verifies with one of them")
     p.add_argument("--require-signature", action="store_true",
                    help="fail unsigned builds (with --key: signed by a given key; without: a well-formed signature "
                         "over the provenance, whose signer only --key can establish)")
+    p.add_argument("--allow-unsigned-runs", action="store_true",
+                   help="with --key, report a run no trusted key signed as an untrusted WARNING instead of an ERROR")
 
     p = add_command(sub, "schema", cmd_schema, "list, print or export the JSON Schemas of Forge's files")
     p.add_argument("name", nargs="?", default=None, help="schema name; omit to list them")

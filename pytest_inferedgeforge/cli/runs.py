@@ -13,12 +13,14 @@ from pytest_inferedgeforge.model.argtypes import count_at_least, positive_float
 
 def cmd_run_benchmark(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.runs import RunSettings, run_native
+    from pytest_inferedgeforge.engine.signing import load_signing_key
     from pytest_inferedgeforge.handoff.lab_run import run_via_lab
 
     build_dir = metadata_path(args).parent
+    signer = load_signing_key(Path(args.sign_key)).signer if args.sign_key else None
     if args.via == "lab":
         with status("Running InferEdgeLab profile...", args):
-            outcome = run_via_lab(build_dir, timeout_s=args.timeout)
+            outcome = run_via_lab(build_dir, timeout_s=args.timeout, signer=signer)
         if outcome.summary.stdout:
             print(outcome.summary.stdout, file=sys.stderr, end="")
     else:
@@ -28,7 +30,7 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
                                min_runs=args.min_runs, max_cv=args.max_cv)
         how = f"at least {args.min_duration_s:g} s" if args.min_duration_s else f"{args.runs} runs"
         with status(f"Benchmarking {build_dir.name} ({how})...", args):
-            outcome = run_native(build_dir, settings)
+            outcome = run_native(build_dir, settings, signer)
     view = outcome.summary.model_dump(mode="json", exclude_none=True,
                                       exclude={"latencies_ms", "warmup_latencies_ms", "stdout"})
     error = None
@@ -73,3 +75,6 @@ def register(sub: Any) -> None:
     p.add_argument("--dataset", default=None, help="directory of .npy/.npz inputs instead of synthetic ones")
     p.add_argument("--no-accuracy", action="store_true", help="skip the parity check against the source model")
     p.add_argument("--timeout", type=count_at_least(1), default=LAB_TIMEOUT_S, help="seconds before --via lab is stopped")
+    p.add_argument("--sign-key", metavar="KEY", default=None,
+                   help="seal the run: sign its records with this private key (runs/<id>/run.dsse.json), so "
+                        "'verify --key' and the --forge-trust gate can trust its figures")

@@ -45,11 +45,14 @@ def register(sub: Any) -> None:
     from pytest_inferedgeforge.model.keys import KEY_ALGORITHMS
 
     p = add_command(sub, "keygen", cmd_keygen, "write a signing key pair for signed provenance",
-                    "Write a private key to PATH (PEM, PKCS#8, mode 0600) and its public key to PATH.pub.\n"
-                    "Sign builds with the private key; verify them, anywhere and offline, with the public key.")
+                    "Write a private key to PATH (PEM, PKCS#8, created mode 0600) and its public key to PATH.pub.\n"
+                    "Sign builds with the private key; verify them, anywhere and offline, with the public key.\n"
+                    "Key types: Ed25519 or ECDSA P-256 (other keys, RSA included, are refused wherever a key is\n"
+                    "loaded). A symbolic link at PATH or PATH.pub is refused, with or without --force.")
     p.add_argument("path", metavar="PATH", help="where to write the private key (the public key goes to PATH.pub)")
     p.add_argument("--algorithm", choices=KEY_ALGORITHMS, default="ed25519", help="key type (default: ed25519)")
-    p.add_argument("--force", action="store_true", help="overwrite existing key files")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing key files (atomically, with new files; never through a symbolic link)")
 
     p = add_command(sub, "sign", cmd_sign, "sign a build's provenance (writes provenance.dsse.json)",
                     "Sign BUILD_DIR's provenance.json into a DSSE envelope, provenance.dsse.json. The build must\n"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
 
 
 def find_build_dirs(root: Path) -> list[Path]:
@@ -21,11 +25,12 @@ def find_build_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def scan_builds(root: Path, *, model: str | None = None) -> tuple[list[BuildRecord], list[str]]:
+def scan_builds(root: Path, *, model: str | None = None, trusted: tuple[Key, ...] = ()) -> tuple[list[BuildRecord], list[str]]:
     """Every build under ``root`` (skipping hidden work dirs), and one line per unreadable one.
 
     One malformed record is reported and skipped; it never hides the others. A build whose
-    manifest is missing is listed, as broken.
+    manifest is missing is listed, as broken. With ``trusted`` keys, a build whose provenance or runs no
+    trusted key signed does not verify, so it is never ready.
     """
     if not root.is_dir():
         raise RecordError(f"Build directory not found: {root}")
@@ -36,7 +41,7 @@ def scan_builds(root: Path, *, model: str | None = None) -> tuple[list[BuildReco
         if any(part.startswith(".") for part in relative.parts[:-1]):
             continue
         try:
-            records.append(load_build_record(metadata_path.parent, require_manifest=False))
+            records.append(load_build_record(metadata_path.parent, require_manifest=False, trusted=trusted))
         except RecordError as exc:
             problems.append(f"skipped {metadata_path.parent}: {exc}")
     if model is not None:

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferedgeforge.backends.api import BuildOutput
+from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.build_key import Fingerprint
 from pytest_inferedgeforge.engine.plan import BuildPlan
 from pytest_inferedgeforge.model.environment import tool_facts
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import rules_snapshot
-from pytest_inferedgeforge.model.layout import LOG_FILE, MANIFEST_FILE, format_timestamp
+from pytest_inferedgeforge.model.layout import LOG_FILE, MANIFEST_FILE, format_instant, format_timestamp
 from pytest_inferedgeforge.model.presets import BUILTIN
 from pytest_inferedgeforge.model.records.build import (
     RECORD_FORMAT,
@@ -87,8 +88,8 @@ def compose_records(
     build_info = BuildInfo(
         build_id=f"{plan.source.stem}-{preset.backend}-{preset.suffix}-{stamp.replace('-', '').replace(':', '')}",
         timestamp=stamp, preset_name=preset.name, backend=preset.backend, target=preset.target,
-        build_key=fingerprint.build_key, started_at=started.isoformat(timespec="microseconds"),
-        finished_at=finished.isoformat(timespec="microseconds"), duration_s=duration, record_format=RECORD_FORMAT,
+        build_key=fingerprint.build_key, started_at=format_instant(started),
+        finished_at=format_instant(finished), duration_s=duration, record_format=RECORD_FORMAT,
         key_parts=fingerprint.part_digests, calibration_dataset_sha256=fingerprint.calibration_dataset_sha256,
     )
     inputs = [
@@ -110,6 +111,7 @@ def compose_records(
     primary = artifacts[0]
     batch, height, width = plan.shape_context
     toolchain = Toolchain(backend=preset.backend, versions=fingerprint.toolchain_versions,
+                          components=availability(preset.backend).components or None,
                           calls=relative_calls(output.calls, plan, work_dir),
                           log=LOG_FILE, details=output.details or None)
     tool = Tool(**tool_facts(_presets_origin(plan, build_dir)))

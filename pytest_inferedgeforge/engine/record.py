@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError
@@ -45,6 +46,9 @@ from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 from pytest_inferedgeforge.verify.manifest import ValidationReport, artifact_location
 
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -68,6 +72,9 @@ class BuildRecord:
     """The last completed run (the build directory's run_summary.json)."""
     latest_run: LatestRun | None = None
     """The last run of any status (runs/latest.json), when runs are recorded per directory."""
+    trusted: tuple[Key, ...] = ()
+    """Keys whose signatures count: given, the build and every run must be signed by one of them to verify (and so
+    to be ready), since unsigned figures are only consistent with each other."""
 
     @property
     def manifest(self) -> Manifest:
@@ -136,7 +143,7 @@ class BuildRecord:
     def verification(self) -> ValidationReport:
         """The whole-record check of this build directory, run once per loaded record (readiness, runs and
         handoffs all read it)."""
-        return verify_build_dir(self.build_dir)
+        return verify_build_dir(self.build_dir, list(self.trusted) or None)
 
     @functools.cached_property
     def readiness(self) -> Readiness:
@@ -169,16 +176,18 @@ def load_latest_run(build_dir: Path) -> LatestRun | None:
     return load_record(path, LatestRun, "Latest run pointer") if path.exists() else None
 
 
-def load_build_record(build_dir: Path, *, require_manifest: bool = True, metadata_file: Path | None = None) -> BuildRecord:
+def load_build_record(build_dir: Path, *, require_manifest: bool = True, metadata_file: Path | None = None,
+                      trusted: tuple[Key, ...] = ()) -> BuildRecord:
     """Load a build directory's records; unreadable ones raise :class:`RecordError`.
 
-    ``metadata_file`` reads the metadata from another file name, as the original's METADATA_PATH arguments allow.
+    ``metadata_file`` reads the metadata from another file name, as the original's METADATA_PATH arguments allow;
+    ``trusted`` keys make the build's verification (and readiness) require their signatures.
     """
     build_dir = build_dir.resolve()
     metadata = load_metadata(metadata_file or build_dir / METADATA_FILE)
     manifest_path = build_dir / MANIFEST_FILE
     manifest = load_manifest(manifest_path) if require_manifest or manifest_path.exists() else None
-    return BuildRecord(build_dir, metadata, manifest, load_run_summary(build_dir), load_latest_run(build_dir))
+    return BuildRecord(build_dir, metadata, manifest, load_run_summary(build_dir), load_latest_run(build_dir), trusted)
 
 
 def judge_readiness(record: BuildRecord) -> Readiness:

@@ -40,7 +40,7 @@ from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.records.evidence import ParityResult
 from pytest_inferedgeforge.model.records.paths import locate_source, resolve_in, source_base
 from pytest_inferedgeforge.model.records.reproduce import PresetCheck, ReproducibilityReport, SourceCheck
-from pytest_inferedgeforge.model.spec import DEFAULT_SEED, DEFAULT_THRESHOLDS
+from pytest_inferedgeforge.model.spec import DEFAULT_SEED, effective_thresholds
 
 
 @dataclass
@@ -225,9 +225,9 @@ def _compare_runs(old_runner: Runner, new_runner: Runner, plan: BuildPlan) -> Pa
     # Not the artifacts' own figures when either runner could only run a re-conversion.
     evidence = next((runner.evidence for runner in (old_runner, new_runner) if runner.evidence != "artifact"),
                     "artifact")
+    thresholds, warnings = effective_thresholds(plan.preset.precision or "fp32", None, source)
     return check_parity(
-        run_all(old_runner, samples), run_all(new_runner, samples), names,
-        thresholds=DEFAULT_THRESHOLDS[plan.preset.precision or "fp32"], input_source=source,
+        run_all(old_runner, samples), run_all(new_runner, samples), names, thresholds=thresholds, input_source=source,
         inputs_sha256=samples_sha256(samples), candidate=f"rebuilt artifact vs original, {new_runner.description}",
-        evidence=evidence,
+        evidence=evidence, warnings=warnings,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge.backends.api import Runner
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
@@ -24,6 +24,7 @@ from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.engine.toolchains import load_runner
+from pytest_inferedgeforge.model.caveats import run_caveats
 from pytest_inferedgeforge.model.environment import host_facts
 from pytest_inferedgeforge.model.errors import ForgeError, ToolchainUnavailable
 from pytest_inferedgeforge.model.hashing import file_digest
@@ -33,6 +34,7 @@ from pytest_inferedgeforge.model.layout import (
     ACCURACY_EVIDENCE_FILE,
     RUN_SUMMARY_FILE,
     STRUCTURED_RESULT_FILE,
+    format_instant,
     format_timestamp,
     utc_now,
 )
@@ -44,12 +46,15 @@ from pytest_inferedgeforge.model.spec import (
     DEFAULT_RUNS,
     DEFAULT_SAMPLES,
     DEFAULT_SEED,
-    DEFAULT_THRESHOLDS,
     DEFAULT_WARMUP,
     OutputCheck,
     Thresholds,
+    effective_thresholds,
 )
 from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA, summarize
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Signer
 
 
 @dataclass
@@ -62,7 +67,7 @@ class RunSettings:
     dataset: Path | None = None
     accuracy: bool = True
     thresholds: Thresholds | None = None
-    """None: the per-precision default."""
+    """The spec's thresholds for the build's precision; None: the per-precision default."""
     keep_latencies: bool = True
     min_duration_s: float | None = None
     """A time budget instead of a count: run at least this long and at least ``min_runs`` times."""
@@ -129,8 +134,9 @@ def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = 
                          dataset=settings.dataset, values=values)
 
 
-def run_native(build: Path | BuildRecord, settings: RunSettings) -> RunOutcome:
-    """Benchmark (and parity-check) a build on this machine; always leaves a run record.
+def run_native(build: Path | BuildRecord, settings: RunSettings, signer: Signer | None = None) -> RunOutcome:
+    """Benchmark (and parity-check) a build on this machine; always leaves a run record, sealed by ``signer``
+    when given (engine/run_signing.py).
 
     ``build`` is a build directory or its record (a ``VerifiedBuild``'s); either way the record is read again
     under the build's lock, which the run holds, so concurrent runs queue and a rebuild waits for the run.
@@ -138,10 +144,10 @@ def run_native(build: Path | BuildRecord, settings: RunSettings) -> RunOutcome:
     build_dir = build.build_dir if isinstance(build, BuildRecord) else build
     with build_lock(build_dir):
         record = load_build_record(build_dir)  # read under the lock: a rebuild may have replaced it meanwhile
-        run = RunDirectory.open(record.build_dir)
+        run = RunDirectory.open(record.build_dir, signer)
         started = utc_now()
         base = {**run_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,
-                "started_at": started.isoformat(timespec="microseconds"), "run_id": run.run_id,
+                "started_at": format_instant(started), "run_id": run.run_id,
                 "run_dir": run.relative}
         outcome = RunOutcome(summary=RunSummary(status="failed", **base), summary_path=run.final / RUN_SUMMARY_FILE)
         try:
@@ -163,7 +169,8 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
     toolchain = availability(record.metadata.build.backend)
     if not toolchain.ok:
         raise ToolchainUnavailable(toolchain.reason or "toolchain unavailable")
-    base["host_state"] = {**host_state(), "speed_probe_ms": [speed_probe()]}  # before any runtime threads exist
+    before = speed_probe()  # before any runtime threads exist
+    base["host_state"] = {**host_state(), "speed_probe_ms": [before]}
     runner = load_runner(record.metadata.build.backend, record.artifact_path, threads=settings.threads)
     try:
         samples, input_source = run_samples(record, settings)
@@ -182,11 +189,12 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
             latencies_ms=latencies if settings.keep_latencies else None,
             warmup_latencies_ms=[round(value, 6) for value in measured.warmup_ms] if settings.keep_latencies else None,
             accuracy=parity.model_dump(mode="json") if parity else None,
-            finished_at=finished.isoformat(timespec="microseconds"),
+            finished_at=format_instant(finished),
             command=f"inferedgeforge run-benchmark {project_relative(record.build_dir, record.build_dir)} --via native",
         )
     finally:
         runner.close()
+    summary.host_state = {**base["host_state"], "speed_probe_ms": [before, speed_probe()]}  # its threads are gone
     if parity is not None:
         outcome.parity = parity
         summary.accuracy_evidence_sha256 = run.write(ACCURACY_EVIDENCE_FILE, _evidence(record, run, sha, parity))
@@ -200,7 +208,7 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
 
 def _failed(base: dict[str, Any], error: str) -> RunSummary:
     return RunSummary(**base, error=error, status="failed", returncode=1,
-                      finished_at=utc_now().isoformat(timespec="microseconds"))
+                      finished_at=format_instant(utc_now()))
 
 
 def _parity(record: BuildRecord, runner: Runner, samples: list[Sample], input_source: InputSource,
@@ -222,11 +230,11 @@ def _compare(record: BuildRecord, reference: OrtRunner, runner: Runner, samples:
     prepare = getattr(runner, "prepare_reference", None)  # optional Runner member, see backends/api.py
     reference_inputs = [prepare(sample) for sample in samples] if prepare else samples
     output_names = [output.name for output in reference.session.get_outputs()]
-    thresholds = settings.thresholds or DEFAULT_THRESHOLDS[record.manifest.runtime.precision]
+    thresholds, warnings = effective_thresholds(record.manifest.runtime.precision, settings.thresholds, input_source)
     return check_parity(
         run_all(reference, reference_inputs), run_all(runner, samples), output_names, thresholds=thresholds,
         input_source=input_source, inputs_sha256=samples_sha256(samples), candidate=runner.description,
-        checks=settings.output_checks, evidence=runner.evidence,
+        checks=settings.output_checks, evidence=runner.evidence, warnings=warnings,
     )
 
 
@@ -260,6 +268,7 @@ def structured_result(record: BuildRecord, summary: RunSummary, when: dt.datetim
         "source_model_sha256": record.manifest.source_model.sha256,
         "runner": summary.runner,
         "forge_evidence": summary.evidence,
+        "forge_caveats": run_caveats(summary),
     }
     if latency is not None:
         extra["latency_ms"] = latency.model_dump(mode="json")

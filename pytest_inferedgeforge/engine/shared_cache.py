@@ -5,188 +5,64 @@ file by its digest, ``ac/<build key>`` the entry (model/records/cache.py): the
 build's DSSE-signed provenance plus its file list. Both are written create-only
 (a conditional put), blobs first and the entry last, so concurrent pushers of one
 key cannot corrupt anything (one entry wins, the blobs are identical by
-construction) and a reader never finds an entry whose blobs are not there yet.
+construction). A push checks its blobs again after writing its entry and puts
+back any that a gc took in between, and a push that finds its key's entry
+dangling repairs or replaces it, so no entry stays dangling.
 
-A pull trusts nothing it has not checked: the envelope must verify with a
-trusted key, sign a statement about this very build key, and name every file by
-the digest it has; each blob is hashed as it streams into a work directory, the
-whole record is verified there, and only then is it published with the same
-atomic exchange as a local build.
+A pull trusts nothing it has not checked, and an entry's unsigned fields decide
+nothing: the envelope must verify with a trusted key and sign a statement about
+this very build key; the file list must name exactly the signed digests; the
+signed manifest (fetched first, by its signed digest) fixes each artifact's size
+and the build directory's name, which must be the entry's and the caller's. Each
+blob streams into a work directory up to its size and is hashed, the whole record
+is verified there, and only then published with the same atomic exchange as a
+local build, never over an existing build: a build of the same key already there
+is kept, runs and all; one of another key is refused.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import os
 import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from pytest_inferedgeforge.engine.cache_store import AC, CAS, CacheRefused, SharedCache, connect, open_store
 from pytest_inferedgeforge.engine.publish import publish, work_dir_for
 from pytest_inferedgeforge.model.containment import check_component
-from pytest_inferedgeforge.model.errors import ForgeError, RecordError, first_line
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
-from pytest_inferedgeforge.model.layout import PROVENANCE_FILE, SIGNATURE_FILE, format_timestamp, utc_now
+from pytest_inferedgeforge.model.layout import (
+    MANIFEST_FILE,
+    PROVENANCE_FILE,
+    SIGNATURE_FILE,
+    build_dir_name,
+    format_timestamp,
+    shapes_tag,
+    utc_now,
+)
+from pytest_inferedgeforge.model.onnx_model import ModelInfo, TensorInfo
 from pytest_inferedgeforge.model.provenance import Statement
+from pytest_inferedgeforge.model.records.build import Manifest, load_manifest
 from pytest_inferedgeforge.model.records.cache import CachedFile, CacheEntry
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 from pytest_inferedgeforge.verify.manifest import ValidationReport
 from pytest_inferedgeforge.verify.signature import envelope_payload, signed_by
 
 if TYPE_CHECKING:
-    from obstore.store import ObjectStore
     from securesystemslib.signer import Key
 
-CAS = "cas/sha256/"
-AC = "ac/"
-_CHUNK = 8 * 1024 * 1024
-MAX_ENTRY_BYTES = 16 * 1024 * 1024
+__all__ = ["AC", "CAS", "CacheRefused", "SharedCache", "connect", "open_store", "pull", "pull_into", "push",
+           "verified_entry"]
 
-
-class CacheRefused(ForgeError):
-    """A remote entry that cannot be used: untrusted, unsigned, inconsistent or tampered. The build goes on locally."""
-
-
-def open_store(url: str) -> ObjectStore:
-    """``s3://bucket/prefix`` (endpoint and credentials from the standard ``AWS_*`` variables) or a directory."""
-    from obstore.store import LocalStore, from_url
-
-    if url.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        options = {"connect_timeout": "10s", "timeout": "300s", "allow_http": endpoint.startswith("http://")}
-        try:
-            return from_url(url, client_options=options, region=region,  # type: ignore[call-overload, no-any-return]
-                            **({"endpoint": endpoint} if endpoint else {}))
-        except Exception as exc:  # obstore raises its own configuration errors
-            raise ForgeError(f"shared cache {url}: {first_line(exc, 300)}") from exc
-    if "://" in url and not url.startswith("file://"):
-        raise ForgeError(f"shared cache {url}: unsupported scheme; use s3://bucket/prefix or a directory")
-    directory = Path(url.removeprefix("file://")).expanduser()
-    if directory.exists() and not directory.is_dir():
-        raise ForgeError(f"shared cache {url}: not a directory")
-    return LocalStore(directory.resolve(), mkdir=True)
-
-
-@dataclass
-class SharedCache:
-    """A cache URL opened once, with the public keys its entries must be signed by."""
-
-    url: str
-    store: ObjectStore
-    trusted: list[Key]
-    push: bool = False
-    unreachable: str | None = None
-    """Why the cache failed earlier in this process: it is not asked again (each ask costs the client's retries)."""
-
-    def _call(self, what: str, action: Any) -> Any:
-        if self.unreachable:
-            raise ForgeError(f"shared cache {self.url} failed earlier in this session, not asked again "
-                             f"({self.unreachable})")
-        try:
-            return action()
-        except (ForgeError, FileNotFoundError):
-            raise
-        except Exception as exc:
-            from obstore.exceptions import AlreadyExistsError, NotFoundError
-
-            if isinstance(exc, AlreadyExistsError | NotFoundError):
-                raise
-            self.unreachable = f"{what}: {first_line(exc, 300)}"
-            raise ForgeError(f"shared cache {self.url}: {what} failed: {first_line(exc, 300)}") from exc
-
-    def read_entry(self, key: str) -> CacheEntry | None:
-        """The entry of ``key``; None when there is none."""
-        import obstore
-
-        try:
-            data = self._call(f"reading {AC}{key}", lambda: bytes(obstore.get(self.store, AC + key).bytes()))
-        except FileNotFoundError:
-            return None
-        if len(data) > MAX_ENTRY_BYTES:
-            raise CacheRefused(f"{AC}{key} is {len(data)} bytes, too large to be a cache entry")
-        try:
-            return CacheEntry.model_validate_json(data)
-        except ValidationError as exc:
-            raise CacheRefused(f"{AC}{key} is not a cache entry ({exc.error_count()} schema error(s))") from exc
-
-    def entries(self) -> list[tuple[str, CacheEntry | str]]:
-        """Every entry in the cache (or why it cannot be read), by key."""
-        import obstore
-
-        found: list[tuple[str, CacheEntry | str]] = []
-        listing = self._call("listing entries", lambda: obstore.list(self.store, AC).collect())
-        for meta in sorted(listing, key=lambda item: item["path"]):
-            key = meta["path"].removeprefix(AC)
-            try:
-                entry = self.read_entry(key)
-            except ForgeError as exc:
-                found.append((key, str(exc)))
-                continue
-            if entry is not None:
-                found.append((key, entry))
-        return found
-
-    def blobs(self) -> list[dict[str, Any]]:
-        import obstore
-
-        return list(self._call("listing blobs", lambda: obstore.list(self.store, CAS).collect()))
-
-    def delete(self, path: str) -> None:
-        import obstore
-
-        self._call(f"deleting {path}", lambda: obstore.delete(self.store, path))
-
-    def put_create(self, path: str, data: bytes | Path) -> bool:
-        """Write ``path`` only if it does not exist; False when it already did (another writer was first)."""
-        import obstore
-        from obstore.exceptions import AlreadyExistsError
-
-        try:
-            self._call(f"writing {path}", lambda: obstore.put(self.store, path, data, mode="create", use_multipart=False))
-        except AlreadyExistsError:
-            return False
-        return True
-
-    def exists(self, path: str) -> bool:
-        import obstore
-
-        try:
-            self._call(f"checking {path}", lambda: obstore.head(self.store, path))
-        except FileNotFoundError:
-            return False
-        return True
-
-    def download(self, path: str, target: Path, expected: CachedFile) -> None:
-        """Stream a blob into ``target``, hashing as it goes; :class:`CacheRefused` unless it is the named file."""
-        import obstore
-
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            result = self._call(f"reading {path}", lambda: obstore.get(self.store, path))
-        except FileNotFoundError as exc:
-            raise CacheRefused(f"blob {path} of {expected.path} is missing from the cache") from exc
-        def stream() -> None:
-            nonlocal size
-            with target.open("wb") as handle:
-                for chunk in result.stream(min_chunk_size=_CHUNK):
-                    size += len(chunk)
-                    if size > expected.size_bytes:
-                        break
-                    digest.update(chunk)
-                    handle.write(chunk)
-
-        self._call(f"reading {path}", stream)
-        if size != expected.size_bytes or digest.hexdigest() != expected.sha256:
-            raise CacheRefused(f"blob {path} does not hash to the digest of {expected.path} (tampered or corrupt "
-                               "cache)")
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+"""build.log, metadata.json and manifest.json: the signed statement names their digests but not their sizes, so
+each download is bounded by this (artifacts by the sizes the signed manifest states)."""
 
 
 def signed_statement(entry: CacheEntry, key: str, trusted: list[Key]) -> tuple[bytes, Statement]:
@@ -222,12 +98,78 @@ def _signed_files(statement: Statement, payload: bytes) -> dict[str, str]:
     return files
 
 
-def pull(cache: SharedCache, key: str, build_dir: Path) -> ValidationReport | None:
-    """Publish the entry of ``key`` at ``build_dir`` (whose lock the caller holds) after verifying all of it, and
-    return the verification it passed.
+def signed_build_dir_name(manifest: Manifest) -> str:
+    """The name a local build of ``manifest`` has (model/layout.py): model stem, target, backend, preset and, for a
+    dynamic model, its shapes, all from the manifest (``shapes_tag`` reads only the inputs)."""
+    source = manifest.source_model
+    inputs = tuple(TensorInfo(item.name, item.dtype, tuple(item.model_dims)) for item in source.inputs or [])
+    model = ModelInfo(path=Path(source.path), opset=source.opset or 0, ir_version=source.ir_version or 0, producer="",
+                      inputs=inputs, outputs=(), external_data=())
+    return build_dir_name(Path(source.path), manifest.build.target, manifest.build.backend, manifest.build.preset_name,
+                          shapes_tag(model, manifest.input_shapes or {}))
 
-    None on a miss; :class:`CacheRefused` (one line) when the entry cannot be trusted.
-    """
+
+@dataclass(frozen=True)
+class VerifiedEntry:
+    """An entry checked against its signed record, before any artifact is downloaded: what a pull fetches."""
+
+    key: str
+    entry: CacheEntry
+    payload: bytes
+    """provenance.json, exactly as signed."""
+    manifest: bytes
+    """manifest.json, fetched by its signed digest."""
+    build_dir_name: str
+    sizes: dict[str, int]
+    """Each file still to download -> its size: the signed one (artifacts) or the listed one, bounded (records)."""
+
+
+def _fetch_record(cache: SharedCache, item: CachedFile) -> bytes:
+    data = cache.read(CAS + item.sha256, MAX_RECORD_BYTES)
+    if data is None:
+        raise CacheRefused(f"blob {CAS}{item.sha256} of {item.path} is missing from the cache")
+    if hashlib.sha256(data).hexdigest() != item.sha256:
+        raise CacheRefused(f"blob {CAS}{item.sha256} does not hash to the digest of {item.path} (tampered or corrupt "
+                           "cache)")
+    return data
+
+
+def _signed_manifest(key: str, data: bytes) -> Manifest:
+    try:
+        manifest = Manifest.model_validate_json(data)
+    except ValidationError as exc:
+        raise CacheRefused(f"{AC}{key}: its signed manifest is not a Forge manifest") from exc
+    if manifest.build.build_key != key:
+        raise CacheRefused(f"{AC}{key}: its signed manifest is of another build key")
+    return manifest
+
+
+def _sizes(key: str, statement: Statement, manifest: Manifest, listed: dict[str, CachedFile]) -> dict[str, int]:
+    """What to download, each with the size it must have: an artifact's from the signed manifest (the entry must
+    agree), a record's as listed if it is small enough to be one."""
+    signed = {artifact.file or artifact.path.rsplit("/", 1)[-1]: artifact.size_bytes
+              for artifact in manifest.artifacts or [manifest.artifact]}
+    sizes: dict[str, int] = {}
+    for subject in statement.subject:
+        size = signed.get(subject.name)
+        if size is None:
+            raise CacheRefused(f"{AC}{key}: its signed manifest states no size for {subject.name}")
+        if listed[subject.name].size_bytes != size:
+            raise CacheRefused(f"{AC}{key}: its file list says {listed[subject.name].size_bytes} bytes for "
+                               f"{subject.name}, its signed manifest {size}")
+        sizes[subject.name] = size
+    for name, item in listed.items():
+        if name in sizes or name in (MANIFEST_FILE, PROVENANCE_FILE):
+            continue
+        if item.size_bytes > MAX_RECORD_BYTES:
+            raise CacheRefused(f"{AC}{key}: its file list says {item.size_bytes} bytes for {name}, too large for a record")
+        sizes[name] = item.size_bytes
+    return sizes
+
+
+def verified_entry(cache: SharedCache, key: str) -> VerifiedEntry | None:
+    """The entry of ``key`` with its signature, file list, sizes and build directory name checked; None on a miss,
+    :class:`CacheRefused` (one line) when it cannot be trusted."""
     entry = cache.read_entry(key)
     if entry is None:
         return None
@@ -238,21 +180,88 @@ def pull(cache: SharedCache, key: str, build_dir: Path) -> ValidationReport | No
         raise CacheRefused(f"{AC}{key}: its file list does not match the files its signed provenance names")
     for name in listed:
         check_component(name, "cached file name")
-    work_dir = work_dir_for(build_dir)
-    work_dir.mkdir()
+    manifest_bytes = _fetch_record(cache, listed[MANIFEST_FILE])
+    manifest = _signed_manifest(key, manifest_bytes)
     try:
-        for name, item in listed.items():
-            cache.download(CAS + item.sha256, work_dir / name, item)
-        write_json_atomic(work_dir / SIGNATURE_FILE, entry.envelope)
+        name = signed_build_dir_name(manifest)
+    except ForgeError as exc:
+        raise CacheRefused(f"{AC}{key}: its signed manifest names no usable build directory ({exc})") from exc
+    if entry.build_dir_name != name:
+        raise CacheRefused(f"{AC}{key} says its build directory is {entry.build_dir_name!r}, its signed manifest "
+                           f"{name!r} (a forged entry)")
+    return VerifiedEntry(key, entry, payload, manifest_bytes, name, _sizes(key, statement, manifest, listed))
+
+
+def _download(cache: SharedCache, item: CachedFile, target: Path, size: int) -> None:
+    """Stream a blob into ``target``, never more than ``size`` bytes, hashing as it goes; :class:`CacheRefused`
+    unless it is the named file."""
+    path = CAS + item.sha256
+    chunks = cache.reader(path, size)
+    if chunks is None:
+        raise CacheRefused(f"blob {path} of {item.path} is missing from the cache")
+    digest = hashlib.sha256()
+    written = 0
+    with target.open("wb") as handle:
+        for chunk in chunks:
+            digest.update(chunk)
+            handle.write(chunk)
+            written += len(chunk)
+    if written != size or digest.hexdigest() != item.sha256:
+        raise CacheRefused(f"blob {path} does not hash to the digest of {item.path} (tampered or corrupt cache)")
+
+
+def _adopt(build_dir: Path, key: str, trusted: list[Key]) -> ValidationReport:
+    """The build already at ``build_dir``, kept as it is (runs included) if it is this key's and verifies."""
+    try:
+        recorded = load_manifest(build_dir / MANIFEST_FILE).build.build_key
+    except RecordError:
+        recorded = None
+    if recorded != key:
+        raise CacheRefused(f"{build_dir} holds a build of another build key (or none); a pull never replaces a build")
+    report = verify_build_dir(build_dir, trusted, allow_unsigned_runs=True)  # this runner's runs are its own
+    if not report.valid:
+        raise CacheRefused(f"{build_dir} holds this build key but does not verify ({report.first_error()}); a pull "
+                           "never replaces a build: rebuild or remove it")
+    return report
+
+
+def pull_into(cache: SharedCache, verified: VerifiedEntry, build_dir: Path) -> ValidationReport:
+    """Publish ``verified`` at ``build_dir`` (whose lock the caller holds), or keep the same build already there;
+    the verification it passed. A local failure (a full disk) is a :class:`ForgeError` that says so: the cache
+    stays in use."""
+    if build_dir.name != verified.build_dir_name:
+        raise CacheRefused(f"{AC}{verified.key} is the build {verified.build_dir_name}, not {build_dir.name}")
+    if build_dir.exists():
+        return _adopt(build_dir, verified.key, cache.trusted)
+    files = {item.path: item for item in verified.entry.files}
+    work_dir = work_dir_for(build_dir)
+    try:
+        work_dir.mkdir()
+        (work_dir / PROVENANCE_FILE).write_bytes(verified.payload)
+        (work_dir / MANIFEST_FILE).write_bytes(verified.manifest)
+        for name, size in verified.sizes.items():
+            _download(cache, files[name], work_dir / name, size)
+        write_json_atomic(work_dir / SIGNATURE_FILE, verified.entry.envelope)
         report = verify_build_dir(work_dir, cache.trusted)
         if not report.valid:
-            raise CacheRefused(f"{AC}{key}: the pulled build does not verify ({report.first_error()})")
+            raise CacheRefused(f"{AC}{verified.key}: the pulled build does not verify ({report.first_error()})")
         publish(work_dir, build_dir)
+    except OSError as exc:  # the cache's own failures arrive as ForgeError: this one is this machine's
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise ForgeError(f"pulling {build_dir.name} failed on this machine, not in the cache: {exc}") from exc
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
     report.target = build_dir  # the same files, now at their place; every path in them is relative
     return report
+
+
+def pull(cache: SharedCache, key: str, build_dir: Path) -> ValidationReport | None:
+    """Publish the entry of ``key`` at ``build_dir`` (whose lock the caller holds) after verifying all of it, and
+    return the verification it passed. None on a miss; :class:`CacheRefused` (one line) when the entry cannot be
+    trusted or ``build_dir`` is not its place."""
+    verified = verified_entry(cache, key)
+    return None if verified is None else pull_into(cache, verified, build_dir)
 
 
 @dataclass(frozen=True)
@@ -263,11 +272,43 @@ class PushResult:
     bytes_uploaded: int
     entry_written: bool
     """False: another runner had already pushed this key (its entry is kept)."""
+    repaired: int = 0
+    """Of the blobs written, those an entry already named: taken (by a gc) after this push found them, or missing
+    from the entry found in the cache."""
+
+
+def _upload(cache: SharedCache, build_dir: Path, files: list[CachedFile]) -> list[CachedFile]:
+    """Put each file the cache lacks (create-only); those this call wrote."""
+    written = []
+    for item in files:
+        if not cache.exists(CAS + item.sha256) and cache.put_create(CAS + item.sha256, build_dir / item.path):
+            written.append(item)
+    return written
+
+
+def _settle(cache: SharedCache, key: str, build_dir: Path, files: list[CachedFile]) -> PushResult | None:
+    """The entry of ``key`` already there: kept, with any of its missing blobs this build has put back; None when it
+    names missing blobs this build cannot supply (it is deleted: this push replaces it) or it is gone."""
+    try:
+        existing = cache.read_entry(key)
+    except CacheRefused:
+        return PushResult(key, 0, 0, entry_written=False)  # another format or unreadable: not ours to judge
+    if existing is None:
+        return None
+    ours = {item.sha256: item for item in files}
+    missing = [item for item in existing.files if not cache.exists(CAS + item.sha256)]
+    if any(item.sha256 not in ours for item in missing):
+        cache.delete(AC + key)
+        return None
+    repaired = _upload(cache, build_dir, [ours[item.sha256] for item in missing])
+    return PushResult(key, len(repaired), sum(item.size_bytes for item in repaired), entry_written=False,
+                      repaired=len(repaired))
 
 
 def push(cache: SharedCache, build_dir: Path) -> PushResult:
-    """Upload a verified, signed build: its blobs (create-only), then its entry (create-only)."""
-    report = verify_build_dir(build_dir, cache.trusted or None)
+    """Upload a verified, signed build: its blobs (create-only), then its entry (create-only), then any blob that
+    went missing meanwhile."""
+    report = verify_build_dir(build_dir, cache.trusted or None, allow_unsigned_runs=True)  # runs are not pushed
     if not report.valid:
         raise ForgeError(f"refusing to push {build_dir}: it does not verify ({report.first_error()})")
     if not (build_dir / SIGNATURE_FILE).is_file():
@@ -277,38 +318,20 @@ def push(cache: SharedCache, build_dir: Path) -> PushResult:
     payload = envelope_payload(envelope)
     statement = Statement.model_validate_json(payload)  # it verified against the build just now
     key = str((statement.predicate.buildDefinition.internalParameters or {})["build_key"])
-    if cache.exists(AC + key):
-        return PushResult(key, 0, 0, entry_written=False)
     files = [CachedFile(path=name, sha256=file_digest(build_dir / name), size_bytes=(build_dir / name).stat().st_size)
              for name in _signed_files(statement, payload)]
-    uploaded = sent = 0
-    for item in files:
-        if not cache.exists(CAS + item.sha256) and cache.put_create(CAS + item.sha256, build_dir / item.path):
-            uploaded += 1
-            sent += item.size_bytes
+    if cache.exists(AC + key):
+        settled = _settle(cache, key, build_dir, files)
+        if settled is not None:
+            return settled
+    uploaded = _upload(cache, build_dir, files)
     parameters = statement.predicate.buildDefinition.externalParameters
-    entry = CacheEntry(build_key=key, build_dir_name=build_dir.name, model=parameters.get("source_model", {}).get("path"),
+    name = signed_build_dir_name(load_manifest(build_dir / MANIFEST_FILE))  # where a pull will put it, whatever
+    entry = CacheEntry(build_key=key, build_dir_name=name, model=parameters.get("source_model", {}).get("path"),
                        preset=parameters.get("preset"), backend=parameters.get("backend"), target=parameters.get("target"),
                        pushed_at=format_timestamp(utc_now()), pushed_from=socket.gethostname(), envelope=envelope,
                        files=files)
     written = cache.put_create(AC + key, entry.model_dump_json(indent=2).encode())
-    return PushResult(key, uploaded, sent, written)
-
-
-def collect_garbage(cache: SharedCache, grace_s: float, dry_run: bool = False) -> list[str]:
-    """Delete blobs no entry names, older than ``grace_s`` (a push writes its blobs before its entry)."""
-    referenced = {item.sha256 for _, entry in cache.entries() if isinstance(entry, CacheEntry) for item in entry.files}
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=grace_s)
-    doomed = [meta["path"] for meta in cache.blobs()
-              if meta["path"].removeprefix(CAS) not in referenced and meta["last_modified"] < cutoff]
-    if not dry_run:
-        for path in doomed:
-            cache.delete(path)
-    return doomed
-
-
-def connect(url: str, trust: list[Path], push: bool = False) -> SharedCache:
-    """Open the cache at ``url`` with the public keys in ``trust`` (key files are read and checked now)."""
-    from pytest_inferedgeforge.model.keys import load_public_keys
-
-    return SharedCache(url, open_store(url), load_public_keys(trust), push)
+    repaired = _upload(cache, build_dir, files) if written else []  # a gc may have taken a blob found present
+    sent = uploaded + repaired
+    return PushResult(key, len(sent), sum(item.size_bytes for item in sent), written, repaired=len(repaired))

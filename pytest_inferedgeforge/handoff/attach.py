@@ -8,7 +8,7 @@ Only a build whose whole record verifies and is ready takes a payload.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.record import load_build_record
@@ -18,6 +18,9 @@ from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.jsonio import read_json_object, write_json_atomic
 from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE
 from pytest_inferedgeforge.model.records.paths import project_relative
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Signer
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -38,11 +41,12 @@ def validate_accuracy_payload(payload: dict[str, Any], source: Path) -> None:
         raise ForgeError(f"{source}: accuracy payload field dataset must be an object")
 
 
-def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
+def attach_accuracy(build_dir: Path, payload_path: Path, signer: Signer | None = None) -> Path:
     """Merge the payload into the last completed run's structured result, re-bound in its run record.
 
     The result is only ever the file inside the run's directory (never wherever a record points),
     written under the build's lock, and the run's summary (and the build's copy of it) record its new sha256.
+    A signed run is sealed again by ``signer`` (refused without one: the rewrite would break its seal).
     """
     payload = read_json_object(payload_path, "Accuracy payload")
     validate_accuracy_payload(payload, payload_path)
@@ -59,7 +63,8 @@ def attach_accuracy(build_dir: Path, payload_path: Path) -> Path:
                              "refused")
         if summary.run_id is None:
             raise ForgeError(f"{build_dir}: its run record predates per-run directories; run run-benchmark again")
-        run = RunDirectory(entry.build_dir, summary.run_id)
+        run = RunDirectory(entry.build_dir, summary.run_id, signer)
+        run.check_rewritable()
         result_path = run.final / STRUCTURED_RESULT_FILE
         result = read_json_object(result_path, "Structured result")
         accuracy = dict(payload)

@@ -101,3 +101,9 @@ def utc_now() -> dt.datetime:
 def format_timestamp(moment: dt.datetime) -> str:
     """The original's timestamp style, ``2026-01-02T03:04:05Z``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_instant(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with ``Z`` and microseconds, ``2026-01-02T03:04:05.123456Z``: the in-toto Timestamp form
+    of every ``started_at``/``finished_at`` (record format 7 on; older records: ``+00:00``)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

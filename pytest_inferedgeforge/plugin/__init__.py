@@ -68,13 +68,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail an item on a significant regression against the baseline, e.g. "
                          "'median:+10%%,p99:+20%%,cosine:-0.001' (default baseline: latest; ini: forge_fail_on)")
     group.addoption("--forge-sign-key", metavar="KEY", default=None,
-                    help="sign every build's provenance with this private key (inferedgeforge keygen; ini: forge_sign_key)")
+                    help="sign every build's provenance and every run's records with this private key (inferedgeforge "
+                         "keygen; ini: forge_sign_key)")
     group.addoption("--forge-oms", action="store_true", default=False,
                     help="also write model.sig, an OpenSSF model-signing signature over each build directory (an "
                          "ECDSA P-256 --forge-sign-key and the 'oms' extra; ini: forge_oms)")
     group.addoption("--forge-trust", metavar="PUB", action="append", default=[],
                     help="public key whose signatures are trusted (repeatable; ini: forge_trust): the manifest gate "
-                         "then requires builds signed by one of them, and only such shared-cache entries are pulled")
+                         "then requires builds and their runs signed by one of them, and only such shared-cache "
+                         "entries are pulled")
+    group.addoption("--forge-allow-unsigned-runs", action="store_true", default=False,
+                    help="with --forge-trust, let the manifest gate pass runs no trusted key signed, labelled untrusted")
     group.addoption("--forge-cache", metavar="URL", default=None,
                     help="shared build cache, s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
                          "AWS_SECRET_ACCESS_KEY) or a directory: a local miss pulls a verified build (ini: forge_cache)")

@@ -107,7 +107,8 @@ class BuildDirItem(GateItem):
         build_dir = self.path.parent
         self.user_properties.extend([("forge.kind", "manifest"), ("build_dir", str(build_dir))])
         keys = trusted_keys(self.config)
-        report = verify_build_dir(build_dir, keys, require_signature=bool(keys))
+        report = verify_build_dir(build_dir, keys, require_signature=bool(keys),
+                                  allow_unsigned_runs=bool(self.config.getoption("forge_allow_unsigned_runs")))
         if not report.valid:
             raise ForgeCheckFailed(f"{build_dir}: {len(report.errors)} error(s)\n" +
                                    "\n".join(issue.line() for issue in report.errors))

@@ -184,14 +184,15 @@ class ForgeItem(CleanFailureItem):
             runs=settings.runs if settings.runs is not None else spec.benchmark.runs,
             threads=spec.benchmark.threads, seed=spec.inputs.seed, samples=spec.inputs.samples,
             dataset=self.experiment.dataset, accuracy=spec.accuracy.enabled,
-            thresholds=spec.accuracy.thresholds_for(str(self.preset.precision)),
+            thresholds=spec.accuracy.override_for(str(self.preset.precision)),
             values=spec.inputs.values, output_checks=spec.accuracy.outputs,
             min_duration_s=spec.benchmark.min_duration_s if settings.runs is None else None,
             min_runs=spec.benchmark.min_runs, max_cv=spec.benchmark.max_cv, drift_alpha=spec.benchmark.drift_alpha,
         )
 
     def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
-        run = run_native(record, self._run_settings(settings))
+        key = signer(self.config)
+        run = run_native(record, self._run_settings(settings), key.signer if key else None)
         summary = run.summary
         self.user_properties.extend([("run_status", summary.status), ("run_summary_path", str(run.summary_path))])
         if not run.completed:
@@ -208,6 +209,8 @@ class ForgeItem(CleanFailureItem):
                 ("parity_passed", parity.passed),
                 ("accuracy_evidence_path", str(run.evidence_path)),
             ])
+            if parity.warnings:
+                self.user_properties.append(("parity_warnings", "; ".join(parity.warnings)))
             if not parity.passed:
                 warnings = record.manifest.warnings or []
                 raise ForgeCheckFailed("accuracy parity vs the source model failed: " + "; ".join(parity.failures)

@@ -100,6 +100,8 @@ def _notes(row: _Row) -> list[str]:
         notes.append(f"figures above: {p['evidence']}, not measured on the artifact")
     if p.get("stable") is False:
         notes.append(f"unstable: {p.get('unstable_because', 'see the run record')}")
+    if p.get("parity_warnings"):
+        notes.append(f"parity: {p['parity_warnings']}")
     baseline = p.get("baseline")
     if isinstance(baseline, dict):
         if baseline.get("run_id") is None:
@@ -225,15 +227,17 @@ class ForgeReporter:
             return self._handoffs(items)
 
     def _handoffs(self, items: list[ItemReport]) -> list[ExperimentHandoff]:
-        from pytest_inferedgeforge.engine.record import load_build_record
-        from pytest_inferedgeforge.handoff.lab import lab_compare_command
+        from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
+        from pytest_inferedgeforge.handoff.compare import lab_pairs, ready_runs
         from pytest_inferedgeforge.model.errors import ForgeError
-        from pytest_inferedgeforge.model.records.report import ComparePair, ExperimentHandoff
+        from pytest_inferedgeforge.model.records.report import ExperimentHandoff
+        from pytest_inferedgeforge.plugin.sharing import trusted_keys
 
+        trusted = tuple(trusted_keys(self.config))  # with --forge-trust, only signed builds and runs are handed off
         handoffs = []
         builds = sorted((i for i in items if i.kind == "build"), key=lambda i: (i.experiment or "", i.preset or ""))
         for experiment, group in itertools.groupby(builds, key=lambda i: i.experiment or ""):
-            ready: dict[str, str] = {}
+            ready: dict[str, BuildRecord] = {}
             not_ready: dict[str, str] = {}
             model = None
             for item in group:
@@ -243,19 +247,18 @@ class ForgeReporter:
                     not_ready[str(item.preset)] = item.message or f"item {item.outcome}"
                     continue
                 try:
-                    entry = load_build_record(Path(build_dir))
+                    entry = load_build_record(Path(build_dir), trusted=trusted)
                 except ForgeError as exc:
                     not_ready[str(item.preset)] = str(exc)
                     continue
                 if entry.readiness.ready and entry.run_summary is not None:
-                    ready[str(item.preset)] = str(entry.structured_result)
+                    ready[str(item.preset)] = entry
                 else:
                     not_ready[str(item.preset)] = entry.readiness.reason
-            pairs = [ComparePair(left=left, right=right, left_result=ready[left], right_result=ready[right],
-                                 lab_command=lab_compare_command(ready[left], ready[right]))
-                     for left, right in itertools.combinations(sorted(ready), 2)]
+            runs = ready_runs(ready)  # a report cannot refuse mixed settings: each pair carries them as a caveat
             handoffs.append(ExperimentHandoff(experiment=experiment, model=model, ready=sorted(ready),
-                                              results=dict(sorted(ready.items())), not_ready=not_ready, pairs=pairs))
+                                              results=runs.results, settings=runs.settings, caveats=runs.caveats,
+                                              not_ready=not_ready, pairs=lab_pairs(runs)))
         return handoffs
 
     @staticmethod
@@ -271,6 +274,7 @@ class ForgeReporter:
         for handoff in report.compare:
             for pair in handoff.pairs:
                 lines.append(f"\n`{pair.lab_command}`")
+                lines.extend(f"- caveat: {caveat}" for caveat in pair.caveats)
         return "\n".join(lines) + "\n\n"
 
 

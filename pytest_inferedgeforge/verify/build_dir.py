@@ -21,6 +21,7 @@ from pytest_inferedgeforge.verify.manifest import (
 )
 from pytest_inferedgeforge.verify.oms import oms_issues
 from pytest_inferedgeforge.verify.provenance import provenance_issues
+from pytest_inferedgeforge.verify.run_signature import run_signature_issues
 from pytest_inferedgeforge.verify.runs import run_record_issues
 from pytest_inferedgeforge.verify.signature import signature_issues
 
@@ -28,11 +29,12 @@ if TYPE_CHECKING:
     from securesystemslib.signer import Key
 
 
-def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *,
-                     require_signature: bool = False) -> ValidationReport:
+def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *, require_signature: bool = False,
+                     allow_unsigned_runs: bool = False) -> ValidationReport:
     """The whole-record check. Only a missing directory raises (:class:`RecordError`); anything a record holds,
     however malformed, is reported as an issue. With ``keys``, the build must be signed by one of them
-    (verify/signature.py)."""
+    (verify/signature.py) and so must every run (verify/run_signature.py; an unsigned run is only a warning with
+    ``allow_unsigned_runs``)."""
     if not build_dir.is_dir():
         raise RecordError(f"Build directory not found: {build_dir}")
     target, build_dir = build_dir, build_dir.resolve()
@@ -57,6 +59,7 @@ def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *,
     report.issues.extend(signature_issues(build_dir, keys or [], require=require_signature))
     report.issues.extend(oms_issues(build_dir, keys or []))
     report.issues.extend(run_record_issues(build_dir, manifest))
+    report.issues.extend(run_signature_issues(build_dir, keys or [], allow_unsigned=allow_unsigned_runs))
     return report
 
 

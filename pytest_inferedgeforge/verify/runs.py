@@ -79,13 +79,34 @@ def _figures(summary: dict[str, Any], label: str) -> list[Issue]:
     return issues
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Two parsed records agree: the same structure, numbers equal within the figure tolerance (records are
+    strict JSON, so no NaN can make an honest copy differ from itself)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return _close(a, b)
+
+
+def _output_cosine(output: dict[str, Any]) -> Any:
+    """An output's judged cosine: the lower of the pooled one and its worst inference's (records before the
+    per-inference figures carry only the pooled one)."""
+    values = [output.get(key) for key in ("cosine", "min_inference_cosine") if output.get(key) is not None]
+    numbers = [float(v) for v in values if isinstance(v, int | float)]
+    return min(numbers) if numbers and len(numbers) == len(values) else output.get("cosine")
+
+
 def _parity_figures(parity: dict[str, Any], label: str) -> list[Issue]:
     outputs = parity.get("outputs")
     issues = []
     if isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs):
-        cosines = [o.get("cosine") for o in outputs]
-        if all(isinstance(c, int | float) for c in cosines) and not _close(parity.get("min_cosine"), min(cosines)):
+        cosines = [_output_cosine(o) for o in outputs]
+        lowest = min(cosines) if all(isinstance(c, int | float) for c in cosines) else None
+        if not _close(parity.get("min_cosine"), lowest):
             issues.append(Issue("ERROR", f"{label}.min_cosine", "is not the lowest cosine of its outputs"))
+        if parity.get("passed") is True and any(o.get("non_finite_elements") for o in outputs):
+            issues.append(Issue("ERROR", f"{label}.passed", "says passed while an output holds non-finite values"))
     if parity.get("passed") is True and parity.get("failures"):
         issues.append(Issue("ERROR", f"{label}.passed", "says passed while failures are recorded"))
     return issues
@@ -163,7 +184,7 @@ def _evidence_issues(run_id: str, run_dir: Path, summary: dict[str, Any], label:
              ("build_key", evidence.get("build_key"), summary.get("build_key")),
              ("parity", evidence.get("parity"), summary.get("accuracy")))
     issues += [Issue("ERROR", f"{label} accuracy_evidence.{field}", "differs from the run summary")
-               for field, value, want in pairs if value != want]
+               for field, value, want in pairs if not _same(value, want)]
     parity = section(evidence, "parity")
     if parity.get("inputs_sha256") != summary.get("inputs_sha256"):
         issues.append(Issue("ERROR", f"{label} accuracy_evidence.parity.inputs_sha256",

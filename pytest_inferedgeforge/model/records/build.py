@@ -19,8 +19,9 @@ from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object
 
 METADATA_SCHEMA_VERSION = "0.1.0"
 MANIFEST_SCHEMA_VERSION = "inferedgeforge-manifest-v1"
-RECORD_FORMAT = 6
-"""Forge's own record generation; part of the build key, so a format change invalidates caches."""
+RECORD_FORMAT = 7
+"""Forge's own record generation; part of the build key, so a format change invalidates caches.
+Format 7: RFC 3339 UTC ``Z`` timestamps, ``toolchain.components``, spec-exact provenance (docs/provenance.md)."""
 
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
@@ -39,8 +40,9 @@ class BuildInfo(Record):
     backend: str = Field(min_length=1)
     target: str = Field(min_length=1)
     build_key: str | None = Field(None, description="Content address: sources, preset snapshot, toolchain, record format.")
-    started_at: str | None = None
-    finished_at: str | None = None
+    started_at: str | None = Field(None, description=(
+        "RFC 3339 UTC, 2026-01-02T03:04:05.123456Z (record format 7 on; older records: +00:00)."))
+    finished_at: str | None = Field(None, description="As started_at.")
     duration_s: float | None = None
     record_format: int | None = None
     key_parts: dict[str, str] | None = Field(None, description=(
@@ -117,9 +119,29 @@ class ToolCall(Record):
     args: dict[str, Any] | None = None
 
 
+ComponentKind = Literal["pypi", "python", "system", "host", "location"]
+
+
+class ToolchainComponent(Record):
+    """What one ``toolchain.versions`` entry is, so the provenance names it for what it is (docs/provenance.md)."""
+
+    kind: ComponentKind = Field(description=(
+        "pypi: a Python distribution installed from a package index; python: one installed otherwise (a direct "
+        "URL, a local tree, a system package manager); system: a toolchain that is no Python distribution "
+        "(trtexec's TensorRT); host: a fact about the machine (GPU, compute capability, driver, CUDA); "
+        "location: where the toolchain lives (a binary, a venv)."))
+    distribution: str | None = Field(None, description="pypi, python: the distribution's name, PEP 503 normalised.")
+    version: str | None = Field(None, description="pypi, python: its version, as its installed metadata states it.")
+    installer: str | None = Field(None, description="pypi, python: the tool that installed it (its INSTALLER file).")
+    url: str | None = Field(None, description="python: the URL it was installed from (PEP 610 direct_url.json).")
+
+
 class Toolchain(Record):
     backend: str
     versions: dict[str, str]
+    components: dict[str, ToolchainComponent] | None = Field(None, description=(
+        "versions entry -> what it is, read at build time (record format 7 on); an entry without one is no "
+        "dependency in the provenance."))
     calls: list[ToolCall]
     log: str = Field(description="Build log file name inside the build directory.")
     details: dict[str, Any] | None = None

@@ -1,7 +1,9 @@
 """``ac/<build key>`` in the shared cache: a build's signed provenance and the files to fetch by digest.
 
 The entry is only a claim until checked: a reader trusts nothing in it that the
-DSSE envelope does not sign (engine/shared_cache.py verifies it before use).
+DSSE envelope does not sign, directly or through the signed manifest's digest
+(engine/shared_cache.py verifies it before use); ``model``, ``preset``,
+``backend``, ``target``, ``pushed_at`` and ``pushed_from`` are for listing only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ class CachedFile(Record):
 class CacheEntry(Record):
     format: str = CACHE_ENTRY_FORMAT
     build_key: str
-    build_dir_name: str = Field(description="The build directory's name, where a pull publishes it.")
+    build_dir_name: str = Field(description=(
+        "The build directory's name, as its signed manifest gives it (model stem, target, backend, preset, shapes); "
+        "a pull refuses an entry whose name is not that one."))
     model: str | None = None
     preset: str | None = None
     backend: str | None = None

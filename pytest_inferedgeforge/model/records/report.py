@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 REPORT_SCHEMA_VERSION = "inferedgeforge-report-v1"
+MAX_COUNT = 10**9
+"""The largest summary count a report may hold: far above any real run, far below what turns arithmetic absurd."""
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class ItemReport(BaseModel):
@@ -34,6 +37,12 @@ class ComparePair(BaseModel):
     left_result: str
     right_result: str
     lab_command: str
+    mixed_settings: list[str] = Field(default_factory=list, description=(
+        "How the two runs' settings differ (Forge's compare refuses such a pair without --allow-mixed); empty when "
+        "they agree."))
+    caveats: list[str] = Field(default_factory=list, description=(
+        "Forge's caveats about the pair's figures, to read beside Lab's verdict: mixed settings, then each run's "
+        "(preset: insufficient percentiles, unstable, simulator evidence, parity failed or not measured)."))
 
 
 class ExperimentHandoff(BaseModel):
@@ -42,6 +51,10 @@ class ExperimentHandoff(BaseModel):
     ready: list[str] = Field(description="Presets whose builds are compare-ready.")
     results: dict[str, str] = Field(default_factory=dict, description=(
         "Ready preset -> its structured result file, the file Lab compares (a lone ready preset has no pair)."))
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "Ready preset -> the run settings that must match for a fair compare (via, warmup, amount, threads)."))
+    caveats: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Ready preset -> Forge's caveats about its run's figures (extra.forge_caveats of its structured result)."))
     not_ready: dict[str, str] = Field(description="Preset -> why it is not ready.")
     pairs: list[ComparePair]
 
@@ -51,6 +64,7 @@ class ForgeReport(BaseModel):
     created_at: str
     forge_version: str
     environment: dict[str, Any]
-    summary: dict[str, int]
+    summary: dict[str, Count] = Field(description=(
+        f"Outcome -> how many items had it (and collection_errors): whole numbers from 0 to {MAX_COUNT}."))
     items: list[ItemReport]
     compare: list[ExperimentHandoff]
