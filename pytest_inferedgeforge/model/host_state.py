@@ -17,6 +17,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
                     "CUDA_VISIBLE_DEVICES")
 CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 NVPMODEL_TIMEOUT_S = 5
+# CPU features that decide how int8 matrix products are computed: without a dot-product
+# instruction (VNNI on x86, dotprod on Arm) ONNX Runtime's u8s8 kernels can saturate, so the
+# same int8 artifact can be more or less accurate on another runner.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
 def _read(path: Path) -> str | None:
@@ -33,6 +37,19 @@ def cpu_model() -> str | None:
         if key.strip() in ("model name", "Model", "Hardware"):
             return value.strip()
     return None
+
+
+def int8_dot_instructions() -> list[str] | None:
+    """The int8 dot-product instructions this CPU offers ([] when none), None when unknown."""
+    text = _read(Path("/proc/cpuinfo"))
+    if text is None:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return [flag for flag in INT8_DOT_FLAGS if flag in flags]
 
 
 def _cpufreq() -> dict[str, Any]:
@@ -59,8 +76,9 @@ def _nvpmodel() -> str | None:
 
 
 def host_state() -> dict[str, Any]:
-    """CPU model, governor/frequency, load average, usable CPUs, thread variables; Jetson power mode if any."""
-    state: dict[str, Any] = {"cpu_model": cpu_model(), "cpu_count_logical": os.cpu_count()}
+    """CPU model and its int8 dot-product instructions, governor/frequency, load average, usable CPUs, thread variables; Jetson power mode if any."""
+    state: dict[str, Any] = {"cpu_model": cpu_model(), "cpu_count_logical": os.cpu_count(),
+                             "int8_dot_instructions": int8_dot_instructions()}
     if hasattr(os, "sched_getaffinity"):
         state["cpus_usable"] = len(os.sched_getaffinity(0))
     if hasattr(os, "getloadavg"):
