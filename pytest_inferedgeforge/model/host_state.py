@@ -76,7 +76,8 @@ def _nvpmodel() -> str | None:
 
 
 def host_state() -> dict[str, Any]:
-    """CPU model and its int8 dot-product instructions, governor/frequency, load average, usable CPUs, thread variables; Jetson power mode if any."""
+    """CPU model and its int8 dot-product instructions, governor/frequency, load average, usable CPUs,
+    thread variables; Jetson power mode if any."""
     state: dict[str, Any] = {"cpu_model": cpu_model(), "cpu_count_logical": os.cpu_count(),
                              "int8_dot_instructions": int8_dot_instructions()}
     if hasattr(os, "sched_getaffinity"):

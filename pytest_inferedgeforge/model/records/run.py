@@ -66,7 +66,8 @@ class RunSummary(Record):
     statistics: str | None = Field(None, description=(
         "Plain words when the figures' statistics could not be established (e.g. an import without raw latencies)."))
     host_state: dict[str, Any] | None = Field(None, description=(
-        "CPU model and int8 dot-product instructions, governor and frequency, load average, thread settings (and Jetson power mode) at the run."))
+        "CPU model and int8 dot-product instructions, governor and frequency, load average, thread settings "
+        "(and Jetson power mode) at the run."))
     artifact_sha256_at_run: str | None = None
     accuracy: dict[str, Any] | None = Field(None, description="Parity figures against the source model.")
     started_at: str | None = None
