@@ -13,7 +13,7 @@ its class in the ``inferedgeforge.backends`` entry-point group (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -105,12 +105,64 @@ class Backend(Protocol):
 
     def load(self, artifact: Path, *, threads: int | None = None) -> Runner: ...
 
+    # A backend that builds an already-quantized source (QDQ/QLinear ops inside) itself may name the precisions it
+    # does so for in ``prequantized_precisions: tuple[str, ...]``; other reduced-precision presets of such a source
+    # are refused at plan time (engine/quantization/prequantized.py).
+
 
 @runtime_checkable
 class InstallableBackend(Protocol):
     """A backend whose toolchain Forge installs itself (``inferedgeforge toolchain install NAME``)."""
 
     def install(self, progress: Callable[[str], None]) -> Availability: ...
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """A backend that can expose every intermediate tensor of a model it runs (the source or its artifact), so the
+    engine can pair them and say which layer of an artifact departs from its source (engine/quantization/)."""
+
+    def intermediate_tensors(self, model: Path, names: Sequence[str],
+                             samples: Sequence[Sample]) -> Iterator[dict[str, np.ndarray]]:
+        """For each sample in turn, the named tensors of ``model`` run on it (names it cannot expose are left out);
+        raise ``RunnerError`` when the model does not load or run."""
+        ...
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """One layer of a toolkit's own accuracy analysis, named as the toolkit names it: its output against the float
+    model's, cumulative (every layer up to here) and local (this layer alone, fed the float model's inputs)."""
+
+    layer: str
+    op_type: str
+    """The toolkit's op type (often a fused one, such as rknn's exSwish)."""
+    cosine: float | None
+    euclidean: float | None
+    local_cosine: float | None
+    local_euclidean: float | None
+    channel_ratio: float | None = None
+    """Widest over narrowest channel range (axis 1) of the float output, where the toolkit dumps it."""
+
+
+@dataclass
+class LayerAnalysis:
+    layers: list[LayerError]
+    """In the toolkit's execution order; layers it fused into the next one have no figures."""
+    evidence: str
+    """"simulator" where the toolkit simulated the model rather than ran the artifact's bytes."""
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class LayerAnalysable(Protocol):
+    """A backend whose toolkit analyses a quantized model layer by layer itself (rknn-toolkit2's
+    ``accuracy_analysis``), where its tensors cannot be exposed to the engine; the engine maps the layers back to
+    the source model's nodes (engine/quantization/layers.py)."""
+
+    def layer_analysis(self, source: Path, artifact: Path, samples: Sequence[Sample]) -> LayerAnalysis:
+        """Per-layer figures averaged over ``samples``; raise ``RunnerError`` when the toolkit fails."""
+        ...
 
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
+from pytest_inferedgeforge.backends.ort_prequantized import capped_level, fp16_block_list, prequantized_audit
 from pytest_inferedgeforge.model.errors import BuildFailed, ForgeError, RunnerError, first_line
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
@@ -41,6 +42,11 @@ class OnnxRuntimeOptions(BaseModel):
     quant_format: Literal["qdq", "qoperator"] = "qdq"
     per_channel: bool = True
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    reduce_range: bool = Field(False, description=(
+        "static int8: 7-bit weights (quantize_static reduce_range), for CPUs without VNNI where 8-bit products "
+        "can saturate."))
+    activation_symmetric: bool = Field(False, description=(
+        "static int8: activation ranges centred on zero (quantize_static extra_options ActivationSymmetric)."))
     intra_op_threads: PositiveInt | None = None
     op_block_list: list[str] = Field(default_factory=list, description=(
         "int8: op types left unquantized; fp16: op types kept in fp32 (added to ORT's own block list)."))
@@ -167,6 +173,8 @@ class OnnxRuntimeBackend:
     precisions = PRECISIONS
     options_model = OnnxRuntimeOptions
     marker_help = "ONNX Runtime items (embedded default backend)"
+    prequantized_precisions = ("int8", "fp16")
+    """Already-quantized sources: int8 builds them as they are, fp16 keeps their quantized parts."""
 
     def available(self) -> Availability:
         try:
@@ -186,6 +194,11 @@ class OnnxRuntimeBackend:
                     return self._optimize(request, options, artifact)
                 if options.precision == "fp16":
                     return self._to_fp16(request, options, artifact)
+                if request.model.quantized_ops:  # already quantized: built as it is (backends/ort_prequantized.py)
+                    output = self._optimize(request, options.model_copy(
+                        update={"optimization_level": capped_level(options.optimization_level)}), artifact)
+                    output.quantization = prequantized_audit(request, artifact)
+                    return output
                 return self._quantize(request, options, artifact)
         except ForgeError:  # already one clean line (a preset, a dataset, a failed toolchain step)
             raise
@@ -246,7 +259,7 @@ class OnnxRuntimeBackend:
 
         model = onnx.load(str(request.source))
         folded = constants_to_initializers(model)
-        op_block_list = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(options.op_block_list))
+        op_block_list = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(options.op_block_list) | fp16_block_list(request))
         request.log(f"converting to float16 (keep_io_types={options.keep_io_types}; kept in fp32: op types "
                     f"{options.op_block_list or 'ORT defaults'}, nodes {options.nodes_to_exclude or 'none'})")
         overflows = float16_overflows(model)
@@ -267,7 +280,8 @@ class OnnxRuntimeBackend:
                         args={"keep_io_types": options.keep_io_types, "external_data": external,
                               "op_block_list": op_block_list, "node_block_list": options.nodes_to_exclude}))
         return BuildOutput(artifacts=_with_external_data(artifact), calls=calls, warnings=warnings,
-                           details={"fp16_clamped": overflows} if overflows else {})
+                           details={"fp16_clamped": overflows} if overflows else {},
+                           quantization=prequantized_audit(request, artifact) if request.model.quantized_ops else None)
 
     def _quantize_dynamic(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path,
                           scratch: Path) -> BuildOutput:
@@ -300,18 +314,28 @@ class OnnxRuntimeBackend:
         # quantize_static's own default set (both registries), less the preset's block list.
         op_types = sorted((set(QDQRegistry) | set(QLinearOpsRegistry)) - set(options.op_block_list))
         prepared, calls = _prepare_for_quantization(request, scratch, upgrade_opset=True)
+        extra_options = {"ActivationSymmetric": True} if options.activation_symmetric else {}
         quantize_static(
             str(prepared), str(artifact), _SampleReader(samples),
             quant_format=quant_format, per_channel=options.per_channel, op_types_to_quantize=op_types,
-            nodes_to_exclude=options.nodes_to_exclude,
+            nodes_to_exclude=options.nodes_to_exclude, reduce_range=options.reduce_range,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-            use_external_data_format=bool(request.model.external_data),
+            use_external_data_format=bool(request.model.external_data), extra_options=extra_options,
         )
         calls.append(ToolCall(api="onnxruntime.quantization.quantize_static", args={
             "quant_format": quant_format.name, "per_channel": options.per_channel,
             "activation_type": "QUInt8", "weight_type": "QInt8", "calibrate_method": method.name,
-            "op_types_to_quantize": op_types, "nodes_to_exclude": options.nodes_to_exclude}))
+            "op_types_to_quantize": op_types, "nodes_to_exclude": options.nodes_to_exclude,
+            **({"reduce_range": True} if options.reduce_range else {}),
+            **({"extra_options": extra_options} if extra_options else {})}))
         return BuildOutput(artifacts=_with_external_data(artifact), calls=calls, calibration=calibration)
 
     def load(self, artifact: Path, *, threads: int | None = None) -> OrtRunner:
         return OrtRunner(artifact, threads)
+
+    def intermediate_tensors(self, model: Path, names: Sequence[str],
+                             samples: Sequence[Sample]) -> Iterator[dict[str, np.ndarray]]:
+        """The Diagnosable capability (backends/api.py): see backends/ort_tensors.py."""
+        from pytest_inferedgeforge.backends.ort_tensors import intermediate_tensors
+
+        return intermediate_tensors(model, names, samples, _runtime_errors())

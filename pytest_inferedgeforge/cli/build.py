@@ -63,8 +63,10 @@ def _dry_run(args: argparse.Namespace) -> int:
     width: int | None = None
     notes: list[str] = []
     if model.exists():
+        dataset, calibration = dataset_options(args)
         plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape),
-                          input_values=_input_values(args.input_value))
+                          input_values=_input_values(args.input_value), input_dataset=dataset,
+                          calibration_dataset=calibration)
         shapes = plan.input_shapes
         build_dir = output / plan.build_dir.name  # as given, like v0.1's preview (a dynamic model's shapes named)
         batch, height, width = plan.shape_context
@@ -104,8 +106,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pytest_inferedgeforge.engine.presets import load_preset
 
     preset = load_preset(args.preset, presets_root(args))
+    dataset, calibration = dataset_options(args)
     plan = plan_build(Path(args.model), preset, output_root(args, "output"), input_shapes=_input_shapes(args.input_shape),
-                      input_values=_input_values(args.input_value))
+                      input_values=_input_values(args.input_value), input_dataset=dataset,
+                      calibration_dataset=calibration)
     signer, shared = signing_and_cache(args)
     with status(f"Building {preset.name}...", args) as update:
         outcome = build(plan, progress=lambda message: update(f"{preset.name}: {message}"), force=args.force,
@@ -134,6 +138,23 @@ def cmd_build(args: argparse.Namespace) -> int:
     if outcome.pushed:
         print(f"Push     : {outcome.pushed}")
     return 0
+
+
+def dataset_options(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """``--dataset`` (smoke run, the inputs parity starts from) and ``--calibration-dataset``, resolved."""
+    calibration = getattr(args, "calibration_dataset", None)
+    return (Path(args.dataset).resolve() if args.dataset else None,
+            Path(calibration).resolve() if calibration else None)
+
+
+def add_dataset_options(p: argparse.ArgumentParser, *, calibrate: bool = True) -> None:
+    """The real-data options of the commands that build (docs/experiments.md#real-data)."""
+    p.add_argument("--dataset", default=None, metavar="DIR",
+                   help="evaluation inputs: .npy/.npz, image or 16-bit PCM .wav files (the smoke run feeds the first)")
+    if calibrate:
+        p.add_argument("--calibration-dataset", default=None, metavar="DIR",
+                       help="int8 calibration inputs, same kinds as --dataset (default: the preset's "
+                            "calibration.dataset, else seeded synthetic, recorded as a warning)")
 
 
 def signing_and_cache(args: argparse.Namespace) -> tuple[SigningKey | None, SharedCache | None]:
@@ -166,6 +187,7 @@ def register(sub: Any) -> None:
     p.add_argument("--input-value", action="append", metavar="NAME=RULE",
                    help="synthetic values of an input for calibration, smoke run and parity: NAME=16000 (constant), "
                         "NAME=8000|16000 (choice) or NAME=-1..1 (range) (repeatable)")
+    add_dataset_options(p)
     p.add_argument("--force", action="store_true", help="rebuild even when a verified cached build exists")
     add_presets_root(p)
     add_sharing_options(p)

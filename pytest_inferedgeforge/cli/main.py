@@ -22,6 +22,7 @@ from pytest_inferedgeforge.cli import (
     build,
     cache,
     compare,
+    diagnose,
     history,
     init,
     inspect,
@@ -31,6 +32,7 @@ from pytest_inferedgeforge.cli import (
     runs,
     signing,
     toolchain,
+    tune,
 )
 from pytest_inferedgeforge.cli.common import UsageError
 from pytest_inferedgeforge.model.errors import ForgeError
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (init, presets, build, inspect, runs, history, compare, merge, records, signing, cache, agent, toolchain):
+    for group in (init, presets, build, tune, inspect, runs, diagnose, history, compare, merge, records, signing, cache,
+                  agent, toolchain):
         group.register(sub)
     return parser
 

@@ -72,7 +72,9 @@ def register(sub: Any) -> None:
     p.add_argument("--samples", type=count_at_least(1), default=DEFAULT_SAMPLES,
                    help=f"input samples for parity and benchmark (default {DEFAULT_SAMPLES})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of synthetic inputs (default {DEFAULT_SEED})")
-    p.add_argument("--dataset", default=None, help="directory of .npy/.npz inputs instead of synthetic ones")
+    p.add_argument("--dataset", default=None, metavar="DIR",
+                   help="directory of .npy/.npz, image or 16-bit PCM .wav inputs instead of synthetic ones (images "
+                        "are prepared as the build recorded in its preprocess)")
     p.add_argument("--no-accuracy", action="store_true", help="skip the parity check against the source model")
     p.add_argument("--timeout", type=count_at_least(1), default=LAB_TIMEOUT_S, help="seconds before --via lab is stopped")
     p.add_argument("--sign-key", metavar="KEY", default=None,

@@ -78,8 +78,12 @@ def run_view(summary: Any) -> dict[str, Any] | None:
     """A run as list-builds shows it: its id, status, when, and its figure or error."""
     if summary is None:
         return None
-    return {"run_id": summary.run_id, "status": summary.status, "finished_at": summary.finished_at,
+    view = {"run_id": summary.run_id, "status": summary.status, "finished_at": summary.finished_at,
             "mean_ms": summary.mean_ms, "error": summary.error}
+    speed = getattr(summary, "speed_vs_fp32", None)
+    if speed is not None:  # int8/fp16 runs: their median against fp32's (docs/experiments.md#speed-verdict)
+        view.update(speed_vs_fp32=speed.verdict, speed_ratio_vs_fp32=speed.ratio)
+    return view
 
 
 def run_lines(entry: Any) -> list[tuple[str, str]]:
@@ -88,6 +92,9 @@ def run_lines(entry: Any) -> list[tuple[str, str]]:
     good, failed = entry.run_summary, entry.last_failed_run
     if good is not None and good.status == "completed":
         figure = f", mean {good.mean_ms:.3f} ms" if isinstance(good.mean_ms, int | float) else ""
+        speed = getattr(good, "speed_vs_fp32", None)
+        if speed is not None and speed.ratio is not None:
+            figure += f", {speed.ratio:.2f}x fp32's median ({speed.verdict.replace('_', ' ')})"
         lines.append(("last good", f"{good.run_id or 'run_summary.json'} ({good.finished_at or 'time unknown'}{figure})"))
     if failed is not None:
         lines.append(("last fail", f"{failed.run_id} ({failed.finished_at or 'time unknown'}): "

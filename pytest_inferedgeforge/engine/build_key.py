@@ -2,8 +2,9 @@
 
 Its parts are the record format, the source model's sha256 (and its external
 data), the preset snapshot, the resolved input shapes, the toolchain and its
-versions, the calibration dataset's digest and the input value rules
-(model/records/key.py). Each part is recorded by value and by digest in
+versions, the calibration dataset's digest, the input value rules and the
+image preprocessing (model/records/key.py); the last two only when given, so
+builds without them keep their keys. Each part is recorded by value and by digest in
 ``manifest.build.key_parts``, so "why was this rebuilt" names the part that
 changed and ``verify`` can recompute the key from the record.
 """
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_inferedgeforge.engine.plan import BuildPlan
-from pytest_inferedgeforge.model.containment import data_files
-from pytest_inferedgeforge.model.hashing import file_digest, sha256_json
-from pytest_inferedgeforge.model.inputs import DATASET_SUFFIXES, rules_snapshot
+from pytest_inferedgeforge.model.calibration import dataset_digest
+from pytest_inferedgeforge.model.hashing import file_digest
+from pytest_inferedgeforge.model.inputs import rules_snapshot
+from pytest_inferedgeforge.model.preprocess import preprocess_snapshot
 from pytest_inferedgeforge.model.records.build import RECORD_FORMAT, FileDigest
 from pytest_inferedgeforge.model.records.key import PART_NAMES, key_of, part_digests
 
@@ -56,12 +58,8 @@ def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
         FileDigest(path=str(path.relative_to(root)), sha256=file_digest(path), size_bytes=path.stat().st_size)
         for path in plan.model.external_data
     ]
-    spec = plan.calibration_spec()
-    dataset_digest = None
-    dataset = spec.dataset_dir()
-    if dataset is not None and plan.preset.precision == "int8":
-        files = data_files(dataset, DATASET_SUFFIXES, "calibration dataset")
-        dataset_digest = sha256_json([(path.name, file_digest(path)) for path in files])
+    dataset = plan.calibration_dir()
+    calibration = dataset_digest(dataset) if dataset is not None and plan.preset.precision == "int8" else None
     parts: dict[str, Any] = {
         "record_format": RECORD_FORMAT,
         "source_sha256": source_sha,
@@ -69,10 +67,12 @@ def fingerprint(plan: BuildPlan, versions: dict[str, str]) -> Fingerprint:
         "preset": plan.preset.snapshot(),
         "input_shapes": plan.input_shapes,
         "toolchain": {"backend": plan.preset.backend, "versions": versions},
-        "calibration_dataset": dataset_digest,
+        "calibration_dataset": calibration,
     }
     if plan.input_values:
         parts["input_values"] = rules_snapshot(plan.input_values)
+    if plan.preprocess:
+        parts["preprocess"] = preprocess_snapshot(plan.preprocess)
     return Fingerprint(external, parts)
 
 

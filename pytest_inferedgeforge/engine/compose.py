@@ -19,6 +19,7 @@ from pytest_inferedgeforge.model.environment import tool_facts
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import rules_snapshot
 from pytest_inferedgeforge.model.layout import LOG_FILE, MANIFEST_FILE, format_instant, format_timestamp
+from pytest_inferedgeforge.model.preprocess import preprocess_snapshot
 from pytest_inferedgeforge.model.presets import BUILTIN
 from pytest_inferedgeforge.model.records.build import (
     RECORD_FORMAT,
@@ -118,6 +119,7 @@ def compose_records(
     evidence: dict[str, Any] = {
         "quantization": QuantizationAudit.model_validate(output.quantization) if output.quantization else None,
         "warnings": output.warnings or None, "input_values": rules_snapshot(plan.input_values), "smoke": smoke,
+        "preprocess": preprocess_snapshot(plan.preprocess),
     }
     manifest = Manifest(
         build=build_info, source_model=source,

@@ -18,6 +18,7 @@ a gate's limit into one nothing can cross.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 from dataclasses import dataclass
@@ -136,13 +137,15 @@ def _contradicts_its_run(root: Path, entry: HistoryEntry) -> bool:
     return bool(own.model_dump(mode="json", exclude=ignored) != entry.summary.model_dump(mode="json", exclude=ignored))
 
 
-def read_history(root: Path) -> tuple[list[HistoryEntry], list[str]]:
-    """Every stored run under a builds root, oldest first, and one line per record that could not be read."""
+def read_history(root: Path, lineage_prefix: str = "") -> tuple[list[HistoryEntry], list[str]]:
+    """Every stored run under a builds root, oldest first, and one line per record that could not be read;
+    ``lineage_prefix`` reads only the lineages (build directory names) that start with it."""
     if not root.is_dir():
         raise RecordError(f"Build directory not found: {root}")
     problems: list[str] = []
     found: dict[str, HistoryEntry] = {}
-    ledgers = sorted((root / HISTORY_DIR).glob(f"*{LEDGER_SUFFIX}")) if (root / HISTORY_DIR).is_dir() else []
+    ledgers = sorted((root / HISTORY_DIR).glob(f"{glob.escape(lineage_prefix)}*{LEDGER_SUFFIX}")) \
+        if (root / HISTORY_DIR).is_dir() else []
     for path in ledgers:
         for entry in _ledger_entries(path, problems):
             if _contradicts_its_run(root, entry):
@@ -152,6 +155,8 @@ def read_history(root: Path) -> tuple[list[HistoryEntry], list[str]]:
                 continue
             found.setdefault(entry.summary.run_id or f"{path}:{len(found)}", entry)
     for build_dir in find_build_dirs(root):
+        if not build_dir.name.startswith(lineage_prefix):
+            continue
         for entry in _build_dir_entries(build_dir, problems):
             found.setdefault(entry.summary.run_id or str(build_dir), entry)
     return sorted(found.values(), key=lambda entry: entry.sort_key), problems

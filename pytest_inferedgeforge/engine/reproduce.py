@@ -36,6 +36,7 @@ from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import input_samples, rules_from_record, samples_sha256
 from pytest_inferedgeforge.model.jsonio import drop_nulls, read_json_object, write_json_atomic
 from pytest_inferedgeforge.model.layout import METADATA_FILE, REPRODUCIBILITY_FILE, format_timestamp, utc_now
+from pytest_inferedgeforge.model.preprocess import preprocess_from_record
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.records.evidence import ParityResult
 from pytest_inferedgeforge.model.records.paths import locate_source, resolve_in, source_base
@@ -87,6 +88,15 @@ def _diff(snapshot: Preset | None, current: Preset | None) -> list[str]:
     return list(difflib.unified_diff(old, new, "recorded preset_snapshot", "current preset file", lineterm=""))
 
 
+def _named_calibration(manifest: dict[str, Any], build_dir: Path) -> Path | None:
+    """The calibration dataset a spec or --calibration-dataset named (the preset names its own), as recorded."""
+    calibration = manifest.get("calibration")
+    if not isinstance(calibration, dict) or calibration.get("named_by") != "inputs":
+        return None
+    recorded = calibration.get("dataset")
+    return resolve_in(recorded, source_base(build_dir)) if isinstance(recorded, str) else None
+
+
 def rebuild_from_manifest(
     manifest_path: Path,
     *,
@@ -118,7 +128,9 @@ def rebuild_from_manifest(
     dataset = resolve_in(recorded_dataset, source_base(build_dir)) if isinstance(recorded_dataset, str) else None
     dataset = dataset if dataset is not None and dataset.is_dir() else None
     plan = plan_build(source, preset, root, input_shapes=manifest.get("input_shapes"),
-                      input_values=rules_from_record(manifest.get("input_values")), input_dataset=dataset)
+                      input_values=rules_from_record(manifest.get("input_values")), input_dataset=dataset,
+                      calibration_dataset=_named_calibration(manifest, build_dir),
+                      preprocess=preprocess_from_record(manifest.get("preprocess")))
     if plan.build_dir.resolve() == original_dir:
         raise ForgeError(f"the rebuild would overwrite the original build {original_dir}; choose another --output")
     outcome = build(plan, force=True)
@@ -220,7 +232,7 @@ def _functional_check(original_dir: Path, record: BuildRecord, plan: BuildPlan) 
 def _compare_runs(old_runner: Runner, new_runner: Runner, plan: BuildPlan) -> ParityResult:
     # the inputs the original build's smoke run saw: its dataset, else its value rules
     samples, source = input_samples(plan.model, plan.input_shapes, count=4, seed=DEFAULT_SEED, dataset=plan.input_dataset,
-                                    values=plan.input_values)
+                                    values=plan.input_values, preprocess=plan.preprocess)
     names = [output.name for output in plan.model.outputs]
     # Not the artifacts' own figures when either runner could only run a re-conversion.
     evidence = next((runner.evidence for runner in (old_runner, new_runner) if runner.evidence != "artifact"),

@@ -21,6 +21,7 @@ from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.benchmark import measure, speed_probe
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
 from pytest_inferedgeforge.engine.publish import build_lock
+from pytest_inferedgeforge.engine.quantization.speed import speed_vs_fp32
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.engine.toolchains import load_runner
@@ -38,6 +39,7 @@ from pytest_inferedgeforge.model.layout import (
     format_timestamp,
     utc_now,
 )
+from pytest_inferedgeforge.model.preprocess import preprocess_from_record
 from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence, ParityResult
 from pytest_inferedgeforge.model.records.lab_result import StructuredResult
 from pytest_inferedgeforge.model.records.paths import in_build, project_relative
@@ -131,7 +133,8 @@ def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = 
     shapes = record.manifest.input_shapes
     values = settings.values if settings.values is not None else rules_from_record(record.manifest.input_values)
     return input_samples(inputs, shapes, count=count or settings.samples, seed=settings.seed,
-                         dataset=settings.dataset, values=values)
+                         dataset=settings.dataset, values=values,
+                         preprocess=preprocess_from_record(record.manifest.preprocess))
 
 
 def run_native(build: Path | BuildRecord, settings: RunSettings, signer: Signer | None = None) -> RunOutcome:
@@ -195,6 +198,7 @@ def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base
     finally:
         runner.close()
     summary.host_state = {**base["host_state"], "speed_probe_ms": [before, speed_probe()]}  # its threads are gone
+    summary.speed_vs_fp32 = speed_vs_fp32(summary, record.build_dir.parent)
     if parity is not None:
         outcome.parity = parity
         summary.accuracy_evidence_sha256 = run.write(ACCURACY_EVIDENCE_FILE, _evidence(record, run, sha, parity))

@@ -19,7 +19,7 @@ from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.caveats import run_caveats
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.records.report import ComparePair
-from pytest_inferedgeforge.model.records.run import RunSummary, measured_on
+from pytest_inferedgeforge.model.records.run import measured_on, run_settings
 from pytest_inferedgeforge.model.stats import LatencyStats
 
 
@@ -126,6 +126,10 @@ class CandidateRow(BaseModel):
     delta_accuracy_pp: dict[str, float] = {}
     structured_result_path: str | None
     lab_compare_command: str | None = None
+    speed_vs_fp32: str | None = Field(None, description=(
+        "int8/fp16: the run's speed verdict against the fp32 run of the same model on its host "
+        "(faster, slower, no_clear_difference or 'not established: ...')."))
+    speed_ratio_vs_fp32: float | None = Field(None, description="Its median over the fp32 run's median.")
 
 
 class LeftOut(BaseModel):
@@ -178,14 +182,9 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         stable=latency.stable if latency else None,
         measured_on=measured_on(summary.evidence), runner=summary.runner,
         settings=run_settings(summary),
+        speed_vs_fp32=summary.speed_vs_fp32.verdict if summary.speed_vs_fp32 else None,
+        speed_ratio_vs_fp32=summary.speed_vs_fp32.ratio if summary.speed_vs_fp32 else None,
     )
-
-
-def run_settings(summary: RunSummary) -> dict[str, Any]:
-    """What must match for two runs' latencies to be comparable: who ran it, warm-up, count or time budget, threads."""
-    threads = (summary.settings or {}).get("intra_op_threads")
-    amount = f"{summary.min_duration_s:g} s" if summary.min_duration_s else f"{summary.runs} runs"
-    return {"via": summary.via, "warmup": summary.warmup, "amount": amount, "threads": threads}
 
 
 def _p99_status(latency: LatencyStats | None) -> str | None:
@@ -297,6 +296,9 @@ def markdown_table(table: CompareTable) -> str:
     if any(row.stable is False for row in table.rows):
         lines.append("cv (robust, IQR-based) marked ! : the run was unstable (CV above its threshold or drifting); "
                      "its figures are noisy.")
+    lines.extend(f"Speed vs fp32 on its host: {row.preset}: {row.speed_vs_fp32.replace('_', ' ')}"
+                 + (f" ({row.speed_ratio_vs_fp32:.2f}x the fp32 median)" if row.speed_ratio_vs_fp32 else "")
+                 for row in table.rows if row.speed_vs_fp32)
     if table.mixed_settings:
         lines.append("Compared despite different run settings (--allow-mixed): " + "; ".join(table.mixed_settings))
     if table.left_out:

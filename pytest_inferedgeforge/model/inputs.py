@@ -2,7 +2,8 @@
 
 Samples are either seeded synthetic arrays shaped from the model, or read from
 a dataset directory of ``.npy`` files (single-input models), ``.npz`` files
-keyed by input name, or images (single image input). Either way the exact bytes are hashed, so a record can say
+keyed by input name, images (single image input, prepared by model/preprocess.py) or 16-bit PCM ``.wav``
+files (one waveform input, model/audio.py). Either way the exact bytes are hashed, so a record can say
 which data a build or a check saw.
 
 Synthetic data: floats are uniform in [0, 1) (an image already scaled to
@@ -22,10 +23,11 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pytest_inferedgeforge.model.audio import WAV_SUFFIXES, waveform_batches
 from pytest_inferedgeforge.model.containment import data_files
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.extras import require
 from pytest_inferedgeforge.model.onnx_model import InputRecordLike, ModelInfo, numpy_dtype
+from pytest_inferedgeforge.model.preprocess import Pipelines, check_pipelines, image_layout, prepare_image, prepare_synthetic
 
 Sample = dict[str, np.ndarray]
 
@@ -114,14 +116,26 @@ def check_sample_size(inputs: ModelInfo | InputList, shapes: dict[str, list[int]
 
 
 def input_samples(inputs: ModelInfo | InputList, shapes: dict[str, list[int]], *, count: int, seed: int,
-                  dataset: Path | None = None,
-                  values: dict[str, ValueRule] | None = None) -> tuple[list[Sample], InputSource]:
-    """The inputs every check feeds (smoke run, parity, rebuild check): the dataset's first ``count``
-    samples when one is given, else seeded synthetic ones under the value rules; and which it was."""
+                  dataset: Path | None = None, values: dict[str, ValueRule] | None = None,
+                  preprocess: Pipelines | None = None) -> tuple[list[Sample], InputSource]:
+    """The inputs every check feeds (calibration, smoke run, parity, rebuild check): the dataset's first
+    ``count`` samples when one is given, else seeded synthetic ones under the value rules; and which it was.
+
+    ``preprocess`` prepares a dataset's images; synthetic images of an input it names (and no value rule
+    covers) go through its scale, mean and std, so they land in the range the model expects.
+    """
     check_sample_size(inputs, shapes, count)
+    pipelines = preprocess or {}
+    check_pipelines(pipelines, [tensor.name for tensor in (inputs.inputs if isinstance(inputs, ModelInfo) else inputs)])
     if dataset is not None:
-        return load_dataset(dataset, inputs, shapes, limit=count), "dataset"
-    return synthetic_samples(inputs, shapes, seed=seed, count=count, values=values), "synthetic"
+        return load_dataset(dataset, inputs, shapes, limit=count, values=values, seed=seed,
+                            preprocess=pipelines), "dataset"
+    samples = synthetic_samples(inputs, shapes, seed=seed, count=count, values=values)
+    for name, pipeline in pipelines.items():
+        if name not in (values or {}):
+            for sample in samples:
+                sample[name] = prepare_synthetic(sample[name], shapes[name], name, pipeline)
+    return samples, "synthetic"
 
 
 def rules_from_record(recorded: object) -> dict[str, ValueRule] | None:
@@ -158,30 +172,39 @@ def parse_value_rule(text: str) -> tuple[str, ValueRule]:
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-DATASET_SUFFIXES = ARRAY_SUFFIXES + IMAGE_SUFFIXES
+DATASET_SUFFIXES = ARRAY_SUFFIXES + IMAGE_SUFFIXES + WAV_SUFFIXES
 """The only files a dataset directory is read for (model/containment.py sets the size limits)."""
 
 
 def load_dataset(
-    directory: Path, model: ModelInfo | InputList, shapes: dict[str, list[int]], *, limit: int | None
+    directory: Path, model: ModelInfo | InputList, shapes: dict[str, list[int]], *, limit: int | None,
+    values: dict[str, ValueRule] | None = None, seed: int = 0, preprocess: Pipelines | None = None,
 ) -> list[Sample]:
-    """Read samples in name order: ``.npy``/``.npz`` arrays, or images for a single image input.
+    """Read samples in name order: ``.npy``/``.npz`` arrays, images for a single image input, or ``.wav``.
 
-    Arrays must match the input shapes exactly. Images are preprocessed as documented in
-    docs/experiments.md: RGB (or grey for one channel), bilinear resize to the input's
-    height x width, scaled to [0, 1], NCHW or NHWC as the input's channel dim says; a batch
-    of N takes N consecutive images.
+    Arrays must match the input shapes exactly and are taken as already prepared. Images are
+    prepared by ``preprocess`` (model/preprocess.py; by default RGB or grey, bilinear stretch to the
+    input's height x width, scaled to [0, 1]), NCHW or NHWC as the input's channel dim says; a batch
+    of N takes N consecutive images. ``.wav`` files fill the one float input without a value rule
+    (model/audio.py); the other inputs follow their value rules, seeded by ``seed``.
     """
     entries = data_files(directory, DATASET_SUFFIXES, "dataset")
-    arrays = [path for path in entries if path.suffix.lower() in ARRAY_SUFFIXES]
-    images = [path for path in entries if path.suffix.lower() in IMAGE_SUFFIXES]
-    if arrays and images:
-        raise ForgeError(f"dataset directory {directory} mixes arrays and images; keep one kind")
+    kinds = {kind: [path for path in entries if path.suffix.lower() in suffixes] for kind, suffixes in
+             (("arrays", ARRAY_SUFFIXES), ("images", IMAGE_SUFFIXES), (".wav files", WAV_SUFFIXES))}
+    present = [kind for kind, paths in kinds.items() if paths]
+    if len(present) > 1:
+        raise ForgeError(f"dataset directory {directory} mixes {' and '.join(present)}; keep one kind")
     if not entries:
-        raise ForgeError(f"dataset directory {directory} holds no .npy, .npz or image files")
+        raise ForgeError(f"dataset directory {directory} holds no .npy, .npz or image files, nor .wav")
     inputs: list[InputRecordLike] = list(model.inputs if isinstance(model, ModelInfo) else model)
-    if images:
-        return _image_samples(images, inputs, shapes, limit)
+    if kinds["images"]:
+        return _image_samples(kinds["images"], inputs, shapes, limit, preprocess or {})
+    if preprocess:
+        raise ForgeError(f"inputs.preprocess prepares images; dataset directory {directory} holds "
+                         f"{present[0]}, which are fed as they are: drop inputs.preprocess or use images")
+    if kinds[".wav files"]:
+        return _wav_samples(kinds[".wav files"], inputs, shapes, limit, values, seed)
+    arrays = kinds["arrays"]
     samples = [_array_sample(path, inputs) for path in arrays[:limit]]
     for path, sample in zip(arrays, samples, strict=False):
         for tensor in inputs:
@@ -208,35 +231,36 @@ def _array_sample(path: Path, inputs: list[InputRecordLike]) -> Sample:
 
 
 def _image_samples(paths: list[Path], inputs: list[InputRecordLike], shapes: dict[str, list[int]],
-                   limit: int | None) -> list[Sample]:
-    require("PIL", "an image dataset")
-    from PIL import Image, UnidentifiedImageError
-
+                   limit: int | None, preprocess: Pipelines) -> list[Sample]:
     if len(inputs) != 1 or len(shapes[inputs[0].name]) != 4:
         raise ForgeError("image datasets need a model with a single 4-D image input; use .npz for others")
     tensor = inputs[0]
-    batch, *rest = shapes[tensor.name]
-    channels_first = rest[0] in (1, 3)
-    channels, height, width = rest if channels_first else (rest[2], rest[0], rest[1])
-    if channels not in (1, 3):
-        raise ForgeError(f"input '{tensor.name}' {shapes[tensor.name]} has no 1- or 3-channel axis for images")
-    groups = [paths[i:i + batch] for i in range(0, len(paths) - batch + 1, batch)][:limit]
+    shape = shapes[tensor.name]
+    image_layout(tensor.name, shape)
+    groups = [paths[i:i + shape[0]] for i in range(0, len(paths) - shape[0] + 1, shape[0])][:limit]
     if not groups:
-        raise ForgeError(f"{len(paths)} image(s) cannot fill one batch of {batch}")
-    samples = []
-    for group in groups:
-        pixels = []
-        for path in group:
-            try:
-                with Image.open(path) as image:
-                    converted = image.convert("RGB" if channels == 3 else "L").resize((width, height),
-                                                                                      Image.Resampling.BILINEAR)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise ForgeError(f"{path}: cannot decode image: {exc}") from exc
-            array = np.asarray(converted, dtype=np.float32).reshape(height, width, channels) / 255.0
-            pixels.append(array.transpose(2, 0, 1) if channels_first else array)
-        samples.append({tensor.name: np.stack(pixels).astype(numpy_dtype(tensor))})
-    return samples
+        raise ForgeError(f"{len(paths)} image(s) cannot fill one batch of {shape[0]}")
+    pipeline = preprocess.get(tensor.name)
+    return [{tensor.name: np.stack([prepare_image(path, shape, tensor.name, pipeline) for path in group])
+             .astype(numpy_dtype(tensor))} for group in groups]
+
+
+def _wav_samples(paths: list[Path], inputs: list[InputRecordLike], shapes: dict[str, list[int]], limit: int | None,
+                 values: dict[str, ValueRule] | None, seed: int) -> list[Sample]:
+    """The waveform fills the one float input without a value rule; the others come from their rules."""
+    rules = values or {}
+    free = [t for t in inputs if t.name not in rules and np.issubdtype(numpy_dtype(t), np.floating)]
+    if len(free) != 1:
+        raise ForgeError(f"a .wav dataset fills one float input; give value rules (inputs.values) for all other "
+                         f"inputs: {', '.join(t.name for t in free) or 'none'} left without one")
+    audio = free[0]
+    batches = waveform_batches(paths, audio.name, shapes[audio.name], limit)
+    others = [t for t in inputs if t is not audio]
+    drawn = synthetic_samples(others, shapes, seed=seed, count=len(batches), values=rules) if others else \
+        [{} for _ in batches]
+    # in the model's input order, as every other sample: a runner that feeds inputs by position (RKNN) needs it
+    return [{t.name: batch.astype(numpy_dtype(audio)) if t is audio else sample[t.name] for t in inputs}
+            for sample, batch in zip(drawn, batches, strict=True)]
 
 
 def samples_sha256(samples: list[Sample]) -> str:

@@ -34,6 +34,9 @@ RUNS_DIR = "runs"
 STRUCTURED_RESULT_FILE = "structured_result.json"
 LATEST_RUN_FILE = "latest.json"
 """``runs/latest.json``: the pointer to the last run, whatever its status; written last."""
+DIAGNOSES_DIR = "diagnoses"
+"""One immutable directory per diagnosis, ``diagnoses/<id>/diagnosis.json`` (docs/records.md#diagnoses)."""
+DIAGNOSIS_FILE = "diagnosis.json"
 LOCKS_DIR = ".locks"
 MAX_SHAPES_TAG = 48
 SPEC_SUFFIXES = (".forge.yaml", ".forge.yml")

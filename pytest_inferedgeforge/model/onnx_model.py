@@ -8,7 +8,7 @@ ONNX is refused before any toolchain sees it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ import onnx
 from onnx.external_data_helper import uses_external_data
 
 from pytest_inferedgeforge.model.errors import ModelError, first_line
+from pytest_inferedgeforge.model.quant_audit import quantized_op_counts
 
 
 class InputRecordLike(Protocol):
@@ -57,6 +58,9 @@ class ModelInfo:
     outputs: tuple[TensorInfo, ...]
     external_data: tuple[Path, ...]
     """External-data files, as resolved paths inside the model's directory."""
+    quantized_ops: dict[str, int] = field(default_factory=dict)
+    """Quantized ops the source already holds, by op type (QDQ, QLinear*, *Integer; model/quant_audit.py): a
+    non-empty count marks an already-quantized model, which is built as it is or refused (docs/presets.md)."""
 
 
 def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
@@ -129,6 +133,7 @@ def inspect_model(path: Path) -> ModelInfo:
         inputs=inputs,
         outputs=tuple(_tensor_info(value) for value in model.graph.output),
         external_data=external,
+        quantized_ops=quantized_op_counts(model),
     )
 
 
@@ -212,7 +217,8 @@ def model_info_to_json(info: ModelInfo) -> dict[str, Any]:
         return [{"name": value.name, "dtype": value.dtype, "dims": list(value.dims)} for value in values]
     return {"opset": info.opset, "ir_version": info.ir_version, "producer": info.producer,
             "inputs": tensors(info.inputs), "outputs": tensors(info.outputs),
-            "external_data": [str(path.relative_to(info.path.parent.resolve())) for path in info.external_data]}
+            "external_data": [str(path.relative_to(info.path.parent.resolve())) for path in info.external_data],
+            "quantized_ops": info.quantized_ops}
 
 
 def model_info_from_json(path: Path, data: dict[str, Any]) -> ModelInfo:
@@ -225,7 +231,8 @@ def model_info_from_json(path: Path, data: dict[str, Any]) -> ModelInfo:
         external = tuple((root / str(name)).resolve() for name in data["external_data"])
         info = ModelInfo(path=path, opset=int(data["opset"]), ir_version=int(data["ir_version"]),
                          producer=str(data["producer"]), inputs=tensors(data["inputs"]),
-                         outputs=tensors(data["outputs"]), external_data=external)
+                         outputs=tensors(data["outputs"]), external_data=external,
+                         quantized_ops={str(op): int(count) for op, count in dict(data["quantized_ops"]).items()})
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed inspection record: {exc}") from exc
     if not info.inputs or any(not file.is_relative_to(root) or not file.is_file() for file in external):

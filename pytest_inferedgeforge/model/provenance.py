@@ -162,6 +162,8 @@ def _external_parameters(manifest: Manifest, v1: bool) -> dict[str, Any]:
     }
     if manifest.input_values:
         parameters["input_values"] = manifest.input_values
+    if manifest.preprocess:
+        parameters["preprocess"] = manifest.preprocess
     return {key: value for key, value in parameters.items() if value is not None}
 
 

@@ -58,6 +58,12 @@ def _dequantized_tensors(graph: onnx.GraphProto) -> set[str]:
     return outputs
 
 
+def quantized_op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """The quantized ops a model holds, by op type, subgraphs included: an already-quantized source."""
+    return dict(sorted(Counter(node.op_type for node, _ in walk_nodes(model.graph)
+                               if node.op_type in QUANTIZED_OP_TYPES).items()))
+
+
 def audit_quantization(model: onnx.ModelProto) -> dict[str, Any]:
     """Count quantized ops (subgraphs included) and name the compute nodes still running in float.
 

@@ -16,6 +16,7 @@ from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecErro
 from pytest_inferedgeforge.model.inputs import ValueRule
 from pytest_inferedgeforge.model.layout import spec_stem
 from pytest_inferedgeforge.model.precision import Precision
+from pytest_inferedgeforge.model.preprocess import Preprocess
 from pytest_inferedgeforge.model.presets import BackendCatalog, Preset, load_preset
 from pytest_inferedgeforge.model.regression import HOST_DRIFT_LIMIT, AccuracyMetric, LatencyMetric, Rule, parse_rule
 from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA
@@ -99,7 +100,16 @@ class InputsSpec(BaseModel):
     shapes: dict[str, list[PositiveInt]] | None = Field(None, description="Concrete shapes for dynamic inputs.")
     seed: int = Field(DEFAULT_SEED, description="Seed of synthetic inputs (different from the calibration seed).")
     samples: PositiveInt = Field(DEFAULT_SAMPLES, description="How many inputs to compare and cycle through in the benchmark.")
-    dataset: str | None = Field(None, description="Directory of .npy/.npz inputs, relative to the spec file.")
+    dataset: str | None = Field(None, description=(
+        "Evaluation inputs (smoke run, parity, benchmark): a directory of .npy/.npz, image or 16-bit PCM .wav "
+        "files, relative to the spec file."))
+    calibration: str | None = Field(None, description=(
+        "int8 calibration inputs: a directory like dataset's, relative to the spec file; default: the preset's "
+        "calibration.dataset, else seeded synthetic inputs. Keep it apart from dataset: calibrating on the "
+        "evaluation files is recorded as a warning."))
+    preprocess: dict[str, Preprocess] | None = Field(None, description=(
+        "Per image input: how dataset images become the tensor (resize, scale, mean, std, channel_order), the "
+        "same for calibration and evaluation; recorded in the manifest and part of the build key."))
     values: dict[str, ValueRule] | None = Field(None, description=(
         "Per-input rules for synthetic values: {value: 16000}, {choice: [8000, 16000]}, {range: [0, 256]}, "
         "{dtype: int}. Also used for calibration, the smoke run and rebuild checks."))
@@ -125,6 +135,9 @@ class BenchmarkSpec(BaseModel):
         "else is not judged. null ignores the probe (judge on the intervals alone)."))
     budget: dict[LatencyMetric, str] = Field(default_factory=dict, description=(
         "Regression budget against the baseline, e.g. {median: '+10%', p99: '+20%'}; see docs/experiments.md#baselines."))
+    require_faster_than_fp32: bool = Field(False, description=(
+        "Fail an int8/fp16 item whose speed verdict is 'slower' than the fp32 run of the same model on this host "
+        "(docs/experiments.md#speed-verdict); off, the verdict is reported only."))
 
     @field_validator("budget")
     @classmethod
@@ -150,6 +163,9 @@ class AccuracySpec(BaseModel):
         "Per-output parity settings by output name; outputs not named get the defaults."))
     budget: dict[AccuracyMetric, float] = Field(default_factory=dict, description=(
         "Allowed change against the baseline, e.g. {cosine: -0.001, max_abs_error: 0.01}."))
+    diagnose: bool = Field(True, description=(
+        "When an int8/fp16 item fails parity, diagnose its build on the run's inputs (inferedgeforge diagnose) "
+        "and add the worst tensors to the failure; false skips that work."))
 
     def rules(self) -> list[Rule]:
         return [Rule(metric, limit, relative=False) for metric, limit in self.budget.items()]
@@ -157,6 +173,28 @@ class AccuracySpec(BaseModel):
     def override_for(self, precision: str) -> Thresholds | None:
         """The spec's own thresholds for ``precision``; None leaves the defaults (:func:`effective_thresholds`)."""
         return self.thresholds.get(precision)  # type: ignore[call-overload]
+
+
+DEFAULT_MAX_TRIALS = 16
+"""Trials of an int8 search (``tune``, ``quantization.search``) when none is given."""
+
+
+class SearchSpec(BaseModel):
+    """The budget of the int8 search (``inferedgeforge tune``): it stops at whichever limit comes first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_trials: PositiveInt = Field(DEFAULT_MAX_TRIALS, description="Most trials (real builds) the search runs.")
+    timeout_s: float | None = Field(None, gt=0, description=(
+        "Wall-clock limit of the whole search, the resulting build included; null: only max_trials limits it."))
+
+
+class QuantizationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    search: SearchSpec | None = Field(None, description=(
+        "Search the spec's static int8 presets for an artifact that passes parity (docs/cli.md#tune); null: "
+        "build the presets as they are."))
 
 
 class ExperimentSpec(BaseModel):
@@ -169,6 +207,7 @@ class ExperimentSpec(BaseModel):
     inputs: InputsSpec = Field(default_factory=InputsSpec)
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     accuracy: AccuracySpec = Field(default_factory=AccuracySpec)
+    quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
 
 
 @dataclass(frozen=True)
@@ -186,6 +225,11 @@ class Experiment:
     @property
     def dataset(self) -> Path | None:
         return (self.path.parent / self.spec.inputs.dataset).resolve() if self.spec.inputs.dataset else None
+
+    @property
+    def calibration(self) -> Path | None:
+        """``inputs.calibration`` resolved; None leaves calibration to the preset."""
+        return (self.path.parent / self.spec.inputs.calibration).resolve() if self.spec.inputs.calibration else None
 
 
 def load_experiment(path: Path, presets_root: Path | None, backends: BackendCatalog) -> Experiment:
@@ -209,7 +253,8 @@ def load_experiment(path: Path, presets_root: Path | None, backends: BackendCata
             presets.append(load_preset(preset_id, presets_root, backends))
         except PresetError as exc:
             errors[preset_id] = f"{path}: field 'presets.{index}': {exc}"
-    if spec.inputs.dataset and not (path.parent / spec.inputs.dataset).is_dir():
-        raise SpecError(f"{path}: field 'inputs.dataset': directory not found: {path.parent / spec.inputs.dataset}")
+    for name, directory in (("dataset", spec.inputs.dataset), ("calibration", spec.inputs.calibration)):
+        if directory and not (path.parent / directory).is_dir():
+            raise SpecError(f"{path}: field 'inputs.{name}': directory not found: {path.parent / directory}")
     return Experiment(name=spec.name or spec_stem(path), path=path, model=model, presets=presets, spec=spec,
                       preset_errors=errors)

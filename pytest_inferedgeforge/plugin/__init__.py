@@ -138,6 +138,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """After any reordering plugin (pytest-randomly): each spec's fp32 items run before its int8/fp16 items,
+    so their speed verdicts find the fp32 run made in the same session."""
+    if any(is_spec_file(item.path) for item in items):
+        from pytest_inferedgeforge.plugin.items import fp32_first
+
+        fp32_first(items)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     """One digest memo per item: its build check, invariants, run and parity hash each file once."""

@@ -13,6 +13,7 @@ from pytest_inferedgeforge.engine.build import VerifiedBuild, build
 from pytest_inferedgeforge.engine.checks import build_invariants
 from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_experiment, load_preset
+from pytest_inferedgeforge.engine.quantization.speed import describe as describe_speed
 from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.engine.runs import RunSettings, run_native, run_samples
 from pytest_inferedgeforge.engine.smoke import smoke_run
@@ -22,6 +23,7 @@ from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
 from pytest_inferedgeforge.plugin.baseline import check_baseline, latency_properties, regression_rules
 from pytest_inferedgeforge.plugin.markers import register_preset_markers
+from pytest_inferedgeforge.plugin.quantization import diagnosis_lines, search_build, searches
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
 from pytest_inferedgeforge.plugin.sharing import shared_cache, signer
 
@@ -59,8 +61,14 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
     plan = plan_build(model, preset, settings.output_root, input_shapes=input_shapes,
                       input_values=inputs.values if inputs else None,
                       input_seed=inputs.seed if inputs else DEFAULT_SEED,
-                      input_dataset=experiment.dataset if experiment is not None else None)
-    outcome = build(plan, force=settings.rebuild, signer=signer(config), shared=shared_cache(config))
+                      input_dataset=experiment.dataset if experiment is not None else None,
+                      calibration_dataset=experiment.calibration if experiment is not None else None,
+                      preprocess=inputs.preprocess if inputs else None)
+    return checked(build(plan, force=settings.rebuild, signer=signer(config), shared=shared_cache(config)))
+
+
+def checked(outcome: VerifiedBuild) -> VerifiedBuild:
+    """``outcome``, once every build invariant holds; else the item fails with one line per violation."""
     violations = build_invariants(outcome)
     if violations:
         raise ForgeCheckFailed("\n".join(issue.line() for issue in violations))
@@ -93,6 +101,10 @@ def record_properties(item: pytest.Item, outcome: VerifiedBuild) -> None:
     ])
     if outcome.pushed:
         item.user_properties.append(("cache_push", outcome.pushed))
+    if manifest.calibration is not None:
+        item.user_properties.append(("calibration_source", manifest.calibration.source))
+        if manifest.calibration.warnings:
+            item.user_properties.append(("calibration_warnings", "; ".join(manifest.calibration.warnings)))
 
 
 def param_nodeid(parent: pytest.Collector, name: str, param: str) -> str:
@@ -151,13 +163,33 @@ class ForgeItem(CleanFailureItem):
 
     def runtest(self) -> None:
         spec = self.experiment.spec
-        outcome = build_for_test(self.config, self.experiment.model, self.preset, spec.inputs.shapes, self.experiment)
-        record_properties(self, outcome)
         settings = get_settings(self.config)
+        if searches(self.experiment, self.preset):
+            outcome = self._search(settings)
+        else:
+            outcome = build_for_test(self.config, self.experiment.model, self.preset, spec.inputs.shapes,
+                                     self.experiment)
+        record_properties(self, outcome)
         if not settings.benchmark or not (spec.benchmark.enabled or spec.accuracy.enabled):
             self._smoke(outcome)
             return
         self._benchmark(outcome.record, settings)
+
+    def _search(self, settings: ForgeSettings) -> VerifiedBuild:
+        """The spec's int8 search in place of the plain build; its result is then checked like any build. With no
+        passing trial the item fails with the search's outcome and the diagnosis of the best trial's build."""
+        tuned = search_build(self, self.experiment, self.preset, settings)
+        outcome = checked(tuned.build)
+        if not tuned.passed:
+            record_properties(self, outcome)
+            raise ForgeCheckFailed("\n".join([tuned.summary, *self._diagnosis(outcome.record, settings)]))
+        return outcome
+
+    def _diagnosis(self, record: BuildRecord, settings: ForgeSettings) -> list[str]:
+        """The failure's diagnosis lines, unless the spec turned them off (accuracy.diagnose: false)."""
+        if not self.experiment.spec.accuracy.diagnose:
+            return []
+        return diagnosis_lines(self, record, self._run_settings(settings))
 
     def _smoke(self, outcome: VerifiedBuild) -> None:
         """One inference on the artifact; the benchmark step covers this when it runs. A verified cache hit reports
@@ -201,6 +233,9 @@ class ForgeItem(CleanFailureItem):
         self.user_properties.extend([("runner", summary.runner), ("evidence", summary.evidence),
                                      *latency_properties(summary),
                                      ("structured_result_path", str(run.structured_result_path))])
+        if summary.speed_vs_fp32 is not None:  # said plainly; a handoff, not a judgement (unless the spec asks)
+            self.user_properties.extend([("speed_vs_fp32", describe_speed(summary.speed_vs_fp32)),
+                                         ("speed_ratio_vs_fp32", summary.speed_vs_fp32.ratio)])
         if run.parity is not None:
             parity = run.parity
             self.user_properties.extend([
@@ -212,15 +247,35 @@ class ForgeItem(CleanFailureItem):
             if parity.warnings:
                 self.user_properties.append(("parity_warnings", "; ".join(parity.warnings)))
             if not parity.passed:
-                warnings = record.manifest.warnings or []
-                raise ForgeCheckFailed("accuracy parity vs the source model failed: " + "; ".join(parity.failures)
-                                       + "".join(f"; build warning: {warning}" for warning in warnings[:3]))
+                calibration = record.manifest.calibration
+                warnings = [*(record.manifest.warnings or []),
+                            *(f"calibration: {line}" for line in (calibration.warnings or [] if calibration else []))]
+                message = ("accuracy parity vs the source model failed: " + "; ".join(parity.failures)
+                           + "".join(f"; build warning: {warning}" for warning in warnings[:3]))
+                raise ForgeCheckFailed("\n".join([message, *self._diagnosis(record, settings)]))
         rules = regression_rules(settings, self.experiment.spec)
         if rules:
             check_baseline(self, record, summary, rules, settings, self.experiment.spec.benchmark.max_host_drift)
+        verdict = summary.speed_vs_fp32
+        if verdict is not None and verdict.verdict == "slower" and self.experiment.spec.benchmark.require_faster_than_fp32:
+            raise ForgeCheckFailed(f"benchmark.require_faster_than_fp32: {describe_speed(verdict)}")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.experiment.name}[{self.preset.name}]"
+
+
+def fp32_first(items: list[pytest.Item]) -> None:
+    """Reorder in place: within each spec, its fp32 items take the first of the places its items hold (all other
+    items keep their places), so an int8/fp16 item's speed verdict finds the fp32 run of this session."""
+    places: dict[Path, list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, ForgeItem):
+            places.setdefault(item.path, []).append(index)
+    for indices in places.values():
+        ordered = sorted((items[index] for index in indices),
+                         key=lambda item: str(item.preset.precision) != "fp32")  # type: ignore[attr-defined]
+        for index, item in zip(indices, ordered, strict=True):
+            items[index] = item
 
 
 def parametrize_forge_marker(metafunc: pytest.Metafunc) -> None:

@@ -41,7 +41,9 @@ def _message(report: pytest.TestReport) -> str | None:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     text = report.longreprtext.strip()
-    return text.splitlines()[-1][:500] if text else None
+    # a failure's diagnosis lines follow the failure itself; the table shows the failure (the note, the diagnosis)
+    lines = [line for line in text.splitlines() if not line.startswith("diagnosis")] or text.splitlines()
+    return lines[-1][:500] if text else None
 
 
 def _size(value: Any) -> str:
@@ -102,6 +104,14 @@ def _notes(row: _Row) -> list[str]:
         notes.append(f"unstable: {p.get('unstable_because', 'see the run record')}")
     if p.get("parity_warnings"):
         notes.append(f"parity: {p['parity_warnings']}")
+    if p.get("calibration_warnings"):
+        notes.append(f"calibration: {p['calibration_warnings']}")
+    if p.get("speed_vs_fp32"):
+        notes.append(f"speed: {p['speed_vs_fp32']}")
+    if p.get("tune_summary") and row.outcome == "passed":  # a failed search's summary is its message
+        notes.append(f"int8 search: {p['tune_summary']}")
+    if p.get("diagnosis"):
+        notes.append(f"diagnosis: {p['diagnosis']}")
     baseline = p.get("baseline")
     if isinstance(baseline, dict):
         if baseline.get("run_id") is None:
@@ -271,6 +281,8 @@ class ForgeReporter:
             lines.append(f"| `{item.nodeid}` | {item.outcome} | {_cache_cell(p)} | {_num(p.get('mean_ms'), 3)} | "
                          f"{_num(p.get('median_ms'), 3)} | {_p99(p)} | {_cv(p)} | {_num(p.get('min_cosine'), 6)} | "
                          f"{p.get('evidence') or '-'} |")
+        lines.extend(f"\n`{item.nodeid}`: **{item.properties['speed_vs_fp32']}**" for item in report.items
+                     if str(item.properties.get("speed_vs_fp32", "")).startswith("slower than fp32"))
         for handoff in report.compare:
             for pair in handoff.pairs:
                 lines.append(f"\n`{pair.lab_command}`")

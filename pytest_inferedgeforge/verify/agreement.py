@@ -12,7 +12,7 @@ from pytest_inferedgeforge.model.records.key import PART_FIELDS, PART_NAMES, key
 from pytest_inferedgeforge.verify.manifest import Issue, path_issues
 
 SHARED_SECTIONS = ("build", "source_model", "preset_snapshot", "input_shapes", "toolchain", "calibration", "tool",
-                   "quantization", "warnings", "input_values", "smoke")
+                   "quantization", "warnings", "input_values", "smoke", "preprocess")
 """Top-level sections both files carry; a Forge build writes them identically."""
 ARTIFACT_KEYS = ("path", "format", "role", "sha256", "file", "size_bytes")
 RUNTIME_PAIRS = (("engine", "engine"), ("device", "device"), ("precision", "precision"),

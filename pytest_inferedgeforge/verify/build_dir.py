@@ -24,6 +24,7 @@ from pytest_inferedgeforge.verify.provenance import provenance_issues
 from pytest_inferedgeforge.verify.run_signature import run_signature_issues
 from pytest_inferedgeforge.verify.runs import run_record_issues
 from pytest_inferedgeforge.verify.signature import signature_issues
+from pytest_inferedgeforge.verify.tuning import tuning_issues
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key
@@ -55,6 +56,7 @@ def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *, require_
     location, _ = artifact_location(entry, build_dir, "artifact") if isinstance(entry, dict) else (None, [])
     if location is not None:
         report.issues.extend(lab_path_issues(metadata, location, build_dir))
+    report.issues.extend(tuning_issues(build_dir, manifest))
     report.issues.extend(provenance_issues(build_dir, manifest))
     report.issues.extend(signature_issues(build_dir, keys or [], require=require_signature))
     report.issues.extend(oms_issues(build_dir, keys or []))

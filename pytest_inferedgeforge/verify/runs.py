@@ -57,6 +57,10 @@ def _figures(summary: dict[str, Any], label: str) -> list[Issue]:
         for key in ("mean_ms", "p99_ms"):
             if summary.get(key) is not None and not _close(summary.get(key), latency.get(key)):
                 issues.append(Issue("ERROR", f"{label}.{key}", f"differs from latency.{key}"))
+        speed = summary.get("speed_vs_fp32")  # the speed verdict's copy of this run's median must be its median
+        if isinstance(speed, dict) and speed.get("median_ms") is not None \
+                and not _close(speed.get("median_ms"), latency.get("median_ms")):
+            issues.append(Issue("ERROR", f"{label}.speed_vs_fp32.median_ms", "differs from latency.median_ms"))
     latencies = summary.get("latencies_ms")
     if isinstance(latencies, list) and latencies and isinstance(latency, dict):
         max_cv = summary.get("max_cv")

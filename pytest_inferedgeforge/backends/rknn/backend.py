@@ -20,14 +20,15 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
+from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, LayerAnalysis, parse_options
+from pytest_inferedgeforge.backends.rknn.analysis import layer_analysis, write_samples
 from pytest_inferedgeforge.backends.rknn.toolchain import (
     WORKER_SCRIPT,
     ask_worker,
@@ -53,6 +54,7 @@ from pytest_inferedgeforge.model.records.paths import locate_source, source_refe
 REQUEST_FILE = "rknn_build.json"
 TOOLKIT_LOG = "rknn_toolkit.log"
 CALIBRATION_DIR = "calibration"
+ANALYSIS_TIMEOUT_S = 1800
 
 
 class RknnOptions(BaseModel):
@@ -165,6 +167,20 @@ def _absolute_dataset(work_dir: Path, dataset_rel: str, scratch: Path) -> Path:
     return copy
 
 
+def replay_request(artifact: Path, scratch: Path) -> dict[str, Any]:
+    """The recorded conversion (``rknn_build.json`` beside the artifact) as a worker request run in ``scratch``:
+    the simulator only runs or analyses a model converted in its own session."""
+    request_path = artifact.parent / REQUEST_FILE
+    if not request_path.is_file():
+        raise ToolchainUnavailable(f"{request_path} is missing; the simulator needs the recorded conversion")
+    recorded = json.loads(request_path.read_text(encoding="utf-8"))
+    dataset = recorded.get("dataset")
+    return {"model": str(RknnRunner.source(recorded, artifact.parent)), "config": recorded["config"],
+            "do_quantization": recorded["do_quantization"],
+            "dataset": str(_absolute_dataset(artifact.parent, dataset, scratch)) if dataset else None,
+            "inputs": recorded.get("inputs"), "input_size_list": recorded.get("input_size_list")}
+
+
 RECIPE_LEVEL = "recipe-level (simulator re-conversion)"
 """The label of figures measured on a re-conversion the simulator holds, not on the artifact's bytes."""
 
@@ -180,7 +196,7 @@ class RknnRunner:
     """
 
     @staticmethod
-    def _source(recorded: dict[str, Any], build_dir: Path) -> Path:
+    def source(recorded: dict[str, Any], build_dir: Path) -> Path:
         """The source model the conversion is replayed from, found as every record's source is (relative to the
         output root's parent, else at its absolute path), so a moved build directory still simulates."""
         found = locate_source({"path": recorded.get("model"), "path_abs": recorded.get("model_abs")}, build_dir)
@@ -191,21 +207,10 @@ class RknnRunner:
 
     def __init__(self, artifact: Path, threads: int | None) -> None:
         artifact = artifact.resolve()  # the worker runs in another directory
-        request_path = artifact.parent / REQUEST_FILE
-        if not request_path.is_file():
-            raise ToolchainUnavailable(f"{request_path} is missing; the simulator needs the recorded conversion")
-        recorded = json.loads(request_path.read_text(encoding="utf-8"))
         target = os.environ.get("FORGE_RKNN_TARGET")
         self._scratch = tempfile.TemporaryDirectory(prefix="forge-rknn-")
         scratch = Path(self._scratch.name)
-        dataset = recorded.get("dataset")
-        request = {
-            "op": "serve", "model": str(self._source(recorded, artifact.parent)), "config": recorded["config"],
-            "do_quantization": recorded["do_quantization"],
-            "dataset": str(_absolute_dataset(artifact.parent, dataset, scratch)) if dataset else None,
-            "inputs": recorded.get("inputs"), "input_size_list": recorded.get("input_size_list"),
-            "artifact": str(artifact), "target": target,
-        }
+        request = {"op": "serve", **replay_request(artifact, scratch), "artifact": str(artifact), "target": target}
         python = env_python(rknn_env_dir())
         self._stderr = (scratch / "worker.stderr").open("w+", encoding="utf-8")
         self._process = subprocess.Popen([str(python), "-P", str(WORKER_SCRIPT)], stdin=subprocess.PIPE,
@@ -219,8 +224,8 @@ class RknnRunner:
             "" if self.identical_to_artifact else f", {RECIPE_LEVEL}: not the artifact's bytes")
         self.settings = {"runtime": where, "threads": threads, "identical_to_artifact": self.identical_to_artifact,
                          "evidence": self.evidence}
-        config = recorded["config"]
-        names = recorded.get("inputs") or []
+        config = request["config"]
+        names = request.get("inputs") or []
         self._normalisation = {name: (np.asarray(mean, np.float32), np.asarray(std, np.float32))
                                for name, mean, std in zip(names, config.get("mean_values") or [],
                                                           config.get("std_values") or [], strict=False)}
@@ -363,3 +368,19 @@ class RKNNBackend:
         if not self.available().ok:
             raise ToolchainUnavailable(f"rknn-toolkit2 is not installed; {rknn_install_hint()}")
         return RknnRunner(artifact, threads)
+
+    def layer_analysis(self, source: Path, artifact: Path, samples: Sequence[Sample]) -> LayerAnalysis:
+        """rknn-toolkit2's own ``accuracy_analysis`` of the recorded conversion, replayed on the simulator from the
+        verified ``source`` (analysis.py); the toolkit's dumps stay in a temporary directory, never the cwd."""
+        if not self.available().ok:
+            raise ToolchainUnavailable(f"rknn-toolkit2 is not installed; {rknn_install_hint()}")
+        artifact = artifact.resolve()
+        with tempfile.TemporaryDirectory(prefix="forge-rknn-analysis-") as name:
+            scratch = Path(name)
+            request = {"op": "analyse", **replay_request(artifact, scratch), "model": str(source.resolve()),
+                       "samples": write_samples(samples, scratch), "scratch": name}
+            reply = ask_worker(env_python(rknn_env_dir()), request, timeout_s=ANALYSIS_TIMEOUT_S, cwd=scratch)
+        if not reply.get("ok"):
+            cause = toolkit_error(str(reply.get("_stderr", ""))) or first_line(str(reply.get("error")))
+            raise RunnerError(f"rknn-toolkit2 accuracy_analysis failed: {cause}")
+        return layer_analysis(reply, file_digest(artifact))

@@ -9,6 +9,10 @@ Requests:
   {"op": "build", "model", "output", "config", "do_quantization", "dataset", "inputs", "input_size_list",
    "verbose_file"}
   {"op": "serve", "model", "config", "do_quantization", "dataset", "inputs", "input_size_list", "artifact", "target"}
+  {"op": "analyse", "model", "config", "do_quantization", "dataset", "inputs", "input_size_list", "samples",
+   "scratch"}: the toolkit's accuracy_analysis on the simulator, once per sample (a list of .npy paths, one per
+   input); replies with each sample's error_analysis.txt and, per layer, the ratio of its widest to its narrowest
+   channel range (axis 1) in the float ("golden") dump
 
 The caller runs the worker in a scratch directory: the toolkit writes debug dumps
 (``check*.onnx``) into the current directory.
@@ -118,6 +122,53 @@ def serve(request):
     rknn.release()
 
 
+def channel_ratios(output_dir):
+    """Per layer: widest over narrowest channel range (axis 1, rank >= 3, channels that vary) of its float dump."""
+    import numpy as np
+
+    ratios = {}
+    with open(os.path.join(output_dir, "map_name_to_file.txt"), encoding="utf-8") as handle:
+        rows = [line.split() for line in handle if line.strip() and not line.startswith(("layer_name", "-"))]
+    for layer, file_name in (row for row in rows if len(row) == 2):
+        path = os.path.join(output_dir, "golden", "npy", os.path.splitext(file_name)[0] + ".npy")
+        if not os.path.isfile(path):
+            continue
+        values = np.load(path)
+        if values.ndim < 3 or values.shape[1] < 2:
+            continue
+        axes = tuple(axis for axis in range(values.ndim) if axis != 1)
+        ranges = values.max(axis=axes).astype(np.float64) - values.min(axis=axes)
+        ranges = ranges[ranges > 0]
+        if ranges.size > 1:
+            ratios[layer] = float(ranges.max() / ranges.min())
+    return ratios
+
+
+def analyse(request):
+    import shutil
+
+    from rknn.api import RKNN
+
+    rknn = RKNN(verbose=False)
+    reports, ratios = [], {}
+    try:
+        convert(rknn, request, [])
+        exported = os.path.join(request["scratch"], "model.rknn")
+        check("export_rknn", rknn.export_rknn(exported))
+        for index, inputs in enumerate(request["samples"]):
+            output_dir = os.path.join(request["scratch"], f"analysis_{index}")
+            check("accuracy_analysis", rknn.accuracy_analysis(inputs=inputs, output_dir=output_dir, target=None))
+            with open(os.path.join(output_dir, "error_analysis.txt"), encoding="utf-8") as handle:
+                reports.append(handle.read())
+            for layer, ratio in channel_ratios(output_dir).items():
+                ratios[layer] = max(ratio, ratios.get(layer, 0.0))
+            shutil.rmtree(output_dir)  # every layer's dumps: hundreds of MB per sample for a detector
+    finally:
+        rknn.release()
+    reply({"ok": True, "export_sha256": sha256(exported), "reports": reports, "channel_ratios": ratios,
+           "versions": versions()})
+
+
 def main():
     request = json.loads(sys.stdin.readline())
     try:
@@ -129,6 +180,8 @@ def main():
             build(request)
         elif request["op"] == "serve":
             serve(request)
+        elif request["op"] == "analyse":
+            analyse(request)
         else:
             reply({"ok": False, "error": f"unknown op {request['op']}"})
     except Exception as exc:

@@ -148,11 +148,19 @@ class Toolchain(Record):
 
 
 class Calibration(Record):
-    source: Literal["dataset", "synthetic"]
-    samples: int
+    source: Literal["dataset", "synthetic"] = Field(description="Where the samples came from.")
+    samples: int = Field(description="How many samples were fed.")
     seed: int | None = None
-    dataset: str | None = None
+    dataset: str | None = Field(None, description=(
+        "The dataset directory: as the preset wrote it, or (named_by: inputs) relative to the output root's parent."))
     sha256: str = Field(description="Hash of the calibration samples exactly as fed to the toolchain.")
+    named_by: Literal["preset", "inputs"] | None = Field(None, description=(
+        "Who named the dataset: the preset's calibration.dataset, or the spec's inputs.calibration / "
+        "--calibration-dataset."))
+    dataset_sha256: str | None = Field(None, description=(
+        "Digest of the dataset's files (name and sha256 of each), as in build.calibration_dataset_sha256."))
+    warnings: list[str] | None = Field(None, description=(
+        "Synthetic calibration, or calibration files that are also evaluation files (same sha256)."))
 
 
 class QuantizationAudit(Record):
@@ -163,6 +171,11 @@ class QuantizationAudit(Record):
     by_op_type: dict[str, int]
     float_compute_nodes_total: int = Field(description="Conv/MatMul/Gemm/LSTM/... nodes left in float.")
     float_compute_nodes: list[str] = Field(description="Their names and op types (the first 50).")
+    already_quantized: bool | None = Field(None, description=(
+        "True when the source model already held quantized ops: it was built as it is (graph optimization only, "
+        "no second quantization); see docs/presets.md#already-quantized-models."))
+    source_quantized_ops: dict[str, int] | None = Field(None, description=(
+        "With already_quantized: the quantized ops the source held, by op type."))
 
 
 class SmokeRecord(Record):
@@ -207,6 +220,9 @@ class BuildMetadata(Record):
     warnings: list[str] | None = Field(None, description="What the toolchain did that a reviewer must know "
                                                          "(clamped fp16 weights, ...).")
     input_values: dict[str, Any] | None = Field(None, description="Value rules of the synthetic inputs.")
+    preprocess: dict[str, Any] | None = Field(None, description=(
+        "Per input: how dataset images were prepared (resize, scale, mean, std, channel_order), the same for "
+        "calibration and evaluation; part of the build key."))
     smoke: SmokeRecord | None = None
 
 
@@ -245,6 +261,9 @@ class Manifest(Record):
     warnings: list[str] | None = Field(None, description="What the toolchain did that a reviewer must know "
                                                          "(clamped fp16 weights, ...).")
     input_values: dict[str, Any] | None = Field(None, description="Value rules of the synthetic inputs.")
+    preprocess: dict[str, Any] | None = Field(None, description=(
+        "Per input: how dataset images were prepared (resize, scale, mean, std, channel_order), the same for "
+        "calibration and evaluation; part of the build key."))
     smoke: SmokeRecord | None = None
 
 

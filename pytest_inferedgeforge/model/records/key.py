@@ -2,7 +2,7 @@
 
 A build key is the sha256 of the digests of its parts (record format, source
 model and external data, preset snapshot, input shapes, toolchain and versions,
-calibration dataset, input value rules). Every part is recorded, by value, in
+calibration dataset, input value rules, image preprocessing). Every part is recorded, by value, in
 the build's records, and by digest in ``build.key_parts``; recomputing both from
 a record shows whether any input was edited after the build.
 """
@@ -16,13 +16,15 @@ from pytest_inferedgeforge.model.jsonio import section
 
 PART_NAMES = {"record_format": "record format", "source_sha256": "source model", "external_data": "external data",
               "preset": "preset", "input_shapes": "input shapes", "toolchain": "toolchain",
-              "calibration_dataset": "calibration dataset", "input_values": "input value rules"}
+              "calibration_dataset": "calibration dataset", "input_values": "input value rules",
+              "preprocess": "input preprocessing"}
 """Each part's name as a user reads it ("build inputs changed (input shapes changed)")."""
 
 PART_FIELDS = {"record_format": "build.record_format", "source_sha256": "source_model.sha256",
                "external_data": "source_model.external_data", "preset": "preset_snapshot",
                "input_shapes": "input_shapes", "toolchain": "toolchain.backend/toolchain.versions",
-               "calibration_dataset": "build.calibration_dataset_sha256", "input_values": "input_values"}
+               "calibration_dataset": "build.calibration_dataset_sha256", "input_values": "input_values",
+               "preprocess": "preprocess"}
 """Where a record states each part."""
 
 
@@ -51,4 +53,6 @@ def recorded_parts(record: dict[str, Any]) -> dict[str, Any]:
     }
     if record.get("input_values"):
         parts["input_values"] = record["input_values"]
+    if record.get("preprocess"):
+        parts["preprocess"] = record["preprocess"]
     return parts

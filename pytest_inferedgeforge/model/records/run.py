@@ -23,6 +23,26 @@ def measured_on(evidence: str | None) -> Literal["device", "simulator"]:
     return "device" if evidence in (None, "artifact") else "simulator"
 
 
+class SpeedVerdict(Record):
+    """An int8/fp16 run's median against the latest fp32 run of the same model on this host, with the same settings
+    (docs/experiments.md#speed-verdict): a passing int8 artifact that runs slower than fp32 is not worth deploying."""
+
+    verdict: str = Field(description=(
+        "faster, slower or no_clear_difference (the two medians' 95 % intervals overlap), or "
+        "'not established: <why>' in plain words."))
+    fp32_build_dir: str | None = Field(None, description="The fp32 build directory's name in the output root.")
+    fp32_build_key: str | None = None
+    fp32_preset: str | None = None
+    fp32_run_id: str | None = None
+    fp32_median_ms: float | None = None
+    fp32_median_ci_ms: tuple[float, float] | None = None
+    median_ms: float | None = Field(None, description="This run's median (its latency.median_ms).")
+    median_ci_ms: tuple[float, float] | None = None
+    ratio: float | None = Field(None, description="median_ms / fp32_median_ms: above 1 is slower than fp32.")
+    host_drift: float | None = Field(None, description=(
+        "How far the host's speed probe moved between the fp32 run and this one (relative), when both recorded it."))
+
+
 class RunSummary(Record):
     """``run_summary.json``: the original's keys (docs/contract.md#run-summary), versioned, plus the figures and the
     artifact hash measured when the run started, which is what compare readiness is judged on."""
@@ -79,6 +99,16 @@ class RunSummary(Record):
     accuracy_evidence_sha256: str | None = Field(None, description="sha256 of runs/<run_id>/accuracy_evidence.json.")
     lab_structured_result_path: str | None = Field(None, description=(
         "--via lab: where Lab saved its structured result; structured_result_path is Forge's bound copy of it."))
+    speed_vs_fp32: SpeedVerdict | None = Field(None, description=(
+        "int8 and fp16 runs: the median against the latest fp32 run of the same model on this host."))
+
+
+def run_settings(summary: RunSummary) -> dict[str, Any]:
+    """What must match for two runs' latencies to be comparable: who ran it, warm-up, count or time budget, threads
+    (the compare table and the speed verdict against fp32 ask the same)."""
+    threads = (summary.settings or {}).get("intra_op_threads")
+    amount = f"{summary.min_duration_s:g} s" if summary.min_duration_s else f"{summary.runs} runs"
+    return {"via": summary.via, "warmup": summary.warmup, "amount": amount, "threads": threads}
 
 
 class LatestRun(Record):

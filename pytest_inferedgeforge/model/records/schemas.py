@@ -18,11 +18,13 @@ def _models() -> dict[str, type[BaseModel]]:
     from pytest_inferedgeforge.model.provenance import Statement
     from pytest_inferedgeforge.model.records.build import BuildMetadata, Manifest
     from pytest_inferedgeforge.model.records.cache import CacheEntry
+    from pytest_inferedgeforge.model.records.diagnosis import Diagnosis
     from pytest_inferedgeforge.model.records.evidence import AccuracyEvidence
     from pytest_inferedgeforge.model.records.lab_result import StructuredResult
     from pytest_inferedgeforge.model.records.report import ForgeReport
     from pytest_inferedgeforge.model.records.reproduce import ReproducibilityReport
     from pytest_inferedgeforge.model.records.run import LatestRun, RunSummary
+    from pytest_inferedgeforge.model.records.tuning import TuningTrial
     from pytest_inferedgeforge.model.spec import ExperimentSpec
 
     return {
@@ -38,6 +40,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "report": ForgeReport,
         "provenance": Statement,
         "cache_entry": CacheEntry,
+        "tuning_trial": TuningTrial,
+        "diagnosis": Diagnosis,
     }
 
 

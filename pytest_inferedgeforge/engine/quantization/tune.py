@@ -1,0 +1,395 @@
+"""The int8 search (``inferedgeforge tune``): find a static int8 artifact that passes parity, and is fast.
+
+Each step is a trial, a real build (engine/quantization/tune_trial.py), in this order:
+
+1. the preset as is;
+2. calibration settings, one change each against (1): the other calibration methods, per-channel weights
+   toggled, ``reduce_range``, symmetric activations;
+3. when nothing passed yet: from the best trial so far, keep in float (``nodes_to_exclude``) the node the
+   diagnosis (engine/quantization/diagnose.py) ranks worst, diagnose the new artifact, and again, until parity
+   passes;
+4. a revert pass: re-quantize each kept node once and keep it quantized when parity still passes, so every float
+   node left is proven necessary by a recorded trial.
+
+``max_trials`` and ``timeout_s`` hold: a trial starts only when the longest trial so far, and one more build for
+the result, still fit before the deadline. The fastest passing trial wins (else the best failing one, by its
+figures) and is built again, as an ordinary build of the preset with the trial's options, into the output root
+with the ledger bound in (engine/quantization/tune_ledger.py), so ``rebuild-from-manifest`` reproduces it with no
+search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pytest_inferedgeforge.backends.api import parse_options
+from pytest_inferedgeforge.backends.onnxruntime import OnnxRuntimeOptions
+from pytest_inferedgeforge.engine.build import VerifiedBuild, build
+from pytest_inferedgeforge.engine.plan import BuildPlan, plan_build
+from pytest_inferedgeforge.engine.presets import load_preset
+from pytest_inferedgeforge.engine.quantization.diagnose import diagnose_onnxruntime, worst_nodes
+from pytest_inferedgeforge.engine.quantization.tune_ledger import LedgerBackend
+from pytest_inferedgeforge.engine.quantization.tune_trial import BENCH_S, Evaluation, TrialResult, TrialRunner, median_ms
+from pytest_inferedgeforge.engine.signing import SigningKey
+from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.inputs import ValueRule
+from pytest_inferedgeforge.model.preprocess import Pipelines
+from pytest_inferedgeforge.model.presets import Preset
+from pytest_inferedgeforge.model.records.tuning import TUNING_LEDGER, Stage, TuningTrial
+from pytest_inferedgeforge.model.spec import DEFAULT_MAX_TRIALS, DEFAULT_SAMPLES, DEFAULT_SEED, OutputCheck, Thresholds
+
+FP32_PRESET = "onnxruntime/cpu_fp32"
+"""The build every trial's latency is compared with."""
+RANKED_KEPT = 10
+"""How many of a diagnosis' worst nodes a trial record keeps."""
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TuneRequest:
+    model: Path
+    preset: Preset
+    output_root: Path
+    max_trials: int = DEFAULT_MAX_TRIALS
+    timeout_s: float | None = None
+    dataset: Path | None = None
+    """Evaluation inputs (parity, benchmark, diagnosis); None: seeded synthetic ones."""
+    samples: int = DEFAULT_SAMPLES
+    input_shapes: dict[str, list[int]] | None = None
+    input_values: dict[str, ValueRule] | None = None
+    progress: Progress | None = None
+    calibration_dataset: Path | None = None
+    """int8 calibration inputs (a spec's inputs.calibration, --calibration-dataset); None: the preset's."""
+    preprocess: Pipelines | None = None
+    """How dataset images become tensors, for calibration and evaluation alike (a spec's inputs.preprocess)."""
+    output_checks: dict[str, OutputCheck] = field(default_factory=dict)
+    """Per-output parity settings (a spec's accuracy.outputs): the search judges what the item judges."""
+    thresholds: Thresholds | None = None
+    """The spec's int8 thresholds; None: the int8 default."""
+    seed: int = DEFAULT_SEED
+    """Seed of synthetic evaluation inputs (a spec's inputs.seed)."""
+    signer: SigningKey | None = None
+    """Signs the resulting build, as the item's and the CLI's builds are signed."""
+
+
+@dataclass
+class TuneOutcome:
+    passed: bool
+    selected: TuningTrial
+    trials: list[TuningTrial]
+    build: VerifiedBuild
+    fp32_median_ms: float | None
+    median_ms: float | None
+    """The resulting build's median, measured like the fp32 build's."""
+    elapsed_s: float
+    stopped: str
+    """Why the search ended: passed, max_trials, timeout, or exhausted (nothing left to try)."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ledger(self) -> Path:
+        return self.build.record.build_dir / TUNING_LEDGER
+
+    @property
+    def summary(self) -> str:
+        trial = self.selected
+        if self.passed:
+            share = trial.quantized_compute_share
+            quantized = f"{share * 100:.1f} % of compute quantized" if share is not None else "quantized share unknown"
+            line = (f"passed with {len(trial.float_nodes)} float node(s) ({quantized}), median "
+                    f"{_ms(self.median_ms)} vs fp32 {_ms(self.fp32_median_ms)}")
+            if self.median_ms and self.fp32_median_ms and self.median_ms > self.fp32_median_ms:
+                line += f": slower than fp32 ({self.median_ms / self.fp32_median_ms:.2f}x)"
+            return line
+        return f"no passing configuration within budget; best trial {trial.trial} ({describe(trial)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        record = self.build.record
+        return {
+            "passed": self.passed, "summary": self.summary, "stopped": self.stopped,
+            "build_dir": str(record.build_dir), "ledger": str(self.ledger),
+            "artifact_sha256": record.manifest.artifact.sha256, "selected_trial": self.selected.trial,
+            "trials": len(self.trials), "float_nodes": self.selected.float_nodes,
+            "quantized_compute_share": self.selected.quantized_compute_share,
+            "build_options": self.selected.build_options, "parity": _dump(self.selected.parity),
+            "median_ms": self.median_ms, "fp32_median_ms": self.fp32_median_ms,
+            "fp32_ratio": round(self.median_ms / self.fp32_median_ms, 4)
+            if self.median_ms and self.fp32_median_ms else None,
+            "search_s": round(self.elapsed_s, 3), "notes": self.notes,
+        }
+
+
+def _dump(value: Any) -> Any:
+    return value.model_dump(mode="json", exclude_none=True) if value is not None else None
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.3f} ms" if value is not None else "unmeasured"
+
+
+def describe(trial: TuningTrial) -> str:
+    """A trial's figures in one line."""
+    if trial.error:
+        return f"error: {trial.error}"
+    parity = trial.parity
+    parts = [f"min cosine {parity.min_cosine}" if parity else "no parity"]
+    if parity and parity.min_channel_cosine is not None:
+        parts.append(f"min channel cosine {parity.min_channel_cosine}")
+    parts.append(f"{len(trial.float_nodes)} float node(s)")
+    parts.append(f"median {_ms(trial.median_ms)}")
+    if parity and parity.failures:
+        parts.append(parity.failures[0])
+    return ", ".join(parts)
+
+
+def _config_key(options: dict[str, Any]) -> str:
+    normal = {**options, "nodes_to_exclude": sorted(options.get("nodes_to_exclude") or [])}
+    return json.dumps(normal, sort_keys=True, default=str)
+
+
+def _failing_score(trial: TuningTrial) -> tuple[float, float, float]:
+    """How close a failing trial comes: fewer failed checks, then the lowest channel cosine, then the lowest cosine,
+    rounded so that noise between two equally broken artifacts is no improvement."""
+    parity = trial.parity
+    if trial.error or parity is None:
+        return (-1e9, -2.0, -2.0)
+    channel = parity.min_channel_cosine if parity.min_channel_cosine is not None else 1.0
+    cosine = parity.min_cosine if parity.min_cosine is not None else -1.0
+    return (-float(len(parity.failures)), round(channel, 3), round(cosine, 4))
+
+
+def _passed(trial: TuningTrial) -> bool:
+    return trial.parity is not None and trial.parity.passed
+
+
+def calibration_variants(options: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each calibration setting changed alone against ``options``, the likeliest help first."""
+    parsed = OnnxRuntimeOptions.model_validate(options)
+    variants: list[tuple[str, dict[str, Any]]] = [(f"calibration_method {method}", {"calibration_method": method})
+                for method in ("percentile", "entropy", "minmax") if method != parsed.calibration_method]
+    variants.append((f"per_channel {not parsed.per_channel}", {"per_channel": not parsed.per_channel}))
+    variants.append((f"activation_symmetric {not parsed.activation_symmetric}",
+                     {"activation_symmetric": not parsed.activation_symmetric}))
+    variants.append((f"reduce_range {not parsed.reduce_range}", {"reduce_range": not parsed.reduce_range}))
+    return [(change, {**options, **update}) for change, update in variants]
+
+
+class _Search:
+    """The trials run so far, the budget, and the one way to run another."""
+
+    def __init__(self, request: TuneRequest, runner: TrialRunner, started: float) -> None:
+        self.request = request
+        self.runner = runner
+        self.started = started
+        self.deadline = started + request.timeout_s if request.timeout_s is not None else None
+        self.trials: list[TuningTrial] = []
+        self.artifacts: dict[int, Path] = {}
+        self.tried: dict[str, TuningTrial] = {}
+        self.stopped = "exhausted"
+
+    def _say(self, message: str) -> None:
+        if self.request.progress is not None:
+            self.request.progress(message)
+
+    def room(self) -> bool:
+        """Whether another trial fits: under max_trials, and (with a deadline) the longest trial so far twice over
+        (the trial, then the resulting build) before it."""
+        if len(self.trials) >= self.request.max_trials:
+            self.stopped = "max_trials"
+            return False
+        if self.deadline is not None and self.trials:
+            longest = max(trial.wall_s for trial in self.trials)
+            if time.monotonic() + 2 * longest > self.deadline:
+                self.stopped = "timeout"
+                return False
+        return True
+
+    def bench_s(self) -> float:
+        if self.deadline is None:
+            return BENCH_S
+        return max(0.05, min(BENCH_S, (self.deadline - time.monotonic()) / 50))
+
+    def trial(self, options: dict[str, Any], stage: Stage, change: str, parent: TuningTrial | None) -> TuningTrial | None:
+        """Run one trial, or return the earlier trial of the same options; None when the budget is spent."""
+        known = self.tried.get(_config_key(options))
+        if known is not None:
+            return known
+        if not self.room():
+            return None
+        number = len(self.trials) + 1
+        result: TrialResult = self.runner.run(number, options, stage=stage, change=change,
+                                              parent=parent.trial if parent else None, bench_s=self.bench_s())
+        record = result.record
+        self.trials.append(record)
+        self.tried[_config_key(options)] = record
+        if result.artifact is not None:
+            self.artifacts[number] = result.artifact
+        verdict = "error" if record.error else "passed" if _passed(record) else "failed"
+        ratio = f" ({record.fp32_ratio:.2f}x fp32)" if record.fp32_ratio is not None else ""
+        self._say(f"trial {number} [{stage}] {change}: {verdict}; {describe(record)}{ratio}; {record.wall_s:.1f}s")
+        return record
+
+    def ranked(self, trial: TuningTrial) -> list[str]:
+        """The nodes the diagnosis of ``trial``'s artifact ranks worst, worst first; recorded with the trial."""
+        artifact = self.artifacts.get(trial.trial)
+        if artifact is None:
+            return []
+        clock = time.perf_counter()
+        diagnosis = diagnose_onnxruntime(self.request.model.resolve(), artifact, self.runner.evaluation.samples)
+        names = [name for name in worst_nodes(diagnosis) if name in self.runner.evaluation.node_names]
+        recorded = self.trials[trial.trial - 1]
+        updated = recorded.model_copy(update={"worst_nodes": names[:RANKED_KEPT],
+                                              "wall_s": round(recorded.wall_s + time.perf_counter() - clock, 3)})
+        self.trials[trial.trial - 1] = updated
+        self.tried[_config_key(trial.build_options)] = updated
+        self._say(f"diagnosis of trial {trial.trial}: worst {', '.join(names[:3]) or 'none named'}")
+        return names
+
+
+def _keep_in_float(search: _Search, start: TuningTrial) -> TuningTrial:
+    """Greedy: from ``current``, keep the worst-ranked node in float; a trial that passes or improves the figures
+    becomes ``current`` (diagnosed again), one that does not leaves room for the next-ranked node. Ends when
+    parity passes, no ranked node helps, or the budget is spent."""
+    current = start
+    while not _passed(current):
+        for node in [name for name in search.ranked(current) if name not in current.float_nodes]:
+            options = {**current.build_options, "nodes_to_exclude": [*current.float_nodes, node]}
+            trial = search.trial(options, "float_nodes", f"keep {node} in float", current)
+            if trial is None:
+                return current
+            if _passed(trial) or _failing_score(trial) > _failing_score(current):
+                current = trial
+                break
+        else:
+            return current
+    return current
+
+
+def _revert(search: _Search, current: TuningTrial) -> TuningTrial:
+    """Re-quantize each kept node once; keep it quantized when parity still passes."""
+    for node in list(current.float_nodes):
+        options = {**current.build_options, "nodes_to_exclude": [n for n in current.float_nodes if n != node]}
+        trial = search.trial(options, "revert", f"re-quantize {node}", current)
+        if trial is None:
+            break
+        if _passed(trial):
+            current = trial
+    return current
+
+
+def _run_search(search: _Search, base_options: dict[str, Any]) -> None:
+    base = search.trial(base_options, "preset", "the preset as is", None)
+    assert base is not None  # the first trial always has room
+    for change, options in calibration_variants(base_options):
+        if search.trial(options, "calibration", change, base) is None:
+            return
+    if any(_passed(trial) for trial in search.trials):
+        search.stopped = "passed"
+        return
+    start = max((trial for trial in search.trials if not trial.error), key=_failing_score, default=None)
+    if start is None:
+        return
+    found = _keep_in_float(search, start)
+    if _passed(found):
+        _revert(search, found)
+        search.stopped = "passed"
+
+
+def select(trials: list[TuningTrial]) -> TuningTrial:
+    """The fastest passing trial; else the failing one with the best figures."""
+    passing = [trial for trial in trials if _passed(trial)]
+    if passing:
+        return min(passing, key=lambda t: (t.median_ms if t.median_ms is not None else float("inf"), t.trial))
+    return max(trials, key=lambda t: (_failing_score(t), -t.trial))
+
+
+def _check_tunable(preset: Preset) -> dict[str, Any]:
+    if preset.backend != "onnxruntime" or preset.precision != "int8":
+        raise ForgeError(f"tune searches ONNX Runtime int8 presets; {preset.name} is {preset.backend} "
+                         f"{preset.precision}: try --preset onnxruntime/cpu_int8")
+    options = parse_options(OnnxRuntimeOptions, preset)
+    if options.quantization != "static" or options.quant_format != "qdq":
+        raise ForgeError(f"tune searches static QDQ int8 (calibration settings and float nodes); {preset.name} is "
+                         f"{options.quantization} {options.quant_format}: try --preset onnxruntime/cpu_int8")
+    return dict(preset.build_options)
+
+
+def _plan(request: TuneRequest, preset: Preset) -> BuildPlan:
+    """A plan of ``preset`` with the request's inputs, as a spec item plans its builds (same build keys)."""
+    return plan_build(request.model, preset, request.output_root, input_shapes=request.input_shapes,
+                      input_values=request.input_values, input_seed=request.seed, input_dataset=request.dataset,
+                      calibration_dataset=request.calibration_dataset, preprocess=request.preprocess)
+
+
+def tunable(preset: Preset) -> bool:
+    """Whether the search applies to ``preset``: static QDQ int8 on ONNX Runtime (a spec's other presets build as
+    they are)."""
+    try:
+        _check_tunable(preset)
+    except ForgeError:
+        return False
+    return True
+
+
+def _fp32_median(request: TuneRequest, evaluation: Evaluation, bench_s: float) -> float | None:
+    """The median of the model's fp32 build (built, or reused from the output root) on the evaluation inputs."""
+    plan = _plan(request, load_preset(FP32_PRESET, None))
+    record = build(plan).record
+    runner = plan.backend.load(record.artifact_path)
+    try:
+        return median_ms(runner, evaluation.samples, bench_s)
+    finally:
+        runner.close()
+
+
+def tune(request: TuneRequest) -> TuneOutcome:
+    """Search, then build the selected trial's options into the output root with the ledger bound in.
+
+    onnxruntime.quantization prints its calibration progress on stdout (entropy, percentile); during the search it
+    goes to stderr, so a caller's stdout (``tune --json``) holds only what the caller prints."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _tune(request)
+
+
+def _tune(request: TuneRequest) -> TuneOutcome:
+    base_options = _check_tunable(request.preset)
+    if request.max_trials < 1:
+        raise ForgeError("max_trials must be at least 1")
+    started = time.monotonic()
+    plan = _plan(request, request.preset)
+    evaluation = Evaluation.prepare(plan, dataset=request.dataset, count=request.samples, seed=request.seed,
+                                    thresholds=request.thresholds, checks=request.output_checks)
+    bench = BENCH_S if request.timeout_s is None else max(0.05, min(BENCH_S, request.timeout_s / 50))
+    fp32 = _fp32_median(request, evaluation, bench)
+    plan.output_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".tune-", dir=plan.output_root))
+    try:
+        search = _Search(request, TrialRunner(plan, scratch, evaluation, fp32), started)
+        _run_search(search, base_options)
+        selected = select(search.trials)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    trials = [trial.model_copy(update={"selected": trial.trial == selected.trial}) for trial in search.trials]
+    preset = request.preset.model_copy(update={"build_options": dict(selected.build_options)})
+    final_plan = _plan(request, preset)
+    passed = _passed(selected)
+    summary = {"selected_trial": selected.trial, "passed": passed, "stopped": search.stopped}
+    final_plan = replace(final_plan, backend=LedgerBackend(final_plan.backend, trials, summary))
+    outcome = build(final_plan, force=True, signer=request.signer)
+    notes = list(evaluation.warnings)
+    if selected.artifact_sha256 and outcome.record.manifest.artifact.sha256 != selected.artifact_sha256:
+        notes.append(f"the resulting artifact's sha256 differs from trial {selected.trial}'s: the quantizer is not "
+                     "deterministic here; the ledger's figures are the trial's")
+    return TuneOutcome(passed=passed, selected=trials[selected.trial - 1], trials=trials, build=outcome,
+                       fp32_median_ms=fp32, median_ms=selected.median_ms, elapsed_s=time.monotonic() - started,
+                       stopped=search.stopped, notes=notes)
