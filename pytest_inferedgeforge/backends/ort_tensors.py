@@ -27,7 +27,7 @@ def _session(model: Any, scratch: Path) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 4
     # between runs the caller computes figures on this thread: pool threads spinning for work that is not coming
-    # would take the cores it needs (about 2x slower on a busy 2-core host); results do not depend on it
+    # would take the cores it needs (about 1.8x slower on a busy 2-core host); results do not depend on it
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if model.ByteSize() < PROTOBUF_LIMIT:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
