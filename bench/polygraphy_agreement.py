@@ -5,7 +5,7 @@
 For each zoo model (tests/zoo/zoo.yaml; ``python tests/zoo/fetch_zoo.py`` first) and each ONNX Runtime fp16 or
 int8 preset its table lists, Forge builds the artifact (engine API, as the zoo's pytest run does), and ONNX Runtime
 runs the source model and the artifact on the inputs the zoo uses (the spec's shapes, value rules, seed and sample
-count; the rendered text dataset for the OCR models). Each check in CHECKS then judges the same arrays twice:
+count; its real calibration and evaluation data, tests/zoo/zoo_data.py). Each check in CHECKS then judges the same arrays twice:
 Forge's ``check_parity`` with ``Thresholds()`` (the tolerance alone; the collapsed-channel check, which Polygraphy
 has no peer for, off) and Polygraphy as ``polygraphy run --validate`` does (NaN/inf validation, then
 ``Comparator.compare_accuracy`` with ``SimpleCompareFunc``, each inference on its own). Both verdict functions are
@@ -43,7 +43,7 @@ sys.path[:0] = [str(ZOO_DIR), str(REPO / "tests")]
 
 from fetch_zoo import ZooUnavailable, fetch, load_zoo  # noqa: E402
 from test_polygraphy_peer import forge_parity, polygraphy_verdict  # noqa: E402
-from text_images import write_text_dataset  # noqa: E402
+from zoo_data import write_model_data  # noqa: E402
 
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner  # noqa: E402
 from pytest_inferedgeforge.engine.build import build  # noqa: E402
@@ -64,9 +64,7 @@ def _experiment(name: str, scratch: Path) -> Experiment:
     entry = ZOO[name]
     presets = [preset for preset in entry["expect"] if preset.startswith("onnxruntime/")]
     spec = {"name": name, "model": str(fetch(load_zoo()[name])), "presets": presets, **entry.get("spec", {})}
-    if "text_dataset" in entry:
-        write_text_dataset(scratch / "dataset", **entry["text_dataset"])
-        spec.setdefault("inputs", {})["dataset"] = "dataset"
+    spec.setdefault("inputs", {}).update(write_model_data(entry["data"], scratch))
     shutil.copytree(REPO / "presets", scratch / "presets", dirs_exist_ok=True)
     shutil.copytree(ZOO_DIR / "presets", scratch / "presets", dirs_exist_ok=True)
     spec_path = scratch / f"{name}.forge.yaml"
@@ -91,7 +89,8 @@ def compare_model(name: str, scratch: Path, builds: Path) -> tuple[list[dict[str
         try:
             record = build(plan_build(experiment.model, preset, builds, input_shapes=inputs.shapes,
                                       input_values=inputs.values, input_seed=inputs.seed,
-                                      input_dataset=experiment.dataset)).record
+                                      input_dataset=experiment.dataset, calibration_dataset=experiment.calibration,
+                                      preprocess=inputs.preprocess)).record
             samples, _ = run_samples(record, RunSettings(seed=inputs.seed, samples=inputs.samples,
                                                          dataset=experiment.dataset, values=inputs.values))
             source = OrtRunner(record.source_file, None)

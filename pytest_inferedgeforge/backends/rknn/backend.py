@@ -72,6 +72,9 @@ class RknnOptions(BaseModel):
     mean_values: list[list[float]] | None = Field(None, description=(
         "One list per model input, one value per channel; default: identity (0) for every input's channels."))
     std_values: list[list[float]] | None = Field(None, description="Like mean_values; default: identity (1).")
+    float_layers: list[str] = Field(default_factory=list, description=(
+        "int8 only: toolkit layers (as diagnose names them) kept in float16 through hybrid_quantization_step1/2; "
+        "what `tune` settles on."))
     timeout_s: PositiveInt = 1800
 
     @model_validator(mode="after")
@@ -80,6 +83,8 @@ class RknnOptions(BaseModel):
         if self.quantization is not None and self.quantization != wanted:
             raise ValueError(f"quantization: {self.quantization} contradicts precision {self.precision}")
         self.quantization = wanted
+        if self.float_layers and not wanted:
+            raise ValueError("float_layers keeps layers of an int8 model in float16; it needs precision int8")
         return self
 
 
@@ -178,7 +183,8 @@ def replay_request(artifact: Path, scratch: Path) -> dict[str, Any]:
     return {"model": str(RknnRunner.source(recorded, artifact.parent)), "config": recorded["config"],
             "do_quantization": recorded["do_quantization"],
             "dataset": str(_absolute_dataset(artifact.parent, dataset, scratch)) if dataset else None,
-            "inputs": recorded.get("inputs"), "input_size_list": recorded.get("input_size_list")}
+            "inputs": recorded.get("inputs"), "input_size_list": recorded.get("input_size_list"),
+            "float_layers": recorded.get("float_layers")}
 
 
 RECIPE_LEVEL = "recipe-level (simulator re-conversion)"
@@ -336,6 +342,7 @@ class RKNNBackend:
             "dataset": str(_absolute_dataset(request.work_dir, dataset_rel, scratch)) if dataset_rel else None,
             "inputs": list(request.input_shapes), "input_size_list": list(request.input_shapes.values()),
             "verbose_file": str(request.work_dir / TOOLKIT_LOG),
+            **({"float_layers": options.float_layers} if options.float_layers else {}),
         }
         request.log(f"rknn-toolkit2 worker: config {config}, inputs {request.input_shapes}, "
                     f"do_quantization={options.quantization}")
@@ -355,7 +362,8 @@ class RKNNBackend:
         sidecar = {"model": source_reference(request.source, request.work_dir.parent),
                    "model_abs": str(request.source.resolve()), "config": config, "do_quantization": bool(options.quantization),
                    "dataset": dataset_rel, "inputs": worker_request["inputs"],
-                   "input_size_list": worker_request["input_size_list"]}
+                   "input_size_list": worker_request["input_size_list"],
+                   **({"float_layers": options.float_layers} if options.float_layers else {})}
         (request.work_dir / REQUEST_FILE).write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
         details["versions"] = reply.get("versions")
         calls = [ToolCall(**call) for call in reply.get("calls", [])]

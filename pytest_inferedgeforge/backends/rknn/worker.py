@@ -7,7 +7,8 @@ protocol channel stays clean.
 Requests:
   {"op": "version"}
   {"op": "build", "model", "output", "config", "do_quantization", "dataset", "inputs", "input_size_list",
-   "verbose_file"}
+   "verbose_file"}; every op that converts takes "float_layers" too: int8 with those toolkit layers in float16
+   through hybrid_quantization_step1/2 (see hybrid)
   {"op": "serve", "model", "config", "do_quantization", "dataset", "inputs", "input_size_list", "artifact", "target"}
   {"op": "analyse", "model", "config", "do_quantization", "dataset", "inputs", "input_size_list", "samples",
    "scratch"}: the toolkit's accuracy_analysis on the simulator, once per sample (a list of .npy paths, one per
@@ -49,6 +50,7 @@ def check(stage, code):
 
 
 def convert(rknn, request, calls):
+    """Config, load and build (or hybrid quantization); returns the RKNN object that holds the built model."""
     config = request["config"]
     check("config", rknn.config(**config))
     calls.append({"api": "rknn.config", "args": config})
@@ -58,11 +60,49 @@ def convert(rknn, request, calls):
         load_args.update(inputs=request["inputs"], input_size_list=request["input_size_list"])
     check("load_onnx", rknn.load_onnx(**load_args))
     calls.append({"api": "rknn.load_onnx", "args": load_args})
+    if request.get("float_layers"):
+        return hybrid(rknn, request, calls)
     build_args = {"do_quantization": bool(request["do_quantization"])}
     if request.get("dataset"):
         build_args["dataset"] = request["dataset"]
     check("build", rknn.build(**build_args))
     calls.append({"api": "rknn.build", "args": build_args})
+    return rknn
+
+
+def hybrid(rknn, request, calls):
+    """int8 with ``float_layers`` kept in float16: hybrid_quantization_step1 writes <model>.model, .data and
+    .quantization.cfg into the current (scratch) directory, the cfg's custom_quantize_layers gets the layers, and
+    step2 builds from the three in a fresh RKNN object (the toolkit refuses step2 on an object that loaded a model).
+    Returns the object that holds the built model."""
+    from rknn.api import RKNN
+    from ruamel.yaml import YAML
+
+    step1_args = {"dataset": request["dataset"]}
+    check("hybrid_quantization_step1", rknn.hybrid_quantization_step1(**step1_args))
+    calls.append({"api": "rknn.hybrid_quantization_step1", "args": step1_args})
+    rknn.release()
+    stem = os.path.join(os.getcwd(), os.path.splitext(os.path.basename(request["model"]))[0])
+    yaml = YAML()
+    with open(stem + ".quantization.cfg", encoding="utf-8") as handle:
+        cfg = yaml.load(handle)
+    known = set(cfg.get("quantize_parameters") or {})
+    unknown = [layer for layer in request["float_layers"] if layer not in known]
+    if unknown:
+        raise RuntimeError(f"float_layers {unknown} are not layers of the toolkit's quantization config "
+                           f"({len(known)} layers, e.g. {sorted(known)[:3]}): name layers as diagnose reports them")
+    cfg["custom_quantize_layers"] = {layer: "float16" for layer in request["float_layers"]}
+    edited = stem + ".forge.quantization.cfg"
+    with open(edited, "w", encoding="utf-8") as handle:
+        yaml.dump(cfg, handle)
+    rknn = RKNN(verbose=bool(request.get("verbose_file")))
+    check("config", rknn.config(**request["config"]))
+    step2_args = {"model_input": stem + ".model", "data_input": stem + ".data", "model_quantization_cfg": edited}
+    check("hybrid_quantization_step2", rknn.hybrid_quantization_step2(**step2_args))
+    calls.append({"api": "rknn.hybrid_quantization_step2", "args": {
+        **{key: os.path.basename(value) for key, value in step2_args.items()},
+        "custom_quantize_layers": dict(cfg["custom_quantize_layers"])}})
+    return rknn
 
 
 def sha256(path):
@@ -76,7 +116,7 @@ def build(request):
     rknn = RKNN(verbose=True, verbose_file=request.get("verbose_file"))
     calls = []
     try:
-        convert(rknn, request, calls)
+        rknn = convert(rknn, request, calls)
         check("export_rknn", rknn.export_rknn(request["output"]))
         calls.append({"api": "rknn.export_rknn", "args": {"export_path": os.path.basename(request["output"])}})
     finally:
@@ -97,7 +137,7 @@ def serve(request):
         check("load_rknn", rknn.load_rknn(request["artifact"]))
         check("init_runtime", rknn.init_runtime(target=target))
     else:
-        convert(rknn, request, [])
+        rknn = convert(rknn, request, [])
         with tempfile.TemporaryDirectory() as scratch:
             path = os.path.join(scratch, "model.rknn")
             check("export_rknn", rknn.export_rknn(path))
@@ -152,7 +192,7 @@ def analyse(request):
     rknn = RKNN(verbose=False)
     reports, ratios = [], {}
     try:
-        convert(rknn, request, [])
+        rknn = convert(rknn, request, [])
         exported = os.path.join(request["scratch"], "model.rknn")
         check("export_rknn", rknn.export_rknn(exported))
         for index, inputs in enumerate(request["samples"]):

@@ -15,7 +15,8 @@ Each step is a trial, a real build (engine/quantization/tune_trial.py), in this 
 the result, still fit before the deadline. The fastest passing trial wins (else the best failing one, by its
 figures) and is built again, as an ordinary build of the preset with the trial's options, into the output root
 with the ledger bound in (engine/quantization/tune_ledger.py), so ``rebuild-from-manifest`` reproduces it with no
-search.
+search. ONNX Runtime specifics are in tune_ort.py; RKNN int8 (tune_rknn.py) skips (2), keeps toolkit layers in
+float16 (``float_layers``, hybrid quantization) as the toolkit's own analysis ranks them, and says "on the simulator".
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.backends.api import parse_options
-from pytest_inferedgeforge.backends.onnxruntime import OnnxRuntimeOptions
 from pytest_inferedgeforge.engine.build import VerifiedBuild, build
 from pytest_inferedgeforge.engine.plan import BuildPlan, plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.quantization.diagnose import diagnose_onnxruntime, worst_nodes
 from pytest_inferedgeforge.engine.quantization.tune_ledger import LedgerBackend
+from pytest_inferedgeforge.engine.quantization.tune_ort import calibration_variants, ort_base_options
+from pytest_inferedgeforge.engine.quantization.tune_rknn import WHERE, float_option, is_rknn, rank_layers, rknn_base_options
 from pytest_inferedgeforge.engine.quantization.tune_trial import BENCH_S, Evaluation, TrialResult, TrialRunner, median_ms
 from pytest_inferedgeforge.engine.signing import SigningKey
 from pytest_inferedgeforge.model.errors import ForgeError
@@ -95,6 +96,8 @@ class TuneOutcome:
     stopped: str
     """Why the search ended: passed, max_trials, timeout, or exhausted (nothing left to try)."""
     notes: list[str] = field(default_factory=list)
+    where: str = ""
+    """Where the figures were measured, as the summary says it (rknn: " on the simulator")."""
 
     @property
     def ledger(self) -> Path:
@@ -106,12 +109,12 @@ class TuneOutcome:
         if self.passed:
             share = trial.quantized_compute_share
             quantized = f"{share * 100:.1f} % of compute quantized" if share is not None else "quantized share unknown"
-            line = (f"passed with {len(trial.float_nodes)} float node(s) ({quantized}), median "
+            line = (f"passed{self.where} with {len(trial.float_nodes)} float node(s) ({quantized}), median "
                     f"{_ms(self.median_ms)} vs fp32 {_ms(self.fp32_median_ms)}")
             if self.median_ms and self.fp32_median_ms and self.median_ms > self.fp32_median_ms:
                 line += f": slower than fp32 ({self.median_ms / self.fp32_median_ms:.2f}x)"
             return line
-        return f"no passing configuration within budget; best trial {trial.trial} ({describe(trial)})"
+        return f"no passing configuration{self.where} within budget; best trial {trial.trial} ({describe(trial)})"
 
     def to_dict(self) -> dict[str, Any]:
         record = self.build.record
@@ -153,7 +156,9 @@ def describe(trial: TuningTrial) -> str:
 
 
 def _config_key(options: dict[str, Any]) -> str:
-    normal = {**options, "nodes_to_exclude": sorted(options.get("nodes_to_exclude") or [])}
+    floats = ("nodes_to_exclude", "float_layers")  # an empty list is the option left out
+    normal = {key: sorted(value) if key in floats else value for key, value in options.items()
+              if not (key in floats and not value)}
     return json.dumps(normal, sort_keys=True, default=str)
 
 
@@ -170,18 +175,6 @@ def _failing_score(trial: TuningTrial) -> tuple[float, float, float]:
 
 def _passed(trial: TuningTrial) -> bool:
     return trial.parity is not None and trial.parity.passed
-
-
-def calibration_variants(options: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Each calibration setting changed alone against ``options``, the likeliest help first."""
-    parsed = OnnxRuntimeOptions.model_validate(options)
-    variants: list[tuple[str, dict[str, Any]]] = [(f"calibration_method {method}", {"calibration_method": method})
-                for method in ("percentile", "entropy", "minmax") if method != parsed.calibration_method]
-    variants.append((f"per_channel {not parsed.per_channel}", {"per_channel": not parsed.per_channel}))
-    variants.append((f"activation_symmetric {not parsed.activation_symmetric}",
-                     {"activation_symmetric": not parsed.activation_symmetric}))
-    variants.append((f"reduce_range {not parsed.reduce_range}", {"reduce_range": not parsed.reduce_range}))
-    return [(change, {**options, **update}) for change, update in variants]
 
 
 class _Search:
@@ -245,8 +238,12 @@ class _Search:
         if artifact is None:
             return []
         clock = time.perf_counter()
-        diagnosis = diagnose_onnxruntime(self.request.model.resolve(), artifact, self.runner.evaluation.samples)
-        names = [name for name in worst_nodes(diagnosis) if name in self.runner.evaluation.node_names]
+        samples = self.runner.evaluation.samples
+        if is_rknn(self.request.preset):  # the toolkit's accuracy_analysis, one run per sample: two are enough
+            names = rank_layers(self.runner.base.backend, self.request.model.resolve(), artifact, samples[:2])
+        else:
+            diagnosis = diagnose_onnxruntime(self.request.model.resolve(), artifact, samples)
+            names = [name for name in worst_nodes(diagnosis) if name in self.runner.evaluation.node_names]
         recorded = self.trials[trial.trial - 1]
         updated = recorded.model_copy(update={"worst_nodes": names[:RANKED_KEPT],
                                               "wall_s": round(recorded.wall_s + time.perf_counter() - clock, 3)})
@@ -263,7 +260,7 @@ def _keep_in_float(search: _Search, start: TuningTrial) -> TuningTrial:
     current = start
     while not _passed(current):
         for node in [name for name in search.ranked(current) if name not in current.float_nodes]:
-            options = {**current.build_options, "nodes_to_exclude": [*current.float_nodes, node]}
+            options = {**current.build_options, float_option(search.request.preset): [*current.float_nodes, node]}
             trial = search.trial(options, "float_nodes", f"keep {node} in float", current)
             if trial is None:
                 return current
@@ -278,7 +275,7 @@ def _keep_in_float(search: _Search, start: TuningTrial) -> TuningTrial:
 def _revert(search: _Search, current: TuningTrial) -> TuningTrial:
     """Re-quantize each kept node once; keep it quantized when parity still passes."""
     for node in list(current.float_nodes):
-        options = {**current.build_options, "nodes_to_exclude": [n for n in current.float_nodes if n != node]}
+        options = {**current.build_options, float_option(search.request.preset): [n for n in current.float_nodes if n != node]}
         trial = search.trial(options, "revert", f"re-quantize {node}", current)
         if trial is None:
             break
@@ -290,7 +287,7 @@ def _revert(search: _Search, current: TuningTrial) -> TuningTrial:
 def _run_search(search: _Search, base_options: dict[str, Any]) -> None:
     base = search.trial(base_options, "preset", "the preset as is", None)
     assert base is not None  # the first trial always has room
-    for change, options in calibration_variants(base_options):
+    for change, options in [] if is_rknn(search.request.preset) else calibration_variants(base_options):
         if search.trial(options, "calibration", change, base) is None:
             return
     if any(_passed(trial) for trial in search.trials):
@@ -305,23 +302,18 @@ def _run_search(search: _Search, base_options: dict[str, Any]) -> None:
         search.stopped = "passed"
 
 
-def select(trials: list[TuningTrial]) -> TuningTrial:
-    """The fastest passing trial; else the failing one with the best figures."""
+def select(trials: list[TuningTrial], *, fewest_float: bool = False) -> TuningTrial:
+    """The fastest passing trial (``fewest_float``: the one with the fewest float nodes, as on a simulator whose
+    latency says nothing); else the failing one with the best figures."""
     passing = [trial for trial in trials if _passed(trial)]
     if passing:
-        return min(passing, key=lambda t: (t.median_ms if t.median_ms is not None else float("inf"), t.trial))
+        return min(passing, key=lambda t: (len(t.float_nodes) if fewest_float else 0,
+                                           t.median_ms if t.median_ms is not None else float("inf"), t.trial))
     return max(trials, key=lambda t: (_failing_score(t), -t.trial))
 
 
 def _check_tunable(preset: Preset) -> dict[str, Any]:
-    if preset.backend != "onnxruntime" or preset.precision != "int8":
-        raise ForgeError(f"tune searches ONNX Runtime int8 presets; {preset.name} is {preset.backend} "
-                         f"{preset.precision}: try --preset onnxruntime/cpu_int8")
-    options = parse_options(OnnxRuntimeOptions, preset)
-    if options.quantization != "static" or options.quant_format != "qdq":
-        raise ForgeError(f"tune searches static QDQ int8 (calibration settings and float nodes); {preset.name} is "
-                         f"{options.quantization} {options.quant_format}: try --preset onnxruntime/cpu_int8")
-    return dict(preset.build_options)
+    return rknn_base_options(preset) if is_rknn(preset) else ort_base_options(preset)
 
 
 def _plan(request: TuneRequest, preset: Preset) -> BuildPlan:
@@ -332,8 +324,8 @@ def _plan(request: TuneRequest, preset: Preset) -> BuildPlan:
 
 
 def tunable(preset: Preset) -> bool:
-    """Whether the search applies to ``preset``: static QDQ int8 on ONNX Runtime (a spec's other presets build as
-    they are)."""
+    """Whether the search applies to ``preset``: static QDQ int8 on ONNX Runtime, int8 on RKNN (a spec's other
+    presets build as they are)."""
     try:
         _check_tunable(preset)
     except ForgeError:
@@ -370,13 +362,13 @@ def _tune(request: TuneRequest) -> TuneOutcome:
     evaluation = Evaluation.prepare(plan, dataset=request.dataset, count=request.samples, seed=request.seed,
                                     thresholds=request.thresholds, checks=request.output_checks)
     bench = BENCH_S if request.timeout_s is None else max(0.05, min(BENCH_S, request.timeout_s / 50))
-    fp32 = _fp32_median(request, evaluation, bench)
+    fp32 = None if is_rknn(request.preset) else _fp32_median(request, evaluation, bench)
     plan.output_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".tune-", dir=plan.output_root))
     try:
         search = _Search(request, TrialRunner(plan, scratch, evaluation, fp32), started)
         _run_search(search, base_options)
-        selected = select(search.trials)
+        selected = select(search.trials, fewest_float=is_rknn(request.preset))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     trials = [trial.model_copy(update={"selected": trial.trial == selected.trial}) for trial in search.trials]
@@ -392,4 +384,4 @@ def _tune(request: TuneRequest) -> TuneOutcome:
                      "deterministic here; the ledger's figures are the trial's")
     return TuneOutcome(passed=passed, selected=trials[selected.trial - 1], trials=trials, build=outcome,
                        fp32_median_ms=fp32, median_ms=selected.median_ms, elapsed_s=time.monotonic() - started,
-                       stopped=search.stopped, notes=notes)
+                       stopped=search.stopped, notes=notes, where=WHERE if is_rknn(request.preset) else "")

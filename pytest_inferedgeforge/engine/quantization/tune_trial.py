@@ -32,7 +32,7 @@ BENCH_WARMUP = 2
 BENCH_MIN_RUNS = 5
 BENCH_S = 1.0
 """A trial's benchmark: as many runs as a second takes (at least five), enough to rank trials, not a run record."""
-QUANTIZER_APIS = ("onnxruntime.quantization.quantize_static", "onnxruntime.quantization.quantize_dynamic")
+QUANTIZER_APIS = ("onnxruntime.quantization.quantize_static", "onnxruntime.quantization.quantize_dynamic", "rknn.config")
 
 
 @dataclass
@@ -92,6 +92,8 @@ def quantized_share(artifact: Path) -> float | None:
     dequantized from int8; a node kept in float reads float weights even when its input passed a quantizer."""
     import onnx
 
+    if artifact.suffix != ".onnx":
+        return None  # an .rknn says nothing of which layers run in int8
     graph = onnx.load(str(artifact), load_external_data=False).graph
     dequantized = {output for node in graph.node if node.op_type == "DequantizeLinear" for output in node.output}
     compute = [node for node in graph.node if node.op_type in COMPUTE_OP_TYPES]
@@ -123,7 +125,7 @@ class TrialRunner:
         fields: dict[str, Any] = {
             "trial": number, "parent": parent, "stage": stage, "change": change,
             "started_at": format_instant(started), "build_options": dict(options),
-            "float_nodes": list(options.get("nodes_to_exclude") or []),
+            "float_nodes": list(options.get("nodes_to_exclude") or options.get("float_layers") or []),
         }
         try:
             record = build(plan).record
