@@ -192,6 +192,8 @@ class TensorRTBackend:
     precisions = PRECISIONS
     options_model = TensorRTOptions
     marker_help = "TensorRT items (needs an NVIDIA GPU and TensorRT)"
+    prequantized_precisions = ("int8",)
+    """An explicitly quantized (QDQ) source is how TensorRT builds int8 without a calibration cache."""
 
     def available(self) -> Availability:
         trtexec = find_trtexec()

@@ -68,9 +68,11 @@ def register(sub: Any) -> None:
                     "as is, each calibration setting, then keeping in float the nodes a diagnosis ranks worst\n"
                     "until parity passes, then re-quantizing each kept node that is not needed. The fastest\n"
                     "passing trial (else the best one) becomes an ordinary build in OUTPUT, with every trial in\n"
-                    "tuning/trials.jsonl. Exit 0 when a trial passed parity, 1 when none did within the budget.")
+                    "tuning/trials.jsonl. On an rknn int8 PRESET: no calibration stage, toolkit layers kept in\n"
+                    "float16 (float_layers, hybrid quantization) as the toolkit's own analysis ranks them, every\n"
+                    "figure on the simulator. Exit 0 when a trial passed parity, 1 when none did within the budget.")
     p.add_argument("--model", required=True, help="source ONNX model")
-    p.add_argument("--preset", required=True, help="static int8 preset id, e.g. onnxruntime/cpu_int8")
+    p.add_argument("--preset", required=True, help="static int8 preset id, e.g. onnxruntime/cpu_int8 or rknn/rk3588_int8")
     p.add_argument("--output", "--dir", dest="output", default=None, metavar="DIR",
                    help="output root for the resulting build (default: the project's forge_output, else ./builds)")
     p.add_argument("--max-trials", type=_positive_int, default=DEFAULT_MAX_TRIALS, metavar="N",

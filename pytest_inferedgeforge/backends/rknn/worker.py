@@ -23,6 +23,7 @@ The caller runs the worker in a scratch directory: the toolkit writes debug dump
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -83,25 +84,29 @@ def hybrid(rknn, request, calls):
     calls.append({"api": "rknn.hybrid_quantization_step1", "args": step1_args})
     rknn.release()
     stem = os.path.join(os.getcwd(), os.path.splitext(os.path.basename(request["model"]))[0])
-    yaml = YAML()
     with open(stem + ".quantization.cfg", encoding="utf-8") as handle:
-        cfg = yaml.load(handle)
-    known = set(cfg.get("quantize_parameters") or {})
+        text = handle.read()
+    known = set(YAML(typ="safe").load(text).get("quantize_parameters") or {})
     unknown = [layer for layer in request["float_layers"] if layer not in known]
     if unknown:
         raise RuntimeError(f"float_layers {unknown} are not layers of the toolkit's quantization config "
                            f"({len(known)} layers, e.g. {sorted(known)[:3]}): name layers as diagnose reports them")
-    cfg["custom_quantize_layers"] = {layer: "float16" for layer in request["float_layers"]}
+    # A textual edit: step2 refuses a cfg whose scales changed, and a YAML round trip rewrites their digits.
+    layers = {layer: "float16" for layer in request["float_layers"]}
+    block = "custom_quantize_layers:\n" + "".join(f"    {json.dumps(layer)}: float16\n" for layer in layers)
+    text, count = re.subn(r"^custom_quantize_layers:.*\n", lambda _: block, text, count=1, flags=re.MULTILINE)
+    if count != 1:
+        raise RuntimeError("the toolkit's quantization config has no custom_quantize_layers line")
     edited = stem + ".forge.quantization.cfg"
     with open(edited, "w", encoding="utf-8") as handle:
-        yaml.dump(cfg, handle)
+        handle.write(text)
     rknn = RKNN(verbose=bool(request.get("verbose_file")))
     check("config", rknn.config(**request["config"]))
     step2_args = {"model_input": stem + ".model", "data_input": stem + ".data", "model_quantization_cfg": edited}
     check("hybrid_quantization_step2", rknn.hybrid_quantization_step2(**step2_args))
     calls.append({"api": "rknn.hybrid_quantization_step2", "args": {
         **{key: os.path.basename(value) for key, value in step2_args.items()},
-        "custom_quantize_layers": dict(cfg["custom_quantize_layers"])}})
+        "custom_quantize_layers": layers}})
     return rknn
 
 

@@ -140,3 +140,14 @@ def worst_nodes(diagnosis: Diagnosis) -> list[str]:
     candidates.sort(key=_badness)
     return list(dict.fromkeys(node for figure in candidates for node in (figure.node, *figure.fused_nodes)
                               if not node.startswith("(")))
+
+
+def range_mixing_nodes(diagnosis: Diagnosis) -> list[str]:
+    """The source nodes whose output diverges (below the threshold) with ``range_mixing``: one activation scale over
+    channels of very different ranges, as a detection head's Concat of pixel boxes and [0, 1] scores, or the Sigmoid
+    whose rare-class scores round to zero. Keeping one of them in float only moves the shared scale to its neighbour,
+    so the search keeps them in float together, in one trial."""
+    return list(dict.fromkeys(
+        figure.node for figure in diagnosis.tensors
+        if "range_mixing" in figure.causes and figure.op_type != "Input" and not figure.node.startswith("(")
+        and figure.sqnr_db is not None and figure.sqnr_db < diagnosis.threshold_db))

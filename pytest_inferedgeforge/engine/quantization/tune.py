@@ -5,11 +5,12 @@ Each step is a trial, a real build (engine/quantization/tune_trial.py), in this 
 1. the preset as is;
 2. calibration settings, one change each against (1): the other calibration methods, per-channel weights
    toggled, ``reduce_range``, symmetric activations;
-3. when nothing passed yet: from the best trial so far, keep in float (``nodes_to_exclude``) the node the
-   diagnosis (engine/quantization/diagnose.py) ranks worst, diagnose the new artifact, and again, until parity
-   passes;
-4. a revert pass: re-quantize each kept node once and keep it quantized when parity still passes, so every float
-   node left is proven necessary by a recorded trial.
+3. when nothing passed yet: from the best trial so far, keep in float (``nodes_to_exclude``) the nodes the
+   diagnosis (engine/quantization/diagnose.py) tags ``range_mixing`` together, then with their branch back to the
+   compute nodes (tune_groups.py), one trial each; else the node it ranks worst; diagnose the new artifact, and
+   again, until parity passes (a failing trial is closer when fewer checks fail, then fewer channels collapse);
+4. a revert pass: re-quantize each kept node once (compute nodes first) and keep it quantized when parity still
+   passes, so every float node left is proven necessary by a recorded trial.
 
 ``max_trials`` and ``timeout_s`` hold: a trial starts only when the longest trial so far, and one more build for
 the result, still fit before the deadline. The fastest passing trial wins (else the best failing one, by its
@@ -35,10 +36,15 @@ from typing import Any
 from pytest_inferedgeforge.engine.build import VerifiedBuild, build
 from pytest_inferedgeforge.engine.plan import BuildPlan, plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
-from pytest_inferedgeforge.engine.quantization.diagnose import diagnose_onnxruntime, worst_nodes
+from pytest_inferedgeforge.engine.quantization.diagnose import diagnose_onnxruntime, range_mixing_nodes, worst_nodes
+from pytest_inferedgeforge.engine.quantization.tune_groups import SourceGraph, float_groups
 from pytest_inferedgeforge.engine.quantization.tune_ledger import LedgerBackend
 from pytest_inferedgeforge.engine.quantization.tune_ort import calibration_variants, ort_base_options
 from pytest_inferedgeforge.engine.quantization.tune_rknn import WHERE, float_option, is_rknn, rank_layers, rknn_base_options
+from pytest_inferedgeforge.engine.quantization.tune_score import describe, select
+from pytest_inferedgeforge.engine.quantization.tune_score import failing_score as _failing_score
+from pytest_inferedgeforge.engine.quantization.tune_score import ms as _ms
+from pytest_inferedgeforge.engine.quantization.tune_score import passed as _passed
 from pytest_inferedgeforge.engine.quantization.tune_trial import BENCH_S, Evaluation, TrialResult, TrialRunner, median_ms
 from pytest_inferedgeforge.engine.signing import SigningKey
 from pytest_inferedgeforge.model.errors import ForgeError
@@ -136,45 +142,11 @@ def _dump(value: Any) -> Any:
     return value.model_dump(mode="json", exclude_none=True) if value is not None else None
 
 
-def _ms(value: float | None) -> str:
-    return f"{value:.3f} ms" if value is not None else "unmeasured"
-
-
-def describe(trial: TuningTrial) -> str:
-    """A trial's figures in one line."""
-    if trial.error:
-        return f"error: {trial.error}"
-    parity = trial.parity
-    parts = [f"min cosine {parity.min_cosine}" if parity else "no parity"]
-    if parity and parity.min_channel_cosine is not None:
-        parts.append(f"min channel cosine {parity.min_channel_cosine}")
-    parts.append(f"{len(trial.float_nodes)} float node(s)")
-    parts.append(f"median {_ms(trial.median_ms)}")
-    if parity and parity.failures:
-        parts.append(parity.failures[0])
-    return ", ".join(parts)
-
-
 def _config_key(options: dict[str, Any]) -> str:
     floats = ("nodes_to_exclude", "float_layers")  # an empty list is the option left out
     normal = {key: sorted(value) if key in floats else value for key, value in options.items()
               if not (key in floats and not value)}
     return json.dumps(normal, sort_keys=True, default=str)
-
-
-def _failing_score(trial: TuningTrial) -> tuple[float, float, float]:
-    """How close a failing trial comes: fewer failed checks, then the lowest channel cosine, then the lowest cosine,
-    rounded so that noise between two equally broken artifacts is no improvement."""
-    parity = trial.parity
-    if trial.error or parity is None:
-        return (-1e9, -2.0, -2.0)
-    channel = parity.min_channel_cosine if parity.min_channel_cosine is not None else 1.0
-    cosine = parity.min_cosine if parity.min_cosine is not None else -1.0
-    return (-float(len(parity.failures)), round(channel, 3), round(cosine, 4))
-
-
-def _passed(trial: TuningTrial) -> bool:
-    return trial.parity is not None and trial.parity.passed
 
 
 class _Search:
@@ -188,6 +160,9 @@ class _Search:
         self.trials: list[TuningTrial] = []
         self.artifacts: dict[int, Path] = {}
         self.tried: dict[str, TuningTrial] = {}
+        self.mixing: dict[int, list[str]] = {}
+        """Trial -> the nodes its diagnosis tags ``range_mixing`` and divergent (kept in float together)."""
+        self.graph = SourceGraph(runner.base.source)
         self.stopped = "exhausted"
 
     def _say(self, message: str) -> None:
@@ -244,6 +219,8 @@ class _Search:
         else:
             diagnosis = diagnose_onnxruntime(self.request.model.resolve(), artifact, samples)
             names = [name for name in worst_nodes(diagnosis) if name in self.runner.evaluation.node_names]
+            self.mixing[trial.trial] = [name for name in range_mixing_nodes(diagnosis)
+                                        if name in self.runner.evaluation.node_names]
         recorded = self.trials[trial.trial - 1]
         updated = recorded.model_copy(update={"worst_nodes": names[:RANKED_KEPT],
                                               "wall_s": round(recorded.wall_s + time.perf_counter() - clock, 3)})
@@ -253,13 +230,34 @@ class _Search:
         return names
 
 
+def _keep_group_in_float(search: _Search, current: TuningTrial) -> TuningTrial | None:
+    """The groups of ``current``'s range-mixing nodes (tune_groups.py), one trial each, smallest first: the first
+    that passes, else the one that improves the figures most, else None."""
+    best = None
+    for change, group in float_groups(search.graph, search.mixing.get(current.trial, [])):
+        nodes = list(dict.fromkeys([*current.float_nodes, *group]))
+        trial = search.trial({**current.build_options, float_option(search.request.preset): nodes}, "float_nodes",
+                             change, current)
+        if trial is None or _passed(trial):
+            return trial or best
+        if _failing_score(trial) > _failing_score(best or current):
+            best = trial
+    return best
+
+
 def _keep_in_float(search: _Search, start: TuningTrial) -> TuningTrial:
-    """Greedy: from ``current``, keep the worst-ranked node in float; a trial that passes or improves the figures
-    becomes ``current`` (diagnosed again), one that does not leaves room for the next-ranked node. Ends when
-    parity passes, no ranked node helps, or the budget is spent."""
+    """Greedy: from ``current``, keep the nodes the diagnosis tags ``range_mixing`` in float together (one trial),
+    else the worst-ranked node; a trial that passes or improves the figures becomes ``current`` (diagnosed again),
+    one that does not leaves room for the next-ranked node. Ends when parity passes, no ranked node helps, or the
+    budget is spent."""
     current = start
     while not _passed(current):
-        for node in [name for name in search.ranked(current) if name not in current.float_nodes]:
+        ranked = search.ranked(current)
+        group = _keep_group_in_float(search, current)
+        if group is not None:
+            current = group
+            continue
+        for node in [name for name in ranked if name not in current.float_nodes]:
             options = {**current.build_options, float_option(search.request.preset): [*current.float_nodes, node]}
             trial = search.trial(options, "float_nodes", f"keep {node} in float", current)
             if trial is None:
@@ -273,8 +271,8 @@ def _keep_in_float(search: _Search, start: TuningTrial) -> TuningTrial:
 
 
 def _revert(search: _Search, current: TuningTrial) -> TuningTrial:
-    """Re-quantize each kept node once; keep it quantized when parity still passes."""
-    for node in list(current.float_nodes):
+    """Re-quantize each kept node once, compute nodes first; keep it quantized when parity still passes."""
+    for node in search.graph.compute_first(list(current.float_nodes)):
         options = {**current.build_options, float_option(search.request.preset): [n for n in current.float_nodes if n != node]}
         trial = search.trial(options, "revert", f"re-quantize {node}", current)
         if trial is None:
@@ -300,16 +298,6 @@ def _run_search(search: _Search, base_options: dict[str, Any]) -> None:
     if _passed(found):
         _revert(search, found)
         search.stopped = "passed"
-
-
-def select(trials: list[TuningTrial], *, fewest_float: bool = False) -> TuningTrial:
-    """The fastest passing trial (``fewest_float``: the one with the fewest float nodes, as on a simulator whose
-    latency says nothing); else the failing one with the best figures."""
-    passing = [trial for trial in trials if _passed(trial)]
-    if passing:
-        return min(passing, key=lambda t: (len(t.float_nodes) if fewest_float else 0,
-                                           t.median_ms if t.median_ms is not None else float("inf"), t.trial))
-    return max(trials, key=lambda t: (_failing_score(t), -t.trial))
 
 
 def _check_tunable(preset: Preset) -> dict[str, Any]:

@@ -5,11 +5,12 @@ quantization config's ``custom_quantize_layers``, backends/rknn/worker.py); the 
 whose ``build_options.float_layers`` is non-empty, so a trial, and the resulting build, is an ordinary build of the
 preset with ``float_layers`` set, and ``rebuild-from-manifest`` reproduces it with no search.
 
-The ranking is the toolkit's own ``accuracy_analysis`` (engine/quantization/layers.py), by toolkit layer name, which
-is also the name ``custom_quantize_layers`` takes: layers whose channels' ranges differ by more than 2^7
-(``range_mixing``: a layer's pooled cosine hides channels that collapsed beside a loud one) first, then the lowest
-"single" (local) cosine, then the lowest "entire" cosine. There is no calibration stage: the search goes from the
-preset as is straight to layers kept in float, then the revert pass.
+The ranking is the toolkit's own ``accuracy_analysis`` (``LayerAnalysable``, what ``diagnose`` reports), by toolkit
+layer name, which is also the name ``custom_quantize_layers`` takes: layers whose widest channel range is more than
+2^7 times their narrowest (``range_mixing``: a pooled cosine hides channels that collapsed beside a loud one)
+first, the widest spread first, then the lowest "single" (local) cosine, then the lowest "entire" cosine. There
+is no calibration stage: the search goes from the preset as is straight to layers kept in float, then the revert
+pass.
 
 Every figure comes from the toolkit's simulator on x86 (a re-conversion of the recorded recipe: rknn-toolkit2's
 output is not byte-deterministic), so the outcome says "on the simulator", the trials' latencies are the
@@ -22,13 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.backends.api import LayerAnalysable, parse_options
+from pytest_inferedgeforge.backends.api import LayerAnalysable, LayerError, parse_options
 from pytest_inferedgeforge.backends.rknn.backend import RknnOptions
-from pytest_inferedgeforge.engine.quantization.layers import diagnose_layers
+from pytest_inferedgeforge.engine.quantization.figures import RANGE_MIXING_RATIO
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.presets import Preset
-from pytest_inferedgeforge.model.records.diagnosis import TensorFigure
 
 BACKEND = "rknn"
 FLOAT_OPTION = "float_layers"
@@ -61,18 +61,19 @@ def rknn_base_options(preset: Preset) -> dict[str, Any]:
     return dict(preset.build_options)
 
 
-def _badness(figure: TensorFigure) -> tuple[int, float, float]:
-    local = figure.local_cosine if figure.local_cosine is not None else 1.0
-    entire = figure.cosine if figure.cosine is not None else 1.0
-    return (0 if "range_mixing" in figure.causes else 1, local, entire)
+def _badness(layer: LayerError) -> tuple[float, float, float]:
+    ratio = layer.channel_ratio or 0.0
+    local = layer.local_cosine if layer.local_cosine is not None else 1.0
+    entire = layer.cosine if layer.cosine is not None else 1.0
+    return (-ratio if ratio > RANGE_MIXING_RATIO else 0.0, local, entire)
 
 
 def rank_layers(backend: object, source: Path, artifact: Path, samples: Sequence[Sample]) -> list[str]:
     """Toolkit layer names of ``artifact``, worst first (see the module's docstring), from the toolkit's analysis."""
     if not isinstance(backend, LayerAnalysable):
         raise ForgeError(f"the {getattr(backend, 'name', '?')} backend has no layer analysis to rank layers by")
-    diagnosis = diagnose_layers(backend, source, artifact, samples, precision="int8")
-    candidates = [figure for figure in diagnosis.tensors
-                  if figure.toolkit_layer and (figure.toolkit_op_type or "") not in TOOLKIT_ONLY_OPS]
+    analysis = backend.layer_analysis(source, artifact, samples)
+    candidates = [layer for layer in analysis.layers if layer.op_type not in TOOLKIT_ONLY_OPS
+                  and (layer.cosine is not None or layer.local_cosine is not None)]  # no figures: fused away
     candidates.sort(key=_badness)
-    return list(dict.fromkeys(figure.toolkit_layer for figure in candidates if figure.toolkit_layer))
+    return list(dict.fromkeys(layer.layer for layer in candidates))

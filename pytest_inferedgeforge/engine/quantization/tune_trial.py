@@ -152,7 +152,8 @@ class TrialRunner:
             "quantizer_args": _quantizer_args(record), "quantized_compute_share": quantized_share(record.artifact_path),
             "parity": TrialParity(passed=parity.passed, min_cosine=parity.min_cosine,
                                   max_abs_error=parity.max_abs_error, min_channel_cosine=parity.min_channel_cosine,
-                                  top1_agreement=parity.top1_agreement, failures=parity.failures),
+                                  top1_agreement=parity.top1_agreement, failures=parity.failures,
+                                  collapsed_channels=sum(o.collapsed_channels_total for o in parity.outputs)),
             "median_ms": median,
             "fp32_ratio": round(median / self.fp32_median_ms, 4) if self.fp32_median_ms else None,
         }

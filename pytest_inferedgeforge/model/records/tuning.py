@@ -33,6 +33,9 @@ class TrialParity(Record):
     min_channel_cosine: float | None = None
     top1_agreement: float | None = None
     failures: list[str] = Field(default_factory=list)
+    collapsed_channels: int | None = Field(None, description=(
+        "Channels, over every output with a channel axis, that vary in the source model but are constant in the "
+        "artifact: fewer is closer to passing when two trials both fail."))
 
 
 class TuningTrial(Record):
