@@ -37,6 +37,19 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def rknn_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository-like current directory for builds with the real rknn-toolkit2 (skipped where it is absent)."""
+    from pytest_inferedgeforge.backends.rknn.toolchain import read_marker, rknn_env_dir
+
+    if read_marker(rknn_env_dir()) is None:
+        pytest.skip(f"rknn-toolkit2 not installed at {rknn_env_dir()}; run `inferedgeforge toolchain install rknn`")
+    shutil.copytree(REPO / "presets", tmp_path / "presets")
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def make_dynamic_model(path: Path) -> Path:
     """A model in the style of a third-party export: symbolic batch, height and width, and an opset-13
     graph of Conv, Relu, GlobalAveragePool, Flatten and MatMul that is unlike the shipped CNN."""

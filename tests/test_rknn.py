@@ -12,7 +12,6 @@ import pytest
 
 from pytest_inferedgeforge.backends.api import parse_options
 from pytest_inferedgeforge.backends.rknn.backend import RECIPE_LEVEL, RKNNBackend, RknnOptions, toolkit_config, toolkit_error
-from pytest_inferedgeforge.backends.rknn.toolchain import read_marker, rknn_env_dir
 from pytest_inferedgeforge.engine.build import build
 from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
@@ -64,17 +63,6 @@ def test_missing_toolchain_reason_names_the_install_command(tmp_path: Path, monk
     availability = RKNNBackend().available()
     assert not availability.ok and "inferedgeforge toolchain install rknn" in str(availability.reason)
 
-
-@pytest.fixture
-def rknn_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    if read_marker(rknn_env_dir()) is None:
-        pytest.skip(f"rknn-toolkit2 not installed at {rknn_env_dir()}; run `inferedgeforge toolchain install rknn`")
-    import shutil
-
-    shutil.copytree(REPO / "presets", tmp_path / "presets")
-    shutil.copytree(REPO / "models", tmp_path / "models")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.mark.parametrize("preset_id", ["rknn/rk3588_fp16", "rknn/rk3588_int8"])

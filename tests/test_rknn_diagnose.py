@@ -6,14 +6,12 @@ The real tests need ``inferedgeforge toolchain install rknn`` and skip without i
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from pytest_inferedgeforge.backends.rknn.analysis import parse_error_analysis
-from pytest_inferedgeforge.backends.rknn.toolchain import read_marker, rknn_env_dir
 from pytest_inferedgeforge.engine.build import build
 from pytest_inferedgeforge.engine.plan import plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
@@ -61,15 +59,6 @@ def test_toolkit_layer_names_map_back_through_its_suffixes_only() -> None:
     assert map_layer("/model.22/Concat_6_output_1", by_tensor, by_node) == (None, False)  # never a guessed index
     assert cosine_threshold(14.0) == 0.9807
 
-
-@pytest.fixture
-def rknn_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    if read_marker(rknn_env_dir()) is None:
-        pytest.skip(f"rknn-toolkit2 not installed at {rknn_env_dir()}; run `inferedgeforge toolchain install rknn`")
-    shutil.copytree(REPO / "presets", tmp_path / "presets")
-    shutil.copytree(REPO / "models", tmp_path / "models")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_rknn_int8_diagnosis_is_the_toolkits_analysis_labelled_simulator(rknn_workspace: Path) -> None:
