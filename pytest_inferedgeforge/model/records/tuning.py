@@ -47,7 +47,8 @@ class TuningTrial(Record):
     parent: int | None = Field(None, description="The trial this one changes one thing of; null for the first.")
     stage: Stage = Field(description=(
         "preset: the preset as is; calibration: one calibration setting changed; float_nodes: one more node the "
-        "diagnosis ranks worst kept in float; revert: one kept node quantized again."))
+        "diagnosis ranks worst kept in float, or the nodes it tags range_mixing (with their branch back to the "
+        "compute nodes) kept in float together; revert: one kept node quantized again."))
     change: str = Field(description="What this trial changed against its parent, in words.")
     started_at: str = Field(description="RFC 3339 UTC with Z.")
     wall_s: float = Field(description="Build, parity check, benchmark and diagnosis of this trial, in seconds.")
