@@ -179,13 +179,14 @@ def main() -> None:
     parser.add_argument("models", nargs="*", metavar="MODEL", help=f"any of {', '.join(ZOO)} (default: all)")
     parser.add_argument("--max-trials", type=int, default=16)
     parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"where the rows go (default: {RESULTS})")
     parser.add_argument("--builds", type=Path, default=None,
                         help="output root to build into and keep (default: a temporary directory)")
     args = parser.parse_args()
     unknown = sorted(set(args.models) - set(ZOO))
     if unknown:
         parser.error(f"unknown zoo model(s) {', '.join(unknown)}; choose from {', '.join(ZOO)}")
-    previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    previous = json.loads(args.results.read_text(encoding="utf-8")) if args.results.is_file() else {}
     rows = {row["model"]: row for row in previous.get("rows", [])}
     with tempfile.TemporaryDirectory() as scratch:
         builds = args.builds or Path(scratch) / "builds"
@@ -204,8 +205,8 @@ def main() -> None:
                       "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} logical CPUs, Python "
                                  f"{platform.python_version()}", "int8_dot_instructions": int8_dot_instructions(),
                       "speed_check": {"rounds": ROUNDS, "round_s": ROUND_S}, "rows": ordered}
-            RESULTS.parent.mkdir(exist_ok=True)
-            RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table([rows[model] for model in ZOO if model in rows]))
 
 

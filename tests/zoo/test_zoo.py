@@ -4,7 +4,8 @@ Each model runs once through the real plugin (``pytest <spec> --forge-report``) 
 subprocess, exactly as a user runs it; each model x preset is then one test that
 holds the item to the outcome written in tests/zoo/zoo.yaml. A changed outcome,
 a traceback or an "internal error" in a message fails, so the table in zoo.yaml is
-the record of what Forge does with real third-party models.
+the record of what Forge does with real third-party models. A model whose ``spec:`` asks for the int8 search
+(``quantization.search``) searches its static int8 presets, and ``tune_summary`` holds the search's outcome line.
 
 Each model calibrates on one set of real files and is evaluated on another (zoo.yaml's
 ``data:``, written by tests/zoo/zoo_data.py): photos and sample files from registry wheels,
@@ -120,6 +121,9 @@ def test_outcome_is_the_recorded_one(name: str, preset: str, zoo_reports: dict[s
         properties = item["properties"]
         assert properties["parity_passed"] is True
         assert properties["min_cosine"] >= expected.get("min_cosine", 0.99), properties
+    if "tune_summary" in expected:  # the spec's int8 search ran (quantization.search): its outcome line
+        summary = item["properties"].get("tune_summary") or message
+        assert re.search(expected["tune_summary"], summary), f"{name} x {preset}: search outcome {summary}"
     expected_files = {f"{name}.forge.yaml", "report.json", "builds", "presets", "dataset", "calibration"}
     assert set(run["cwd_files"]) <= expected_files, \
         f"something was written to the working directory: {run['cwd_files']}"

@@ -13,7 +13,7 @@ any model.
 
 from __future__ import annotations
 
-from pytest_inferedgeforge.backends.api import Backend
+from pytest_inferedgeforge.backends.api import Backend, prequantized_precisions
 from pytest_inferedgeforge.model.errors import ModelError
 from pytest_inferedgeforge.model.onnx_model import ModelInfo
 from pytest_inferedgeforge.model.presets import Preset
@@ -32,7 +32,7 @@ def refuse_prequantized(model: ModelInfo, preset: Preset, backend: Backend) -> N
     source as it is."""
     if not model.quantized_ops or preset.precision == "fp32":
         return
-    if preset.precision in getattr(backend, "prequantized_precisions", ()):
+    if preset.precision in prequantized_precisions(backend):
         return
     raise ModelError(f"{model.path.name} is already quantized ({describe_quantized(model.quantized_ops)}); "
                      f"{preset.name} ({preset.backend} {preset.precision}) cannot build an already-quantized model: "

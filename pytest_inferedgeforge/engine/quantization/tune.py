@@ -7,8 +7,7 @@ Each step is a trial, a real build (engine/quantization/tune_trial.py), in this 
    toggled, ``reduce_range``, symmetric activations;
 3. when nothing passed yet: from the best trial so far, keep in float (``nodes_to_exclude``) the nodes the
    diagnosis (engine/quantization/diagnose.py) tags ``range_mixing`` together, then with their branch back to the
-   compute nodes (tune_groups.py), one trial each; else the node it ranks worst with the nodes reading its output
-   (so the tensor itself stays float, not only the node's weights); diagnose the new artifact, and
+   compute nodes (tune_groups.py), one trial each; else the node it ranks worst; diagnose the new artifact, and
    again, until parity passes (a failing trial is closer when fewer checks fail, then fewer channels collapse);
 4. a revert pass: re-quantize each kept node once (compute nodes first) and keep it quantized when parity still
    passes, so every float node left is proven necessary by a recorded trial.
@@ -259,11 +258,8 @@ def _keep_in_float(search: _Search, start: TuningTrial) -> TuningTrial:
             current = group
             continue
         for node in [name for name in ranked if name not in current.float_nodes]:
-            added = [node] if is_rknn(search.request.preset) else search.graph.with_readers(node)
-            options = {**current.build_options, float_option(search.request.preset):
-                       list(dict.fromkeys([*current.float_nodes, *added]))}
-            readers = f" and its reader(s) {', '.join(added[1:])}" if len(added) > 1 else ""
-            trial = search.trial(options, "float_nodes", f"keep {node}{readers} in float", current)
+            options = {**current.build_options, float_option(search.request.preset): [*current.float_nodes, node]}
+            trial = search.trial(options, "float_nodes", f"keep {node} in float", current)
             if trial is None:
                 return current
             if _passed(trial) or _failing_score(trial) > _failing_score(current):

@@ -38,12 +38,6 @@ class SourceGraph:
         self.initializers = {init.name for init in graph.graph.initializer}
         self.types = {info.name: info.type.tensor_type.elem_type
                       for info in [*graph.graph.value_info, *graph.graph.input, *graph.graph.output]}
-        self.outputs = {node.name: list(node.output) for node in graph.graph.node if node.name}
-        self.readers: dict[str, list[str]] = {}
-        for node in graph.graph.node:
-            for tensor in dict.fromkeys(node.input):
-                if node.name:
-                    self.readers.setdefault(tensor, []).append(node.name)
 
     def _float(self, tensor: str) -> bool:
         return self.types.get(tensor, 1) in FLOAT_TYPES  # unknown (0 or absent): followed
@@ -65,17 +59,6 @@ class SourceGraph:
                 elif parent.op_type in MOVEMENT_OPS:
                     found.append(parent.name)
                     pending.append(parent.name)
-        return found
-
-    def with_readers(self, node: str) -> list[str]:
-        """``node`` and the nodes reading its float outputs. A QDQ quantizer quantizes a tensor when any node
-        touching it is quantized, so keeping one node in float leaves its output quantized by its readers (only its
-        weights turn float): on PP-OCR's detector eight such one-node trials left every figure unchanged. Keeping the
-        readers too keeps the diagnosed tensor itself in float."""
-        found = [node]
-        for tensor in self.outputs.get(node, []):
-            if self._float(tensor):
-                found += [reader for reader in self.readers.get(tensor, []) if reader not in found]
         return found
 
     def compute_first(self, nodes: list[str]) -> list[str]:

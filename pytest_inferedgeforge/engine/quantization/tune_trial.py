@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
+from pytest_inferedgeforge.backends.api import reference_runner
 from pytest_inferedgeforge.engine.benchmark import measure
 from pytest_inferedgeforge.engine.build import build
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
@@ -60,10 +60,10 @@ class Evaluation:
 
         samples, source = input_samples(plan.model, plan.input_shapes, count=count, seed=seed, dataset=dataset,
                                         values=plan.input_values, preprocess=plan.preprocess)
-        reference = OrtRunner(plan.source, None)
+        reference = reference_runner(plan.source)
         try:
             outputs = run_all(reference, samples)
-            names = [output.name for output in reference.session.get_outputs()]
+            names = reference.output_names()
         finally:
             reference.close()
         graph = onnx.load(str(plan.source), load_external_data=False)
