@@ -208,3 +208,41 @@ def test_a_zero_reference_keeps_the_relative_error_finite() -> None:
     parity = compare_outputs("y", reference, [reference[0] + np.float32(1e-3)], OutputCheck(rtol=0.1, error_stat="mean"))
     assert parity.rel_error_stat is not None and np.isfinite(parity.rel_error_stat)
     json.dumps(parity.model_dump(mode="json"), allow_nan=False)
+
+
+def _background_flips(reference: list[np.ndarray]) -> list[np.ndarray]:
+    """The reference with every anchor below a 0.25 top score given another top class; detections kept."""
+    flipped = []
+    for head in reference:
+        copy = head.copy()
+        scores = copy[0, 4:22]
+        background = scores.max(axis=0) < 0.25
+        scores[:, background] = np.roll(scores[:, background], 1, axis=0)
+        flipped.append(copy)
+    return flipped
+
+
+def test_min_score_judges_class_agreement_on_detections_only() -> None:
+    reference = _yolo_head()
+    check = YOLO.model_copy(update={"min_score": 0.25})
+    parity = compare_outputs("output0", reference, _background_flips(reference), check)
+    detections = sum(int((head[0, 4:22].max(axis=0) >= 0.25).sum()) for head in reference)
+    assert 0 < detections < 4 * 300
+    assert parity.top1_agreement == 1.0 and parity.class_positions == detections and parity.min_score == 0.25
+
+
+def test_without_min_score_background_flips_count_against_the_agreement() -> None:
+    reference = _yolo_head()
+    parity = compare_outputs("output0", reference, _background_flips(reference), YOLO)
+    detections = sum(int((head[0, 4:22].max(axis=0) >= 0.25).sum()) for head in reference)
+    assert parity.top1_agreement == round(detections / (4 * 300), 6) and parity.class_positions == 4 * 300
+
+
+def test_a_min_score_no_position_reaches_leaves_the_agreement_unestablished() -> None:
+    reference = _yolo_head()
+    check = YOLO.model_copy(update={"min_score": 2.0})
+    result = check_parity([[head] for head in reference], [[head] for head in reference], ["output0"],
+                          thresholds=Thresholds(min_top1_agreement=0.9), input_source="dataset", inputs_sha256="0" * 64,
+                          candidate="c", checks={"output0": check})
+    assert result.outputs[0].top1_agreement is None and result.outputs[0].class_positions == 0
+    assert result.passed and any("top-1 agreement not established" in line for line in result.warnings)

@@ -150,11 +150,18 @@ def _classes(ref: np.ndarray, got: np.ndarray, check: OutputCheck) -> Fields:
     if classes < 2:
         return {}
     ref_s, got_s = ref_s.reshape(-1, classes), got_s.reshape(-1, classes)
+    fields: Fields = {"class_axis": axis, "score_channels": [start, start + classes]}
+    if check.min_score is not None:
+        confident = ref_s.max(axis=1) >= check.min_score
+        ref_s, got_s = ref_s[confident], got_s[confident]
+        fields["min_score"] = check.min_score
+    fields["class_positions"] = int(ref_s.shape[0])
+    if ref_s.shape[0] == 0:
+        return fields
     ref_top1 = ref_s.argmax(axis=1)
     k = min(5, classes)
     top_k = np.argpartition(-got_s, k - 1, axis=1)[:, :k]
-    return {"class_axis": axis, "score_channels": [start, start + classes],
-            "top1_agreement": round(float(np.mean(ref_top1 == got_s.argmax(axis=1))), 6),
+    return {**fields, "top1_agreement": round(float(np.mean(ref_top1 == got_s.argmax(axis=1))), 6),
             "top5_agreement": round(float(np.mean((top_k == ref_top1[:, None]).any(axis=1))), 6)}
 
 
@@ -267,9 +274,17 @@ def _threshold_failures(output: OutputParity, thresholds: Thresholds) -> list[st
                         f"max_abs_error {thresholds.max_abs_error} (inference {output.max_abs_error_inference})")
     if (thresholds.min_top1_agreement is not None and output.top1_agreement is not None
             and output.top1_agreement < thresholds.min_top1_agreement):
+        judged_on = (f" (on the {output.class_positions} position(s) whose reference score reaches "
+                     f"{output.min_score})" if output.min_score is not None else "")
         failures.append(f"output '{output.name}': top-1 agreement {output.top1_agreement:.3f} < "
-                        f"min_top1_agreement {thresholds.min_top1_agreement}")
+                        f"min_top1_agreement {thresholds.min_top1_agreement}{judged_on}")
     return failures
+
+
+def _unjudged_classes(outputs: list[OutputParity]) -> list[str]:
+    """A min_score no reference position reaches leaves class agreement unmeasured: said, never a silent pass."""
+    return [f"output '{o.name}': top-1 agreement not established: no position's reference score reaches "
+            f"min_score {o.min_score}" for o in outputs if o.min_score is not None and o.class_positions == 0]
 
 
 def judge(outputs: list[OutputParity], thresholds: Thresholds, checks: dict[str, OutputCheck] | None = None) -> list[str]:
@@ -338,7 +353,8 @@ def check_parity(
         evidence=evidence, outputs=outputs, min_cosine=_extreme([lowest_cosine(o) for o in outputs], min),
         max_abs_error=_extreme([o.max_abs_error for o in outputs], max),
         top1_agreement=min(top1) if top1 else None, min_channel_cosine=min(channel) if channel else None,
-        thresholds=thresholds, passed=not failures, failures=failures, warnings=warnings or [],
+        thresholds=thresholds, passed=not failures, failures=failures,
+        warnings=[*(warnings or []), *_unjudged_classes(outputs)],
     )
 
 

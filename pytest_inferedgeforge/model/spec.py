@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
+from pytest_inferedgeforge.model.defaults import DEFAULT_MAX_TRIALS, DEFAULT_RUNS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_WARMUP
 from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecError, describe_validation_error
 from pytest_inferedgeforge.model.inputs import ValueRule
 from pytest_inferedgeforge.model.layout import spec_stem
@@ -50,6 +51,11 @@ class OutputCheck(BaseModel):
     score_channels: tuple[int, int] | None = Field(None, description=(
         "[start, stop) of the score entries along class_axis, e.g. [4, 84] for a YOLO head [N, 4+80, anchors]."))
     classes: bool = Field(True, description="Compute class agreement for this output at all.")
+    min_score: float | None = Field(None, description=(
+        "Judge class agreement only where the reference's top score reaches this, e.g. 0.25 for a detection head: "
+        "on background anchors the class scores differ by less than the quantization noise, so their argmax says "
+        "nothing about the task. Positions judged are recorded (class_positions); none reaching it leaves the "
+        "agreement not established."))
     atol: float | None = Field(None, ge=0, description="Absolute tolerance (Polygraphy style); enforced when set.")
     rtol: float | None = Field(None, ge=0, description="Relative tolerance (Polygraphy style); enforced when set.")
     error_stat: Literal["elemwise", "max", "mean", "median", "quantile"] = Field("elemwise", description=(
@@ -86,12 +92,6 @@ def effective_thresholds(precision: str, override: Thresholds | None,
         f"--dataset) to enforce it, or set accuracy.thresholds.{precision}.min_top1_agreement"]
 
 
-DEFAULT_WARMUP = 5
-DEFAULT_RUNS = 30
-DEFAULT_SEED = 1234
-"""Seed of synthetic run inputs; the smoke run's input is the first of them."""
-DEFAULT_SAMPLES = 8
-"""The one home of run defaults: specs, ``run-benchmark`` options and the engine's RunSettings use these."""
 
 
 class InputsSpec(BaseModel):
@@ -175,8 +175,6 @@ class AccuracySpec(BaseModel):
         return self.thresholds.get(precision)  # type: ignore[call-overload]
 
 
-DEFAULT_MAX_TRIALS = 16
-"""Trials of an int8 search (``tune``, ``quantization.search``) when none is given."""
 
 
 class SearchSpec(BaseModel):

@@ -39,6 +39,10 @@ class OutputParity(BaseModel):
     top5_agreement: float | None = None
     class_axis: int | None = None
     score_channels: list[int] | None = Field(None, description="[start, stop) of the scores along class_axis.")
+    class_positions: int | None = Field(None, description=(
+        "How many positions (samples, time steps, anchors) class agreement was judged on: with min_score, only "
+        "those where the reference's top score reaches it."))
+    min_score: float | None = Field(None, description="The OutputCheck.min_score class agreement was judged with.")
     channel_axis: int | None = None
     channels: int | None = None
     min_channel_cosine: float | None = None
