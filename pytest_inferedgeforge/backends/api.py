@@ -9,6 +9,11 @@ records, caching, checks) belongs to the engine.
 A third-party backend is a package: it implements :class:`Backend` and names
 its class in the ``inferedgeforge.backends`` entry-point group (see
 ``registry.py`` and docs/architecture.md#adding-a-backend).
+
+This module is the one surface a backend imports from Forge: ``__all__`` lists it (the protocols, the records a
+build returns, the errors a backend raises, the helpers it may use, the ONNX Runtime reference runner). Forge's own
+backends and the stand-in test backend import nothing else of Forge outside their own modules
+(tests/test_architecture.py checks it), and the engine and handoff name no concrete backend (import-linter).
 """
 
 from __future__ import annotations
@@ -21,11 +26,41 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from pytest_inferedgeforge.model.errors import PresetError, describe_validation_error
+from pytest_inferedgeforge.backends.ort_runner import OrtRunner
+from pytest_inferedgeforge.model.errors import (
+    BuildFailed,
+    ForgeError,
+    ModelError,
+    PresetError,
+    RunnerError,
+    ToolchainUnavailable,
+    describe_validation_error,
+    first_line,
+)
+from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import Sample
 from pytest_inferedgeforge.model.onnx_model import ModelInfo
+from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 from pytest_inferedgeforge.model.presets import Preset
+from pytest_inferedgeforge.model.provenance import python_component
+from pytest_inferedgeforge.model.quant_audit import (
+    QUANTIZED_OP_TYPES,
+    audit_quantization,
+    constants_to_initializers,
+    float16_overflows,
+)
 from pytest_inferedgeforge.model.records.build import Calibration, ToolCall, ToolchainComponent
+from pytest_inferedgeforge.model.records.paths import locate_source, source_reference
+
+__all__ = [
+    "PRECISIONS", "QUANTIZED_OP_TYPES", "Availability", "Backend", "BuildFailed", "BuildOutput", "BuildRequest",
+    "BuildsPrequantized", "Calibration", "Diagnosable", "ForgeError", "InstallableBackend", "LayerAnalysable",
+    "LayerAnalysis", "LayerError", "ModelError", "ModelInfo", "Precision", "PreparesReference", "Preset",
+    "PresetError", "ReferenceRunner", "Runner", "RunnerError", "Sample", "ToolCall", "ToolchainComponent",
+    "ToolchainUnavailable", "audit_quantization", "constants_to_initializers", "file_digest", "first_line",
+    "float16_overflows", "locate_source", "parse_options", "prequantized_precisions", "python_component",
+    "reference_runner", "source_reference",
+]
 
 
 @dataclass(frozen=True)
@@ -82,8 +117,27 @@ class Runner(Protocol):
     def close(self) -> None:
         """Release the session or worker process; safe to call twice."""
 
-    # A runner whose toolchain preprocesses inputs itself (RKNN's mean/std) may also define
-    # ``prepare_reference(sample) -> sample`` so parity feeds the source model the same data.
+
+@runtime_checkable
+class PreparesReference(Protocol):
+    """A runner whose toolchain preprocesses inputs itself (RKNN's mean/std): parity feeds the source model the
+    same data by passing each sample through ``prepare_reference`` first (engine/runs.py)."""
+
+    def prepare_reference(self, sample: Sample) -> Sample: ...
+
+
+class ReferenceRunner(Runner, Protocol):
+    """The source model run by ONNX Runtime on CPU, which every parity check compares an artifact with."""
+
+    def output_names(self) -> list[str]:
+        """The model's output names, in the order ``run`` returns them."""
+        ...
+
+
+def reference_runner(model: Path, threads: int | None = None) -> ReferenceRunner:
+    """``model`` loaded as the parity reference (ONNX Runtime, CPU); raises ``RunnerError`` when it does not load.
+    A backend whose artifact is an ONNX model ORT runs as it is (the stand-in) may return it from ``load``."""
+    return OrtRunner(model, threads)
 
 
 class Backend(Protocol):
@@ -105,9 +159,19 @@ class Backend(Protocol):
 
     def load(self, artifact: Path, *, threads: int | None = None) -> Runner: ...
 
-    # A backend that builds an already-quantized source (QDQ/QLinear ops inside) itself may name the precisions it
-    # does so for in ``prequantized_precisions: tuple[str, ...]``; other reduced-precision presets of such a source
-    # are refused at plan time (engine/quantization/prequantized.py).
+
+@runtime_checkable
+class BuildsPrequantized(Protocol):
+    """A backend that builds an already-quantized source (QDQ/QLinear ops inside) itself, for the precisions it
+    names; other reduced-precision presets of such a source are refused at plan time
+    (engine/quantization/prequantized.py)."""
+
+    prequantized_precisions: tuple[str, ...]
+
+
+def prequantized_precisions(backend: Backend) -> tuple[str, ...]:
+    """The precisions ``backend`` builds an already-quantized source in; none unless it is :class:`BuildsPrequantized`."""
+    return tuple(backend.prequantized_precisions) if isinstance(backend, BuildsPrequantized) else ()
 
 
 @runtime_checkable

@@ -17,14 +17,25 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
+from pytest_inferedgeforge.backends.api import (
+    PRECISIONS,
+    Availability,
+    BuildFailed,
+    BuildOutput,
+    BuildRequest,
+    ForgeError,
+    Precision,
+    Sample,
+    ToolCall,
+    audit_quantization,
+    constants_to_initializers,
+    first_line,
+    float16_overflows,
+    parse_options,
+    python_component,
+)
 from pytest_inferedgeforge.backends.ort_prequantized import capped_level, fp16_block_list, prequantized_audit
-from pytest_inferedgeforge.model.errors import BuildFailed, ForgeError, RunnerError, first_line
-from pytest_inferedgeforge.model.inputs import Sample
-from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
-from pytest_inferedgeforge.model.provenance import python_component
-from pytest_inferedgeforge.model.quant_audit import audit_quantization, constants_to_initializers, float16_overflows
-from pytest_inferedgeforge.model.records.build import ToolCall
+from pytest_inferedgeforge.backends.ort_runner import OrtRunner, runtime_errors
 
 OPTIMIZATION_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
                        "all": "ORT_ENABLE_ALL"}
@@ -54,42 +65,6 @@ class OnnxRuntimeOptions(BaseModel):
         "int8: node names left unquantized; fp16: node names kept in fp32."))
 
 
-
-
-def _runtime_errors() -> tuple[type[Exception], ...]:
-    """The exceptions onnxruntime documents for a model that does not load or run."""
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
-
-    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NoModel", "NotFound",
-             "NotImplemented", "RuntimeException", "EPFail", "EngineError")
-    return tuple(getattr(state, name) for name in names if hasattr(state, name))
-
-
-class OrtRunner:
-    def __init__(self, artifact: Path, threads: int | None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 4  # errors reach the caller as exceptions, not as stderr noise
-        try:
-            self.session: Any = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
-        except _runtime_errors() as exc:
-            raise RunnerError(f"onnxruntime cannot load {artifact.name}: {type(exc).__name__}: {first_line(exc)}") from exc
-        self.description = "onnxruntime CPUExecutionProvider"
-        self.evidence = "artifact"
-        self.settings = {"provider": "CPUExecutionProvider", "intra_op_threads": threads or 0,
-                         "onnxruntime": ort.__version__}
-
-    def run(self, feeds: Sample) -> list[np.ndarray]:
-        try:
-            return self.session.run(None, feeds)
-        except _runtime_errors() as exc:
-            raise RunnerError(f"onnxruntime run failed: {type(exc).__name__}: {first_line(exc)}") from exc
-
-    def close(self) -> None:
-        self.session = None
 
 
 class _SampleReader:
@@ -338,4 +313,4 @@ class OnnxRuntimeBackend:
         """The Diagnosable capability (backends/api.py): see backends/ort_tensors.py."""
         from pytest_inferedgeforge.backends.ort_tensors import intermediate_tensors
 
-        return intermediate_tensors(model, names, samples, _runtime_errors())
+        return intermediate_tensors(model, names, samples, runtime_errors())

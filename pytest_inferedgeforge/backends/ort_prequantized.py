@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.backends.api import BuildRequest
-from pytest_inferedgeforge.model.quant_audit import QUANTIZED_OP_TYPES, audit_quantization
+from pytest_inferedgeforge.backends.api import QUANTIZED_OP_TYPES, BuildRequest, audit_quantization
 
 CAPPED_LEVELS = {"extended": "basic", "all": "basic"}
 

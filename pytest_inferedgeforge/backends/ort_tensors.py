@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_inferedgeforge.model.errors import RunnerError, first_line
-from pytest_inferedgeforge.model.inputs import Sample
+from pytest_inferedgeforge.backends.api import RunnerError, Sample, first_line
 
 PROTOBUF_LIMIT = 2_000_000_000
 """Above this a model cannot be handed to ONNX Runtime as one serialized protobuf; it goes through a file."""

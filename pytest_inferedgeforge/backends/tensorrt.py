@@ -26,15 +26,23 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import onnx
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
-from pytest_inferedgeforge.model.errors import BuildFailed, PresetError, ToolchainUnavailable
-from pytest_inferedgeforge.model.hashing import file_digest
-from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
-from pytest_inferedgeforge.model.provenance import python_component
-from pytest_inferedgeforge.model.records.build import ToolCall, ToolchainComponent
+from pytest_inferedgeforge.backends.api import (
+    PRECISIONS,
+    Availability,
+    BuildFailed,
+    BuildOutput,
+    BuildRequest,
+    Precision,
+    PresetError,
+    ToolCall,
+    ToolchainComponent,
+    ToolchainUnavailable,
+    file_digest,
+    parse_options,
+    python_component,
+)
 
 TRTEXEC_DIRS = (Path("/usr/src/tensorrt/bin"),)
 MIN_COMPUTE_CAPABILITY = 5.3
@@ -147,6 +155,8 @@ def _shape_arg(shapes: dict[str, list[int]]) -> str:
 
 
 def _is_explicitly_quantized(source: Path) -> bool:
+    import onnx  # here, not at load: reading presets never loads onnx
+
     model = onnx.load(str(source), load_external_data=False)
     return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node)
 

@@ -64,7 +64,7 @@ def cmd_validate_agent_manifest(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from pytest_inferedgeforge.handoff.agent import AGENT_TYPES, FALLBACK_MODES, TELEMETRY_VERSION
+    from pytest_inferedgeforge.model.defaults import AGENT_TYPES, FALLBACK_MODES, TELEMETRY_VERSION
 
     p = add_command(sub, "create-agent-manifest", cmd_create_agent_manifest, "derive an agent manifest from a build manifest")
     add_build_dir(p, "--manifest")

@@ -1,5 +1,9 @@
 """``inferedgeforge``: the command line. One module per command group registers its commands here.
 
+Start-up is kept small: a command's module is imported and registered only when that command is run (all of
+them for ``--help`` and unknown commands), and a command module imports the engine, onnx and onnxruntime inside
+its handler, never at load (tests/test_cli_startup.py; docs/performance.md, start-up).
+
 Errors caused by input print one ``Error: <message>`` line on stderr and exit 1
 (with ``--json``: ``{"error": "<message>"}`` on stdout, same exit code); argparse
 usage errors exit 2. A reader that closes the pipe early (``| head``) ends the
@@ -9,6 +13,7 @@ command quietly. Set ``FORGE_DEBUG=1`` to see a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -17,23 +22,6 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pytest_inferedgeforge.cli import (
-    agent,
-    build,
-    cache,
-    compare,
-    diagnose,
-    history,
-    init,
-    inspect,
-    merge,
-    presets,
-    records,
-    runs,
-    signing,
-    toolchain,
-    tune,
-)
 from pytest_inferedgeforge.cli.common import UsageError
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import digest_memo
@@ -41,6 +29,26 @@ from pytest_inferedgeforge.model.version import __version__
 
 SIGPIPE_EXIT = 141
 """What a shell reports for a command ended by a closed pipe (128 + SIGPIPE), as for ``yes | head``."""
+
+
+COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
+    "init": ("init",),
+    "presets": ("list-presets", "show-preset"),
+    "build": ("build",),
+    "tune": ("tune",),
+    "inspect": ("inspect-build", "show-lab-profile-input", "show-lab-profile-command", "show-worker-summary"),
+    "runs": ("run-benchmark",),
+    "diagnose": ("diagnose",),
+    "history": ("history",),
+    "compare": ("list-builds", "show-compare-candidates", "show-compare-command", "compare", "attach-accuracy"),
+    "merge": ("merge-reports",),
+    "records": ("validate-manifest", "verify", "schema", "rebuild-from-manifest"),
+    "signing": ("keygen", "sign"),
+    "cache": ("cache",),
+    "agent": ("create-agent-manifest", "validate-agent-manifest"),
+    "toolchain": ("toolchain",),
+}
+"""Each ``cli/<group>.py`` and the commands its ``register`` adds, in ``--help`` order; a test holds it to them."""
 
 
 class ForgeArgumentParser(argparse.ArgumentParser):
@@ -53,7 +61,13 @@ class ForgeArgumentParser(argparse.ArgumentParser):
         super().error(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command word: the first token that is not an option (the top level's options take no values)."""
+    return next((token for token in argv if not token.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with ``command``'s group registered, or every group when ``command`` is None or unknown."""
     parser = ForgeArgumentParser(
         prog="inferedgeforge",
         description="InferEdgeForge: build ONNX models into edge artifacts (ONNX Runtime, RKNN, TensorRT) with "
@@ -63,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (init, presets, build, tune, inspect, runs, diagnose, history, compare, merge, records, signing, cache,
-                  agent, toolchain):
-        group.register(sub)
+    groups = [group for group, commands in COMMAND_GROUPS.items() if command in commands] or list(COMMAND_GROUPS)
+    for group in groups:
+        importlib.import_module(f"pytest_inferedgeforge.cli.{group}").register(sub)
     return parser
 
 
@@ -88,7 +102,7 @@ def _pipe_closed() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_named(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if getattr(args, "verbose", False):
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)

@@ -47,9 +47,14 @@ def cmd_run_benchmark(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from pytest_inferedgeforge.handoff.lab_run import LAB_TIMEOUT_S
-    from pytest_inferedgeforge.model.spec import DEFAULT_RUNS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_WARMUP
-    from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV
+    from pytest_inferedgeforge.model.defaults import (
+        DEFAULT_MAX_CV,
+        DEFAULT_RUNS,
+        DEFAULT_SAMPLES,
+        DEFAULT_SEED,
+        DEFAULT_WARMUP,
+        LAB_TIMEOUT_S,
+    )
 
     p = add_command(sub, "run-benchmark", cmd_run_benchmark, "benchmark a build and check parity; writes run_summary.json",
              "Native (default): verify the whole build, load the artifact here, measure latency and compare its\n"

@@ -10,7 +10,7 @@ from typing import Any
 
 from pytest_inferedgeforge.cli.build import _input_shapes, _input_values, add_dataset_options, dataset_options
 from pytest_inferedgeforge.cli.common import add_command, add_presets_root, output_root, presets_root, print_json
-from pytest_inferedgeforge.model.spec import DEFAULT_MAX_TRIALS, DEFAULT_SAMPLES
+from pytest_inferedgeforge.model.defaults import DEFAULT_MAX_TRIALS, DEFAULT_SAMPLES
 
 
 def _positive_int(text: str) -> int:

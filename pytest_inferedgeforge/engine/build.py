@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pytest_inferedgeforge.backends.api import BuildRequest
+from pytest_inferedgeforge.backends.api import Availability, BuildRequest
 from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.build_key import Fingerprint, describe_change, fingerprint
 from pytest_inferedgeforge.engine.compose import compose_records
+from pytest_inferedgeforge.engine.fresh import FreshVerification, verify_fresh
 from pytest_inferedgeforge.engine.inspection import recheck, remember
 from pytest_inferedgeforge.engine.plan import BuildPlan
 from pytest_inferedgeforge.engine.publish import build_lock, publish, sweep, work_dir_for
@@ -74,6 +75,11 @@ class VerifiedBuild:
     source: BuildSource = "built"
     pushed: str | None = None
     """What pushing it to the shared cache did, when a push was asked for."""
+    toolchain: Availability | None = None
+    """The toolchain probe this build asked; a run of it in this process does not ask again."""
+    fresh: FreshVerification | None = None
+    """Built by this process: its one whole-record verification, which the push and the first run take while the
+    directory is unchanged (engine/fresh.py). None for a build from the cache or a previous session."""
 
     @property
     def digests(self) -> dict[str, str | None]:
@@ -86,10 +92,11 @@ class VerifiedBuild:
 
 
 def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = False, signer: SigningKey | None = None,
-          shared: SharedCache | None = None) -> VerifiedBuild:
+          shared: SharedCache | None = None, toolchain: Availability | None = None) -> VerifiedBuild:
     """Build (or reuse, or pull from ``shared``) ``plan`` and return the published, verified build; with ``signer``
-    it is signed, and with ``shared.push`` pushed."""
-    toolchain = availability(plan.preset.backend)
+    it is signed, and with ``shared.push`` pushed. ``toolchain``: the probe of the preset's backend the caller
+    already asked (the plugin asks it to skip an item), so it is asked once."""
+    toolchain = toolchain or availability(plan.preset.backend)
     if not toolchain.ok:
         raise ToolchainUnavailable(f"{plan.preset.name}: {toolchain.reason}")
     key = fingerprint(plan, toolchain.versions)
@@ -105,12 +112,13 @@ def build(plan: BuildPlan, *, progress: Progress | None = None, force: bool = Fa
         if cached is None or force:
             if not plan.model_checked:
                 recheck(plan.source, plan.model, plan.output_root)
-            cached = _build_fresh(plan, key, "forced rebuild" if force else reason, progress, signer)
+            cached = _build_fresh(plan, key, "forced rebuild" if force else reason, progress, signer, toolchain)
         elif signer is not None and cached.source == "local":
             signer.sign(plan.build_dir)
         remember(plan.source, plan.model, plan.output_root)
         if shared is not None and shared.push and cached.source != "remote":
-            cached.pushed = _push(shared, plan.build_dir)
+            cached.pushed = _push(shared, plan.build_dir, cached.fresh)
+        cached.toolchain = toolchain
         return cached
 
 
@@ -128,10 +136,11 @@ def _pull(plan: BuildPlan, key: str, shared: SharedCache, reason: str) -> tuple[
                          reason=f"pulled from the shared cache {shared.url}: signature and every digest verified"), ""
 
 
-def _push(shared: SharedCache, build_dir: Path) -> str:
-    """Push after a build; a failure is said (and logged), the build itself stands."""
+def _push(shared: SharedCache, build_dir: Path, fresh: FreshVerification | None) -> str:
+    """Push after a build (a fresh one with the verification it just passed); a failure is said (and logged), the
+    build itself stands."""
     try:
-        result = push(shared, build_dir)
+        result = push(shared, build_dir, fresh.report_if_unchanged(build_dir) if fresh is not None else None)
     except ForgeError as exc:
         LOGGER.warning("push to the shared cache failed: %s", exc)
         return f"failed: {exc}"
@@ -183,7 +192,7 @@ class _BuildLog:
 
 
 def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progress | None,
-                 signer: SigningKey | None) -> VerifiedBuild:
+                 signer: SigningKey | None, toolchain: Availability) -> VerifiedBuild:
     log = _BuildLog(progress)
     failure_record = plan.output_root / f"{plan.build_dir.name}{FAILURE_SUFFIX}"
     work_dir = work_dir_for(plan.build_dir)
@@ -205,8 +214,8 @@ def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progr
         finished = utc_now()
         log(f"build finished in {time.perf_counter() - clock:.3f}s")
         (work_dir / LOG_FILE).write_text(log.text(), encoding="utf-8")
-        metadata, manifest = compose_records(plan, key, output, started, finished,
-                                             round(time.perf_counter() - clock, 3), work_dir, smoke)
+        metadata, manifest, manifest_checked = compose_records(
+            plan, key, output, started, finished, round(time.perf_counter() - clock, 3), work_dir, smoke, toolchain)
         write_json_atomic(work_dir / METADATA_FILE, metadata_to_dict(metadata))
         write_json_atomic(work_dir / MANIFEST_FILE, manifest_to_dict(manifest))
         write_provenance(work_dir, manifest)
@@ -224,5 +233,5 @@ def _build_fresh(plan: BuildPlan, key: Fingerprint, reason: str, progress: Progr
             })
         raise
     failure_record.unlink(missing_ok=True)
-    return VerifiedBuild(load_build_record(plan.build_dir), verify_build_dir(plan.build_dir), cached=False,
-                         reason=reason)
+    fresh = verify_fresh(plan.build_dir, manifest_checked)  # the one whole-record walk of a fresh build
+    return VerifiedBuild(load_build_record(plan.build_dir), fresh.report, cached=False, reason=reason, fresh=fresh)

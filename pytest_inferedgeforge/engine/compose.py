@@ -11,8 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.backends.api import BuildOutput
-from pytest_inferedgeforge.backends.registry import availability
+from pytest_inferedgeforge.backends.api import Availability, BuildOutput
 from pytest_inferedgeforge.engine.build_key import Fingerprint
 from pytest_inferedgeforge.engine.plan import BuildPlan
 from pytest_inferedgeforge.model.environment import tool_facts
@@ -43,7 +42,7 @@ from pytest_inferedgeforge.model.records.build import (
 )
 from pytest_inferedgeforge.model.records.paths import in_build, project_relative, source_reference
 from pytest_inferedgeforge.verify.agreement import HANDOFF_CONSUMER
-from pytest_inferedgeforge.verify.manifest import validate_manifest_data
+from pytest_inferedgeforge.verify.manifest import ValidationReport, validate_manifest_data
 
 
 def relative_calls(calls: list[ToolCall], plan: BuildPlan, work_dir: Path) -> list[ToolCall]:
@@ -83,7 +82,10 @@ def compose_records(
     duration: float,
     work_dir: Path,
     smoke: SmokeRecord,
-) -> tuple[BuildMetadata, Manifest]:
+    toolchain_probe: Availability,
+) -> tuple[BuildMetadata, Manifest, ValidationReport]:
+    """The records of a fresh build in ``work_dir``, and the check of the manifest's rules and files it passed (the
+    build hands it to the whole-record verification after publishing, which does not walk the manifest again)."""
     preset = plan.preset
     stamp = format_timestamp(started)
     build_info = BuildInfo(
@@ -112,7 +114,7 @@ def compose_records(
     primary = artifacts[0]
     batch, height, width = plan.shape_context
     toolchain = Toolchain(backend=preset.backend, versions=fingerprint.toolchain_versions,
-                          components=availability(preset.backend).components or None,
+                          components=toolchain_probe.components or None,
                           calls=relative_calls(output.calls, plan, work_dir),
                           log=LOG_FILE, details=output.details or None)
     tool = Tool(**tool_facts(_presets_origin(plan, build_dir)))
@@ -145,5 +147,5 @@ def compose_records(
         preset_snapshot=preset.snapshot(), input_shapes=plan.input_shapes, toolchain=toolchain,
         calibration=output.calibration, tool=tool, **evidence,
     )
-    return metadata, manifest
+    return metadata, manifest, report
 

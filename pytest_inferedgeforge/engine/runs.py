@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_inferedgeforge.backends.api import Runner
-from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
+from pytest_inferedgeforge.backends.api import Availability, PreparesReference, ReferenceRunner, Runner, reference_runner
 from pytest_inferedgeforge.backends.registry import availability
 from pytest_inferedgeforge.engine.benchmark import measure, speed_probe
+from pytest_inferedgeforge.engine.build import VerifiedBuild
 from pytest_inferedgeforge.engine.parity import check_parity, run_all
 from pytest_inferedgeforge.engine.publish import build_lock
 from pytest_inferedgeforge.engine.quantization.speed import speed_vs_fp32
@@ -54,6 +54,7 @@ from pytest_inferedgeforge.model.spec import (
     effective_thresholds,
 )
 from pytest_inferedgeforge.model.stats import DEFAULT_MAX_CV, DRIFT_ALPHA, summarize
+from pytest_inferedgeforge.verify.manifest import ValidationReport
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
@@ -81,6 +82,9 @@ class RunSettings:
     values: dict[str, ValueRule] | None = None
     """Value rules of synthetic inputs; None: the rules the build recorded."""
     output_checks: dict[str, OutputCheck] = field(default_factory=dict)
+    host_extra: dict[str, Any] = field(default_factory=dict)
+    """Facts the caller adds to the recorded host state (the plugin's pytest_forge_update_host_state: a rack
+    id); Forge's own measured facts win on a clash."""
 
 
 @dataclass
@@ -117,9 +121,10 @@ def run_context(record: BuildRecord) -> dict[str, Any]:
     }
 
 
-def verified_artifact_sha(record: BuildRecord) -> str:
-    """Verify the whole build record now (every artifact, every record); refuse to measure one that fails."""
-    report = record.verification
+def verified_artifact_sha(record: BuildRecord, report: ValidationReport | None = None) -> str:
+    """Verify the whole build record now (every artifact, every record), unless ``report`` is that verification
+    handed along (engine/fresh.py); refuse to measure one that fails."""
+    report = report if report is not None else record.verification
     if not report.valid:
         raise ForgeError(f"{record.build_dir} does not verify ({report.first_error()}); refusing to measure it")
     return str(record.manifest.artifact.sha256)
@@ -137,16 +142,22 @@ def run_samples(record: BuildRecord, settings: RunSettings, count: int | None = 
                          preprocess=preprocess_from_record(record.manifest.preprocess))
 
 
-def run_native(build: Path | BuildRecord, settings: RunSettings, signer: Signer | None = None) -> RunOutcome:
+def run_native(build: Path | BuildRecord | VerifiedBuild, settings: RunSettings,
+               signer: Signer | None = None) -> RunOutcome:
     """Benchmark (and parity-check) a build on this machine; always leaves a run record, sealed by ``signer``
     when given (engine/run_signing.py).
 
-    ``build`` is a build directory or its record (a ``VerifiedBuild``'s); either way the record is read again
-    under the build's lock, which the run holds, so concurrent runs queue and a rebuild waits for the run.
+    ``build`` is a build directory, its record, or the ``VerifiedBuild`` that built it; either way the record is
+    read again under the build's lock, which the run holds, so concurrent runs queue and a rebuild waits for the
+    run. A ``VerifiedBuild`` this process just built hands along its verification while the directory is unchanged
+    (engine/fresh.py) and its toolchain probe; anything else is verified whole.
     """
-    build_dir = build.build_dir if isinstance(build, BuildRecord) else build
+    verified = build if isinstance(build, VerifiedBuild) else None
+    build_dir = build.record.build_dir if isinstance(build, VerifiedBuild) else \
+        build.build_dir if isinstance(build, BuildRecord) else build
     with build_lock(build_dir):
         record = load_build_record(build_dir)  # read under the lock: a rebuild may have replaced it meanwhile
+        handed = _handed_along(verified, record)  # before this run adds its directory
         run = RunDirectory.open(record.build_dir, signer)
         started = utc_now()
         base = {**run_context(record), "via": "native", "warmup": settings.warmup, "runs": settings.runs,
@@ -154,7 +165,7 @@ def run_native(build: Path | BuildRecord, settings: RunSettings, signer: Signer 
                 "run_dir": run.relative}
         outcome = RunOutcome(summary=RunSummary(status="failed", **base), summary_path=run.final / RUN_SUMMARY_FILE)
         try:
-            _measure(record, settings, run, base, outcome)
+            _measure(record, settings, run, base, outcome, handed)
         except ForgeError as exc:
             outcome.summary = _failed(base, str(exc))
             outcome.structured_result_path = outcome.evidence_path = None
@@ -165,15 +176,26 @@ def run_native(build: Path | BuildRecord, settings: RunSettings, signer: Signer 
         return outcome
 
 
+def _handed_along(verified: VerifiedBuild | None, record: BuildRecord) -> tuple[ValidationReport | None,
+                                                                                 Availability | None]:
+    """What a build of this process hands the run: its verification while the directory is the tree it verified,
+    and the toolchain probe of the record's backend."""
+    if verified is None or verified.record.metadata.build.backend != record.metadata.build.backend:
+        return None, None
+    report = verified.fresh.report_if_unchanged(record.build_dir) if verified.fresh is not None else None
+    return report, verified.toolchain
+
+
 def _measure(record: BuildRecord, settings: RunSettings, run: RunDirectory, base: dict[str, Any],
-             outcome: RunOutcome) -> None:
-    sha = verified_artifact_sha(record)
+             outcome: RunOutcome, handed: tuple[ValidationReport | None, Availability | None]) -> None:
+    report, probed = handed
+    sha = verified_artifact_sha(record, report)
     base["artifact_sha256_at_run"] = sha
-    toolchain = availability(record.metadata.build.backend)
+    toolchain = probed or availability(record.metadata.build.backend)
     if not toolchain.ok:
         raise ToolchainUnavailable(toolchain.reason or "toolchain unavailable")
     before = speed_probe()  # before any runtime threads exist
-    base["host_state"] = {**host_state(), "speed_probe_ms": [before]}
+    base["host_state"] = {**settings.host_extra, **host_state(), "speed_probe_ms": [before]}
     runner = load_runner(record.metadata.build.backend, record.artifact_path, threads=settings.threads)
     try:
         samples, input_source = run_samples(record, settings)
@@ -222,18 +244,18 @@ def _parity(record: BuildRecord, runner: Runner, samples: list[Sample], input_so
         raise ForgeError(f"source model not found at {source}; parity needs it (disable accuracy to benchmark only)")
     if file_digest(source) != record.manifest.source_model.sha256:
         raise ForgeError(f"source model {source} changed since the build; parity against it would be meaningless")
-    reference = OrtRunner(source, settings.threads)
+    reference = reference_runner(source, settings.threads)
     try:
         return _compare(record, reference, runner, samples, input_source, settings)
     finally:
         reference.close()
 
 
-def _compare(record: BuildRecord, reference: OrtRunner, runner: Runner, samples: list[Sample],
+def _compare(record: BuildRecord, reference: ReferenceRunner, runner: Runner, samples: list[Sample],
              input_source: InputSource, settings: RunSettings) -> ParityResult:
-    prepare = getattr(runner, "prepare_reference", None)  # optional Runner member, see backends/api.py
-    reference_inputs = [prepare(sample) for sample in samples] if prepare else samples
-    output_names = [output.name for output in reference.session.get_outputs()]
+    reference_inputs = ([runner.prepare_reference(sample) for sample in samples]
+                        if isinstance(runner, PreparesReference) else samples)
+    output_names = reference.output_names()
     thresholds, warnings = effective_thresholds(record.manifest.runtime.precision, settings.thresholds, input_source)
     return check_parity(
         run_all(reference, reference_inputs), run_all(runner, samples), output_names, thresholds=thresholds,

@@ -50,7 +50,7 @@ from pytest_inferedgeforge.model.onnx_model import ModelInfo, TensorInfo
 from pytest_inferedgeforge.model.provenance import Statement
 from pytest_inferedgeforge.model.records.build import Manifest, load_manifest
 from pytest_inferedgeforge.model.records.cache import CachedFile, CacheEntry
-from pytest_inferedgeforge.verify.build_dir import verify_build_dir
+from pytest_inferedgeforge.verify.build_dir import signing_issues, verify_build_dir
 from pytest_inferedgeforge.verify.manifest import ValidationReport
 from pytest_inferedgeforge.verify.signature import envelope_payload, signed_by
 
@@ -305,10 +305,16 @@ def _settle(cache: SharedCache, key: str, build_dir: Path, files: list[CachedFil
                       repaired=len(repaired))
 
 
-def push(cache: SharedCache, build_dir: Path) -> PushResult:
+def push(cache: SharedCache, build_dir: Path, verified: ValidationReport | None = None) -> PushResult:
     """Upload a verified, signed build: its blobs (create-only), then its entry (create-only), then any blob that
-    went missing meanwhile."""
-    report = verify_build_dir(build_dir, cache.trusted or None, allow_unsigned_runs=True)  # runs are not pushed
+    went missing meanwhile. ``verified``: the keyless whole-record verification this process made of the same,
+    unchanged directory under the lock it still holds (a fresh build, engine/build.py); then only what the cache's
+    trusted keys add is checked."""
+    if verified is None:
+        report = verify_build_dir(build_dir, cache.trusted or None, allow_unsigned_runs=True)  # runs are not pushed
+    else:
+        report = ValidationReport(target=build_dir, issues=[
+            *verified.issues, *(signing_issues(build_dir, cache.trusted, allow_unsigned_runs=True) if cache.trusted else [])])
     if not report.valid:
         raise ForgeError(f"refusing to push {build_dir}: it does not verify ({report.first_error()})")
     if not (build_dir / SIGNATURE_FILE).is_file():

@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferedgeforge.handoff.lab import first_text
+from pytest_inferedgeforge.model.defaults import AGENT_TYPES, FALLBACK_MODES, TELEMETRY_VERSION
 from pytest_inferedgeforge.verify.manifest import Issue, ValidationReport
 
 AGENT_SCHEMA_VERSION = "inferedge-agent-manifest-v1"
-TELEMETRY_VERSION = "inferedge-agent-telemetry-v1"
-AGENT_TYPES = ("vision", "voice", "safety", "utility")
-FALLBACK_MODES = ("none", "drop_stale", "degrade_backend", "skip_low_priority", "notify_only")
 
 
 def create_agent_manifest(manifest: dict[str, Any], manifest_path: str, *, agent_id: str, agent_type: str,

@@ -19,6 +19,7 @@ from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.engine.run_records import RunDirectory
 from pytest_inferedgeforge.engine.runs import RunOutcome, run_context, verified_artifact_sha
 from pytest_inferedgeforge.handoff.lab import lab_profile_argv, shell_join
+from pytest_inferedgeforge.model.defaults import LAB_TIMEOUT_S
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import STRUCTURED_RESULT_FILE, format_instant, utc_now
@@ -27,7 +28,6 @@ from pytest_inferedgeforge.model.records.run import RunSummary
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
 
-LAB_TIMEOUT_S = 1800
 LAB_STATISTICS = ("not established: InferEdgeLab's profile hands over mean_ms and p99_ms only, not per-run "
                   "latencies, so no confidence interval, stability verdict or percentile sufficiency could be computed; "
                   "run --via native for them")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import onnx
-from onnx.external_data_helper import uses_external_data
+
+if TYPE_CHECKING:  # onnx is imported where it is used: commands that only read records never load it
+    import onnx
 
 from pytest_inferedgeforge.model.errors import ModelError, first_line
 from pytest_inferedgeforge.model.quant_audit import quantized_op_counts
@@ -64,6 +65,8 @@ class ModelInfo:
 
 
 def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
+    import onnx
+
     tensor_type = value.type.tensor_type
     dims: list[Dim] = []
     for dim in tensor_type.shape.dim:
@@ -79,6 +82,8 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
 
 def _external_data_files(model: onnx.ModelProto, model_dir: Path) -> tuple[Path, ...]:
     """Resolve every external-data location and refuse any that leaves the model's directory."""
+    from onnx.external_data_helper import uses_external_data
+
     root = model_dir.resolve()
     files: dict[Path, None] = {}
     for tensor in _all_initializers(model):
@@ -105,6 +110,8 @@ def _all_initializers(model: onnx.ModelProto) -> list[onnx.TensorProto]:
 
 def inspect_model(path: Path) -> ModelInfo:
     """Load and check an ONNX file, or raise :class:`ModelError` saying why it is unusable."""
+    import onnx
+
     if not path.exists():
         raise ModelError(f"Model file not found: {path}")
     if not path.is_file():

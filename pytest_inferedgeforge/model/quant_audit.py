@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
+
+if TYPE_CHECKING:  # onnx is imported where it is used: commands that only read records never load it
+    import onnx
 
 QUANTIZED_OP_TYPES = frozenset({
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd",
@@ -40,6 +41,8 @@ LISTED_NODES = 50
 
 def walk_nodes(graph: onnx.GraphProto, depth: int = 0) -> Iterator[tuple[onnx.NodeProto, int]]:
     """Every node of a graph and of its subgraphs (``If``/``Loop``/``Scan`` bodies), with its nesting depth."""
+    import onnx
+
     for node in graph.node:
         yield node, depth
         for attribute in node.attribute:
@@ -90,6 +93,8 @@ def audit_quantization(model: onnx.ModelProto) -> dict[str, Any]:
 
 
 def _float_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    import onnx
+
     yield from model.graph.initializer
     for node, _ in walk_nodes(model.graph):
         for attribute in node.attribute:
@@ -99,6 +104,9 @@ def _float_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
 
 def float16_overflows(model: onnx.ModelProto) -> list[dict[str, Any]]:
     """Float tensors (initializers and ``Constant`` values) with magnitudes float16 cannot hold."""
+    import onnx
+    from onnx import numpy_helper
+
     found = []
     for tensor in _float_tensors(model):
         if tensor.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
@@ -120,6 +128,8 @@ def constants_to_initializers(model: onnx.ModelProto) -> int:
     honours its block lists for initializers but converts ``Constant`` nodes regardless, so a
     BatchNorm kept in fp32 would still get a clamped fp16 variance.
     """
+    import onnx
+
     kept: list[onnx.NodeProto] = []
     folded = 0
     for node in model.graph.node:

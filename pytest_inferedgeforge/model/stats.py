@@ -20,14 +20,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from pytest_inferedgeforge.model.defaults import DEFAULT_MAX_CV
 from pytest_inferedgeforge.model.records.build import Record
 
 CI_LEVEL = 0.95
 PERCENTILE_CONFIDENCE = 0.9987
 """One-sided confidence that a percentile's upper bound holds; chosen so the rule needs LoadGen's 64 samples
 for p90 and 662 for p99."""
-DEFAULT_MAX_CV = 0.05
-"""A CPU benchmark whose coefficient of variation is above 5 % is flagged unstable (trtexec warns above 1 %)."""
 DRIFT_ALPHA = 0.01
 """Significance of the first-half vs second-half rank test that flags drift (thermal throttling, a neighbour)."""
 MIN_DRIFT_SAMPLES = 16

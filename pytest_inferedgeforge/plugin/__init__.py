@@ -38,6 +38,13 @@ __all__ = ["forge_build", "forge_preset", "forge_record", "forge_runner"]
 RECORD_NAMES = (METADATA_FILE, MANIFEST_FILE)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Forge's own hooks (plugin/hookspec.py, docs/hooks.md), for a conftest to implement."""
+    from pytest_inferedgeforge.plugin import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("inferedgeforge", "InferEdgeForge build provenance")
     group.addoption("--forge-output", metavar="DIR", default=None,

@@ -25,6 +25,7 @@ from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.records.run import RunSummary
 from pytest_inferedgeforge.model.regression import Rule, parse_rules
 from pytest_inferedgeforge.model.spec import ExperimentSpec
+from pytest_inferedgeforge.plugin.failures import ForgeCheckFailed
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
 
 BASELINE_KEY = pytest.StashKey[Baseline]()
@@ -66,8 +67,6 @@ def check_baseline(item: pytest.Item, record: BuildRecord, summary: RunSummary, 
                    settings: ForgeSettings, max_host_drift: float | None) -> None:
     """Judge the run against its baseline (``max_host_drift``: the spec's; None ignores the host's speed probe);
     a significant regression fails the item, nothing else does."""
-    from pytest_inferedgeforge.plugin.items import ForgeCheckFailed
-
     try:
         baseline = _baseline(item.config, settings)
     except ForgeError as exc:

@@ -38,7 +38,7 @@ def forge_build(request: pytest.FixtureRequest) -> BuildFactory:
         if not path.is_absolute():
             path = request.path.parent / path
         fixture_properties(request.node, path, preset)
-        outcome = build_for_test(request.config, path, preset, input_shapes)
+        outcome = build_for_test(request.node, path, preset, input_shapes)
         record_properties(request.node, outcome)
         return outcome.record
 

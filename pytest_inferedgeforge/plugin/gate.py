@@ -22,7 +22,7 @@ from pytest_inferedgeforge.model.containment import is_regular_file
 from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import FAILURE_SUFFIX, MANIFEST_FILE, METADATA_FILE
-from pytest_inferedgeforge.plugin.items import CleanFailureItem, ForgeCheckFailed
+from pytest_inferedgeforge.plugin.failures import CleanFailureItem, ForgeCheckFailed
 from pytest_inferedgeforge.plugin.settings import VALIDATE_ROOTS_KEY
 
 SNIFF_BYTES = 4096

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,23 +23,11 @@ from pytest_inferedgeforge.model.errors import ForgeError, PresetError, SpecErro
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
 from pytest_inferedgeforge.plugin.baseline import check_baseline, latency_properties, regression_rules
+from pytest_inferedgeforge.plugin.failures import CleanFailureItem, ForgeCheckFailed
 from pytest_inferedgeforge.plugin.markers import register_preset_markers
 from pytest_inferedgeforge.plugin.quantization import diagnosis_lines, search_build, searches
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
 from pytest_inferedgeforge.plugin.sharing import shared_cache, signer
-
-
-class ForgeCheckFailed(Exception):
-    """A failed Forge step or invariant; shown as its message alone, without a traceback."""
-
-
-class CleanFailureItem(pytest.Item):
-    """An item whose Forge failures (a failed check, a ForgeError) show as their message alone."""
-
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        if isinstance(excinfo.value, ForgeCheckFailed | ForgeError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
 
 
 def preset_marks(config: pytest.Config, preset: Preset) -> list[pytest.MarkDecorator]:
@@ -47,9 +36,10 @@ def preset_marks(config: pytest.Config, preset: Preset) -> list[pytest.MarkDecor
     return [getattr(pytest.mark, name) for name in names]
 
 
-def build_for_test(config: pytest.Config, model: Path, preset: Preset,
+def build_for_test(item: pytest.Item, model: Path, preset: Preset,
                    input_shapes: dict[str, list[int]] | None = None, experiment: Experiment | None = None) -> VerifiedBuild:
     """Skip (or fail, when required) on a missing toolchain; build or reuse; check every invariant."""
+    config = item.config
     settings = get_settings(config)
     toolchain = availability(preset.backend)
     if not toolchain.ok:
@@ -64,15 +54,37 @@ def build_for_test(config: pytest.Config, model: Path, preset: Preset,
                       input_dataset=experiment.dataset if experiment is not None else None,
                       calibration_dataset=experiment.calibration if experiment is not None else None,
                       preprocess=inputs.preprocess if inputs else None)
-    return checked(build(plan, force=settings.rebuild, signer=signer(config), shared=shared_cache(config)))
+    return checked(item, build(plan, force=settings.rebuild, signer=signer(config), shared=shared_cache(config),
+                                 toolchain=toolchain))
 
 
-def checked(outcome: VerifiedBuild) -> VerifiedBuild:
-    """``outcome``, once every build invariant holds; else the item fails with one line per violation."""
+def checked(item: pytest.Item, outcome: VerifiedBuild) -> VerifiedBuild:
+    """``outcome``, once every build invariant holds, Forge's own and then the site's (pytest_forge_invariants,
+    after pytest_forge_build_finished); else the item fails with one line per violation."""
     violations = build_invariants(outcome)
     if violations:
         raise ForgeCheckFailed("\n".join(issue.line() for issue in violations))
+    item.ihook.pytest_forge_build_finished(item=item, build=outcome)
+    found = item.ihook.pytest_forge_invariants(item=item, build=outcome)
+    site = [line for lines in found for line in ([lines] if isinstance(lines, str) else lines or []) if line]
+    if site:
+        raise ForgeCheckFailed("\n".join(site))
     return outcome
+
+
+def site_host_state(item: pytest.Item) -> dict[str, Any]:
+    """The facts pytest_forge_update_host_state adds to this item's run record; each must be JSON, since it is
+    written into (and signed with) run_summary.json."""
+    facts: dict[str, Any] = {}
+    item.ihook.pytest_forge_update_host_state(config=item.config, host_state=facts)
+    for key, value in facts.items():
+        try:
+            if not isinstance(key, str):
+                raise TypeError(f"keys must be strings, not {type(key).__name__}")
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ForgeCheckFailed(f"pytest_forge_update_host_state: host fact {key!r} is not JSON: {exc}") from exc
+    return facts
 
 
 def item_properties(experiment: str, spec: Path, model: Path, preset: Preset) -> list[tuple[str, object]]:
@@ -119,7 +131,9 @@ class ForgeSpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         experiment = load_experiment(self.path, get_settings(self.config).presets_root)
-        for preset in experiment.presets:
+        chosen = self.ihook.pytest_forge_select_presets(config=self.config, experiment=experiment,
+                                                        presets=list(experiment.presets))
+        for preset in experiment.presets if chosen is None else chosen:
             item = ForgeItem.from_parent(self, name=f"{experiment.name}[{preset.name}]",
                                          nodeid=param_nodeid(self, experiment.name, preset.name),
                                          experiment=experiment, preset=preset)
@@ -167,19 +181,19 @@ class ForgeItem(CleanFailureItem):
         if searches(self.experiment, self.preset):
             outcome = self._search(settings)
         else:
-            outcome = build_for_test(self.config, self.experiment.model, self.preset, spec.inputs.shapes,
+            outcome = build_for_test(self, self.experiment.model, self.preset, spec.inputs.shapes,
                                      self.experiment)
         record_properties(self, outcome)
         if not settings.benchmark or not (spec.benchmark.enabled or spec.accuracy.enabled):
             self._smoke(outcome)
             return
-        self._benchmark(outcome.record, settings)
+        self._benchmark(outcome, settings)
 
     def _search(self, settings: ForgeSettings) -> VerifiedBuild:
         """The spec's int8 search in place of the plain build; its result is then checked like any build. With no
         passing trial the item fails with the search's outcome and the diagnosis of the best trial's build."""
         tuned = search_build(self, self.experiment, self.preset, settings)
-        outcome = checked(tuned.build)
+        outcome = checked(self, tuned.build)
         if not tuned.passed:
             record_properties(self, outcome)
             raise ForgeCheckFailed("\n".join([tuned.summary, *self._diagnosis(outcome.record, settings)]))
@@ -222,9 +236,13 @@ class ForgeItem(CleanFailureItem):
             min_runs=spec.benchmark.min_runs, max_cv=spec.benchmark.max_cv, drift_alpha=spec.benchmark.drift_alpha,
         )
 
-    def _benchmark(self, record: BuildRecord, settings: ForgeSettings) -> None:
+    def _benchmark(self, outcome: VerifiedBuild, settings: ForgeSettings) -> None:
+        record = outcome.record
         key = signer(self.config)
-        run = run_native(record, self._run_settings(settings), key.signer if key else None)
+        run_settings = self._run_settings(settings)
+        run_settings.host_extra = site_host_state(self)
+        run = run_native(outcome, run_settings, key.signer if key else None)  # a fresh build hands its checks along
+        self.ihook.pytest_forge_run_finished(item=self, run=run)
         summary = run.summary
         self.user_properties.extend([("run_status", summary.status), ("run_summary_path", str(run.summary_path))])
         if not run.completed:

@@ -192,14 +192,30 @@ class ForgeReporter:
             return
         from pytest_inferedgeforge.model.jsonio import write_json_atomic
 
-        report = self.build_report()
+        data, report = self.hooked(self.build_report())
         if self.settings.report_path:
             self.settings.report_path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.settings.report_path, report.model_dump(mode="json"))
+            write_json_atomic(self.settings.report_path, data)
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.rows:
             with open(summary_file, "a", encoding="utf-8") as handle:
                 handle.write(self.markdown(report))
+
+    def hooked(self, report: ForgeReport) -> tuple[dict[str, Any], ForgeReport]:
+        """The report as pytest_forge_update_report leaves it: its JSON, the keys a hook added kept, and the model
+        it still validates as (the step summary's source). One that no longer validates ends the session unwritten."""
+        from pydantic import ValidationError
+
+        from pytest_inferedgeforge.model.errors import describe_validation_error
+        from pytest_inferedgeforge.model.records.report import ForgeReport
+
+        data = report.model_dump(mode="json")
+        self.config.hook.pytest_forge_update_report(config=self.config, report=data)
+        try:
+            return data, ForgeReport.model_validate(data)
+        except ValidationError as exc:
+            pytest.exit(describe_validation_error(exc, "pytest_forge_update_report: the report no longer validates")
+                        + "; it was not written", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def build_report(self) -> ForgeReport:
         from pytest_inferedgeforge.model.environment import host_facts

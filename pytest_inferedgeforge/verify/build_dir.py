@@ -31,11 +31,16 @@ if TYPE_CHECKING:
 
 
 def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *, require_signature: bool = False,
-                     allow_unsigned_runs: bool = False) -> ValidationReport:
+                     allow_unsigned_runs: bool = False, manifest_checked: ValidationReport | None = None
+                     ) -> ValidationReport:
     """The whole-record check. Only a missing directory raises (:class:`RecordError`); anything a record holds,
     however malformed, is reported as an issue. With ``keys``, the build must be signed by one of them
     (verify/signature.py) and so must every run (verify/run_signature.py; an unsigned run is only a warning with
-    ``allow_unsigned_runs``)."""
+    ``allow_unsigned_runs``).
+
+    ``manifest_checked``: the manifest's rules and files as the caller itself just checked them, on the very bytes
+    now on disk (engine/build.py: the manifest it composed, in the same process under the build lock); they are not
+    walked again, everything else is."""
     if not build_dir.is_dir():
         raise RecordError(f"Build directory not found: {build_dir}")
     target, build_dir = build_dir, build_dir.resolve()
@@ -43,7 +48,8 @@ def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *, require_
         manifest = read_json_object(build_dir / MANIFEST_FILE, "Build manifest")
     except RecordError as exc:
         return ValidationReport(target=target, issues=[Issue("ERROR", MANIFEST_FILE, str(exc))])
-    report = validate_manifest_data(manifest, build_dir, target)
+    report = (ValidationReport(target=target, issues=list(manifest_checked.issues)) if manifest_checked is not None
+              else validate_manifest_data(manifest, build_dir, target))
     try:
         metadata = read_json_object(build_dir / METADATA_FILE, "Build metadata")
     except RecordError as exc:
@@ -63,6 +69,13 @@ def verify_build_dir(build_dir: Path, keys: list[Key] | None = None, *, require_
     report.issues.extend(run_record_issues(build_dir, manifest))
     report.issues.extend(run_signature_issues(build_dir, keys or [], allow_unsigned=allow_unsigned_runs))
     return report
+
+
+def signing_issues(build_dir: Path, keys: list[Key], *, allow_unsigned_runs: bool = False) -> list[Issue]:
+    """The part of :func:`verify_build_dir` that ``keys`` change: the build's signature (required with keys), its
+    OMS signature and every run's seal; for a caller that holds the keyless verification of the same bytes."""
+    return [*signature_issues(build_dir, keys, require=False), *oms_issues(build_dir, keys),
+            *run_signature_issues(build_dir, keys, allow_unsigned=allow_unsigned_runs)]
 
 
 def _metadata_artifact_issues(metadata: dict[str, Any], build_dir: Path) -> list[Issue]:

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, parse_options
-from pytest_inferedgeforge.backends.onnxruntime import OrtRunner
-from pytest_inferedgeforge.model.records.build import ToolCall
+from pytest_inferedgeforge.backends.api import (
+    Availability,
+    BuildOutput,
+    BuildRequest,
+    Runner,
+    ToolCall,
+    parse_options,
+    reference_runner,
+)
 
 
 class StandInOptions(BaseModel):
@@ -42,5 +48,5 @@ class StandInBackend:
         request.log(f"stand-in: copied {request.source.name}")
         return BuildOutput(artifacts=[artifact], calls=[ToolCall(api="shutil.copyfile", args={})])
 
-    def load(self, artifact: Path, *, threads: int | None = None) -> Any:
-        return OrtRunner(artifact, threads)
+    def load(self, artifact: Path, *, threads: int | None = None) -> Runner:
+        return reference_runner(artifact, threads)  # the artifact is the source's bytes: ORT on CPU runs it

@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_inferedgeforge.backends.api import LayerAnalysis, LayerError
-from pytest_inferedgeforge.model.errors import RunnerError
-from pytest_inferedgeforge.model.inputs import Sample
+from pytest_inferedgeforge.backends.api import LayerAnalysis, LayerError, RunnerError, Sample
 
 SIMULATOR = "simulator"
 _NUMBER = r"([-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"

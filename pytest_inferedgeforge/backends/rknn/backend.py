@@ -27,7 +27,25 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from pytest_inferedgeforge.backends.api import Availability, BuildOutput, BuildRequest, LayerAnalysis, parse_options
+from pytest_inferedgeforge.backends.api import (
+    Availability,
+    BuildFailed,
+    BuildOutput,
+    BuildRequest,
+    LayerAnalysis,
+    PresetError,
+    RunnerError,
+    Sample,
+    ToolCall,
+    ToolchainComponent,
+    ToolchainUnavailable,
+    file_digest,
+    first_line,
+    locate_source,
+    parse_options,
+    python_component,
+    source_reference,
+)
 from pytest_inferedgeforge.backends.rknn.analysis import layer_analysis, write_samples
 from pytest_inferedgeforge.backends.rknn.toolchain import (
     WORKER_SCRIPT,
@@ -38,18 +56,6 @@ from pytest_inferedgeforge.backends.rknn.toolchain import (
     rknn_env_dir,
     rknn_install_hint,
 )
-from pytest_inferedgeforge.model.errors import (
-    BuildFailed,
-    PresetError,
-    RunnerError,
-    ToolchainUnavailable,
-    first_line,
-)
-from pytest_inferedgeforge.model.hashing import file_digest
-from pytest_inferedgeforge.model.inputs import Sample
-from pytest_inferedgeforge.model.provenance import python_component
-from pytest_inferedgeforge.model.records.build import ToolCall, ToolchainComponent
-from pytest_inferedgeforge.model.records.paths import locate_source, source_reference
 
 REQUEST_FILE = "rknn_build.json"
 TOOLKIT_LOG = "rknn_toolkit.log"

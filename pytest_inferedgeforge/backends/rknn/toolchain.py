@@ -22,7 +22,7 @@ from typing import Any
 
 import platformdirs
 
-from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.backends.api import ForgeError
 
 RKNN_REQUIREMENT = "rknn-toolkit2==2.5.0"
 MARKER = "forge-toolchain.json"
