@@ -324,3 +324,26 @@ def test_garbage_preset_and_output_file_are_clean_errors(workspace: Path, cli) -
     Path("afile").write_text("")
     code, _, err = cli(*BUILD[:-3], "--output", "afile", "--preset", "onnxruntime/cpu_fp32")
     assert code == 1 and "exists and is not a directory" in err
+
+
+def test_an_io_error_is_one_error_line_and_a_bug_keeps_its_traceback(workspace: Path, cli, monkeypatch) -> None:
+    """Forge's own errors and OSError are the user's to act on: one line. Anything else is a bug in Forge
+    (a ValueError included): its traceback is shown, so it is reported instead of read as bad input."""
+    from pytest_inferedgeforge.engine import presets
+
+    def unreadable(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", "presets/onnxruntime/cpu_fp32.yaml")
+
+    monkeypatch.setattr(presets, "load_preset", unreadable)
+    code, _, err = cli("show-preset", "onnxruntime/cpu_fp32")
+    assert code == 1 and err.startswith("Error: ") and err.count("\n") == 1 and "Permission denied" in err
+    assert "Traceback" not in err
+
+    def bug(*_: object, **__: object) -> None:
+        raise ValueError("a bug in the loader")
+
+    monkeypatch.setattr(presets, "load_preset", bug)
+    for argv in (("show-preset", "onnxruntime/cpu_fp32"), ("show-preset", "onnxruntime/cpu_fp32", "--json")):
+        code, out, err = cli(*argv)
+        assert code == 1 and "Traceback" in err and "ValueError: a bug in the loader" in err
+        assert "internal error (ValueError: a bug in the loader)" in (out if "--json" in argv else err)

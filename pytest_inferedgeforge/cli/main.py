@@ -4,10 +4,11 @@ Start-up is kept small: a command's module is imported and registered only when 
 them for ``--help`` and unknown commands), and a command module imports the engine, onnx and onnxruntime inside
 its handler, never at load (tests/test_cli_startup.py; docs/performance.md, start-up).
 
-Errors caused by input print one ``Error: <message>`` line on stderr and exit 1
-(with ``--json``: ``{"error": "<message>"}`` on stdout, same exit code); argparse
-usage errors exit 2. A reader that closes the pipe early (``| head``) ends the
-command quietly. Set ``FORGE_DEBUG=1`` to see a traceback.
+Errors caused by input (Forge's own :class:`ForgeError` family) and I/O errors (:class:`OSError`) print one
+``Error: <message>`` line on stderr and exit 1 (with ``--json``: ``{"error": "<message>"}`` on stdout, same exit
+code); argparse usage errors exit 2. Anything else is a bug in Forge: it keeps its traceback on stderr, followed
+by one ``Error: internal error (...)`` line, and exits 1. A reader that closes the pipe early (``| head``) ends
+the command quietly. Set ``FORGE_DEBUG=1`` to see the traceback of a Forge or I/O error too.
 """
 
 from __future__ import annotations
@@ -117,14 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(args, "interrupted", 130)
     except UsageError as exc:
         return _error(args, str(exc), 2)
-    except (ForgeError, OSError, ValueError) as exc:
+    except (ForgeError, OSError) as exc:
         if os.environ.get("FORGE_DEBUG"):
             traceback.print_exc()
         return _error(args, str(exc).strip().replace("\n", " ") or type(exc).__name__, 1)
-    except Exception as exc:
-        if os.environ.get("FORGE_DEBUG"):
-            traceback.print_exc()
-        return _error(args, f"internal error ({type(exc).__name__}: {exc}); rerun with FORGE_DEBUG=1 and report it", 1)
+    except Exception as exc:  # a bug in Forge: its traceback is what a report needs
+        traceback.print_exc()
+        return _error(args, f"internal error ({type(exc).__name__}: {exc}); a bug in Forge: report it with the "
+                            "traceback above", 1)
 
 
 if __name__ == "__main__":

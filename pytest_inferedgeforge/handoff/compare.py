@@ -7,7 +7,6 @@ it never says which candidate to deploy.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from pytest_inferedgeforge.handoff.attach import numeric_metrics
 from pytest_inferedgeforge.handoff.lab import lab_compare_command
 from pytest_inferedgeforge.model.caveats import run_caveats
 from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.records.report import ComparePair
 from pytest_inferedgeforge.model.records.run import measured_on, run_settings
 from pytest_inferedgeforge.model.stats import LatencyStats
@@ -160,7 +160,7 @@ def _attached_metrics(entry: BuildRecord) -> dict[str, float]:
     path = entry.structured_result
     if path is None or not path.is_file():
         return {}
-    accuracy = json.loads(path.read_text(encoding="utf-8")).get("accuracy") or {}
+    accuracy = read_json_object(path, "Structured result").get("accuracy") or {}
     return numeric_metrics(accuracy.get("metrics") or {})
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
 
-from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.errors import ForgeError, RecordError, describe_validation_error
 from pytest_inferedgeforge.model.extras import require
 
 LETTERBOX_PAD = 114.0
@@ -83,7 +83,10 @@ def preprocess_from_record(recorded: object) -> Pipelines | None:
     """The pipelines a build recorded as ``preprocess`` (see :func:`preprocess_snapshot`), or None."""
     if not isinstance(recorded, dict) or not recorded:
         return None
-    return {name: Preprocess.model_validate(pipeline) for name, pipeline in recorded.items()}
+    try:
+        return {name: Preprocess.model_validate(pipeline) for name, pipeline in recorded.items()}
+    except ValidationError as exc:  # a record written by hand or damaged: the user's to fix, not a crash
+        raise RecordError(describe_validation_error(exc, "the record's preprocess")) from exc
 
 
 def check_pipelines(pipelines: Pipelines | None, inputs: list[str]) -> None:
