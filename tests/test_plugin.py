@@ -60,6 +60,23 @@ def test_forge_require_turns_the_skip_into_a_failure(project: pytest.Pytester) -
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("debug", [None, "option", "ini"])
+def test_forge_debug_adds_forges_traceback_under_the_message(project: pytest.Pytester, debug: str | None) -> None:
+    """A failed item shows its message alone; --forge-debug (ini forge_debug) adds Forge's traceback, as tavern."""
+    (project.path / "builds").mkdir()
+    (project.path / "builds" / "tiny__onnxruntime__cpu_fp32.failed.json").write_text('{"status": "failed", "error": ')
+    if debug == "ini":
+        project.makeini("[pytest]\nforge_debug = true\n")
+    result = project.runpytest("builds", "--forge-validate", "builds", "-p", "no:cacheprovider",
+                               *(["--forge-debug"] * (debug == "option")))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unreadable failure record (Failure record file is not valid JSON*"])
+    out = result.stdout.str()
+    assert ("Forge's traceback (--forge-debug):" in out) == (debug is not None)
+    assert ("model/jsonio.py:" in out and "plugin/gate.py:" in out) == (debug is not None)  # the chain, Forge's frames
+    assert "_pytest/runner.py" not in out  # not pytest's own
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ("name: x\nmodel: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_fp32\n",
      "invalid YAML (line 4, column 1)*began at line 3, column 10"),

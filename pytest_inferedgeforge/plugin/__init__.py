@@ -91,6 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "AWS_SECRET_ACCESS_KEY) or a directory: a local miss pulls a verified build (ini: forge_cache)")
     group.addoption("--forge-cache-push", action="store_true", default=False,
                     help="push each build to the shared cache (needs --forge-sign-key; ini: forge_cache_push)")
+    group.addoption("--forge-debug", action="store_true", default=False,
+                    help="show Forge's traceback under a failed item's message (ini: forge_debug)")
     parser.addini("forge_output", "root for build directories (default: builds)", default=None)
     parser.addini("forge_presets", "project presets root (default: ./presets when it exists)", default=None)
     parser.addini("forge_baseline", "baseline of every run: latest, a builds root or a history export", default=None)
@@ -101,6 +103,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default=[])
     parser.addini("forge_cache", "shared build cache: s3://bucket/prefix or a directory", default=None)
     parser.addini("forge_cache_push", "push every build to the shared cache", type="bool", default=False)
+    parser.addini("forge_debug", "show Forge's traceback under a failed item's message", type="bool", default=False)
     parser.addini("forge_fail_on", "regression rules against the baseline, e.g. median:+10%,cosine:-0.001",
                   default=None)
 

@@ -38,6 +38,8 @@ class ForgeSettings:
     cache: str | None = None
     """The shared cache URL (s3://...) or directory."""
     cache_push: bool = False
+    debug: bool = False
+    """``--forge-debug``: a failed item shows Forge's traceback under its message (plugin/failures.py)."""
 
 
 def _configured(config: pytest.Config, option: str) -> tuple[str, str, Path] | None:
@@ -94,6 +96,7 @@ def settings_from_config(config: pytest.Config) -> ForgeSettings:
         trust=_trust(config),
         cache=_cache_url(config),
         cache_push=bool(config.getoption("forge_cache_push") or config.getini("forge_cache_push")),
+        debug=bool(config.getoption("forge_debug") or config.getini("forge_debug")),
     )
 
 
