@@ -22,6 +22,7 @@ from pytest_inferedgeforge.model.layout import FAILURE_SUFFIX, MANIFEST_FILE, ME
 from pytest_inferedgeforge.model.project import builtin_presets_root
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
 from pytest_inferedgeforge.plugin.markers import register_marker, register_markers
+from pytest_inferedgeforge.plugin.properties import KIND
 from pytest_inferedgeforge.plugin.reporting import ForgeReporter
 from pytest_inferedgeforge.plugin.settings import (
     SETTINGS_KEY,
@@ -174,7 +175,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     report = yield
     if call.when == "call" and item.config.pluginmanager.hasplugin("html"):
         properties = dict(item.user_properties)
-        if "forge.kind" in properties:
+        if KIND in properties:
             from pytest_inferedgeforge.plugin.html_report import item_extras
 
             report.extras = [*getattr(report, "extras", []), *item_extras(properties)]  # type: ignore[attr-defined]
@@ -187,7 +188,7 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
     """pytest-html's summary gets one figure per model of the session's Forge items."""
     reporter = session.config.pluginmanager.get_plugin("inferedgeforge-reporter")
     rows = [row.properties for row in getattr(reporter, "rows", {}).values()]
-    if any(row.get("forge.kind") == "build" for row in rows):
+    if any(row.get(KIND) == "build" for row in rows):
         from pytest_inferedgeforge.plugin.html_report import summary_figures
 
         postfix.extend(summary_figures(rows))

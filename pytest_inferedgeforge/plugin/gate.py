@@ -23,6 +23,7 @@ from pytest_inferedgeforge.model.errors import RecordError
 from pytest_inferedgeforge.model.jsonio import read_json_object
 from pytest_inferedgeforge.model.layout import FAILURE_SUFFIX, MANIFEST_FILE, METADATA_FILE
 from pytest_inferedgeforge.plugin.failures import CleanFailureItem, ForgeCheckFailed
+from pytest_inferedgeforge.plugin.properties import BUILD_DIR, KIND
 from pytest_inferedgeforge.plugin.settings import VALIDATE_ROOTS_KEY
 
 SNIFF_BYTES = 4096
@@ -105,7 +106,7 @@ class BuildDirItem(GateItem):
         from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
         build_dir = self.path.parent
-        self.user_properties.extend([("forge.kind", "manifest"), ("build_dir", str(build_dir))])
+        self.user_properties.extend([(KIND, "manifest"), (BUILD_DIR, str(build_dir))])
         keys = trusted_keys(self.config)
         report = verify_build_dir(build_dir, keys, require_signature=bool(keys),
                                   allow_unsigned_runs=bool(self.config.getoption("forge_allow_unsigned_runs")))
@@ -120,7 +121,7 @@ class FailureRecordItem(GateItem):
     label = "failed build"
 
     def runtest(self) -> None:
-        self.user_properties.append(("forge.kind", "manifest"))
+        self.user_properties.append((KIND, "manifest"))
         try:
             error = read_json_object(self.path, "Failure record").get("error")
         except RecordError as exc:

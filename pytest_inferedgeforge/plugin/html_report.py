@@ -18,9 +18,10 @@ from typing import Any
 from pytest_html import extras
 
 from pytest_inferedgeforge.model.extras import available
+from pytest_inferedgeforge.plugin.properties import BUILD_DIR, CACHE_HIT, MODEL, P99_STATUS, RUN_SUMMARY_PATH
 
-FIGURE_KEYS = ("median_ms", "median_ci_ms", "mean_ms", "p99_status", "cv", "stable", "unstable_because", "runs",
-               "outliers", "min_cosine", "top1_agreement", "evidence", "cache_hit")
+FIGURE_KEYS = ("median_ms", "median_ci_ms", "mean_ms", P99_STATUS, "cv", "stable", "unstable_because", "runs",
+               "outliers", "min_cosine", "top1_agreement", "evidence", CACHE_HIT)
 
 
 def item_extras(properties: dict[str, Any]) -> list[Any]:
@@ -30,7 +31,7 @@ def item_extras(properties: dict[str, Any]) -> list[Any]:
     cells = "".join(f"<tr><td>{html.escape(key)}</td><td>{html.escape(str(properties[key]))}</td></tr>"
                     for key in FIGURE_KEYS if key in properties)
     found = [extras.html(f"<table class=\"forge-figures\">{cells}</table>")]
-    summary_path = properties.get("run_summary_path")
+    summary_path = properties.get(RUN_SUMMARY_PATH)
     if summary_path and available("matplotlib"):
         found.append(extras.png(_distribution_png(Path(str(summary_path))), name="latency distribution"))
     return found
@@ -58,10 +59,10 @@ def summary_figures(rows: list[dict[str, Any]]) -> list[str]:
     from pytest_inferedgeforge.model.errors import ForgeError
 
     figures = []
-    builds = sorted((p for p in rows if p.get("build_dir")), key=lambda p: str(p.get("forge.model")))
-    for model, group in itertools.groupby(builds, key=lambda p: str(p.get("forge.model"))):
+    builds = sorted((p for p in rows if p.get(BUILD_DIR)), key=lambda p: str(p.get(MODEL)))
+    for model, group in itertools.groupby(builds, key=lambda p: str(p.get(MODEL))):
         try:
-            records = [load_build_record(Path(str(p["build_dir"]))) for p in group]
+            records = [load_build_record(Path(str(p[BUILD_DIR]))) for p in group]
             table = compare_table(records, model, baseline=None, allow_mixed=True, minimum=1)
         except ForgeError as exc:
             figures.append(f"<p>{html.escape(Path(model).name)}: no figure ({html.escape(str(exc))})</p>")

@@ -25,6 +25,21 @@ from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
 from pytest_inferedgeforge.plugin.baseline import check_baseline, latency_properties, regression_rules
 from pytest_inferedgeforge.plugin.failures import CleanFailureItem, ForgeCheckFailed
 from pytest_inferedgeforge.plugin.markers import register_preset_markers
+from pytest_inferedgeforge.plugin.properties import (
+    BACKEND,
+    BUILD_DIR,
+    BUILD_SOURCE,
+    CACHE_HIT,
+    EXPERIMENT,
+    KIND,
+    MODEL,
+    PRECISION,
+    PRESET,
+    RUN_SUMMARY_PATH,
+    SPEC,
+    SPEED_VS_FP32,
+    TARGET,
+)
 from pytest_inferedgeforge.plugin.quantization import diagnosis_lines, search_build, searches
 from pytest_inferedgeforge.plugin.settings import ForgeSettings, get_settings
 from pytest_inferedgeforge.plugin.sharing import shared_cache, signer
@@ -89,14 +104,14 @@ def site_host_state(item: pytest.Item) -> dict[str, Any]:
 
 def item_properties(experiment: str, spec: Path, model: Path, preset: Preset) -> list[tuple[str, object]]:
     """The properties that make an item a Forge build item in the table, the JSON report and JUnit."""
-    return [("forge.kind", "build"), ("forge.experiment", experiment), ("forge.spec", str(spec)),
-            ("forge.model", str(model)), ("forge.preset", preset.name), ("forge.backend", preset.backend),
-            ("forge.target", preset.target), ("forge.precision", preset.precision)]
+    return [(KIND, "build"), (EXPERIMENT, experiment), (SPEC, str(spec)),
+            (MODEL, str(model)), (PRESET, preset.name), (BACKEND, preset.backend),
+            (TARGET, preset.target), (PRECISION, preset.precision)]
 
 
 def fixture_properties(item: pytest.Item, model: Path, preset: Preset) -> None:
     """A test that builds through the fixtures reports like a spec item (its first build names it)."""
-    if any(name == "forge.kind" for name, _ in item.user_properties):
+    if any(name == KIND for name, _ in item.user_properties):
         return
     experiment = getattr(item, "originalname", None) or item.name
     item.user_properties.extend(item_properties(experiment, item.path, model, preset))
@@ -107,9 +122,9 @@ def record_properties(item: pytest.Item, outcome: VerifiedBuild) -> None:
     manifest = record.manifest
     item.user_properties.extend([
         ("build_id", manifest.build.build_id), ("build_key", manifest.build.build_key),
-        ("build_dir", str(record.build_dir)), ("source_sha256", manifest.source_model.sha256),
+        (BUILD_DIR, str(record.build_dir)), ("source_sha256", manifest.source_model.sha256),
         ("artifact_sha256", manifest.artifact.sha256), ("artifact_size_bytes", manifest.artifact.size_bytes),
-        ("cache_hit", outcome.cached), ("cache_reason", outcome.reason), ("build_source", outcome.source),
+        (CACHE_HIT, outcome.cached), ("cache_reason", outcome.reason), (BUILD_SOURCE, outcome.source),
     ])
     if outcome.pushed:
         item.user_properties.append(("cache_push", outcome.pushed))
@@ -244,7 +259,7 @@ class ForgeItem(CleanFailureItem):
         run = run_native(outcome, run_settings, key.signer if key else None)  # a fresh build hands its checks along
         self.ihook.pytest_forge_run_finished(item=self, run=run)
         summary = run.summary
-        self.user_properties.extend([("run_status", summary.status), ("run_summary_path", str(run.summary_path))])
+        self.user_properties.extend([("run_status", summary.status), (RUN_SUMMARY_PATH, str(run.summary_path))])
         if not run.completed:
             raise ForgeCheckFailed(f"benchmark failed (recorded in {run.summary_path}): {summary.error}")
         assert summary.latency is not None
@@ -252,7 +267,7 @@ class ForgeItem(CleanFailureItem):
                                      *latency_properties(summary),
                                      ("structured_result_path", str(run.structured_result_path))])
         if summary.speed_vs_fp32 is not None:  # said plainly; a handoff, not a judgement (unless the spec asks)
-            self.user_properties.extend([("speed_vs_fp32", describe_speed(summary.speed_vs_fp32)),
+            self.user_properties.extend([(SPEED_VS_FP32, describe_speed(summary.speed_vs_fp32)),
                                          ("speed_ratio_vs_fp32", summary.speed_vs_fp32.ratio)])
         if run.parity is not None:
             parity = run.parity

@@ -18,12 +18,28 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_inferedgeforge.model.layout import is_spec_file
+from pytest_inferedgeforge.plugin.properties import (
+    BACKEND,
+    BUILD_DIR,
+    BUILD_SOURCE,
+    CACHE_HIT,
+    EXPERIMENT,
+    ITEM_FIELDS,
+    KIND,
+    MODEL,
+    P99_STATUS,
+    PRECISION,
+    PRESET,
+    SPEC,
+    SPEED_VS_FP32,
+    TARGET,
+)
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
 
 if TYPE_CHECKING:
     from pytest_inferedgeforge.model.records.report import ExperimentHandoff, ForgeReport, ItemReport
 
-_ITEM_FIELDS = {f"forge.{name}" for name in ("kind", "experiment", "spec", "preset", "backend", "target", "precision")}
+_ITEM_FIELDS = set(ITEM_FIELDS)
 
 
 @dataclass
@@ -58,7 +74,7 @@ MIN_ITEM_WIDTH = 10
 
 
 def _item_name(properties: dict[str, Any]) -> str:
-    return f"{properties.get('forge.experiment')}[{properties.get('forge.preset')}]"
+    return f"{properties.get(EXPERIMENT)}[{properties.get(PRESET)}]"
 
 
 def _item_width(terminalreporter: Any, names: list[str]) -> int:
@@ -79,7 +95,7 @@ def _num(value: Any, digits: int) -> str:
 
 def _p99(properties: dict[str, Any]) -> str:
     """The p99, or ``n<662`` when the run had too few samples to support one."""
-    status = str(properties.get("p99_status", "ok"))
+    status = str(properties.get(P99_STATUS, "ok"))
     if status != "ok":
         return f"n<{status.rsplit(' of ', 1)[-1].split()[0]}" if " of " in status else "n/a"
     return _num(properties.get("p99_ms"), 3)
@@ -106,8 +122,8 @@ def _notes(row: _Row) -> list[str]:
         notes.append(f"parity: {p['parity_warnings']}")
     if p.get("calibration_warnings"):
         notes.append(f"calibration: {p['calibration_warnings']}")
-    if p.get("speed_vs_fp32"):
-        notes.append(f"speed: {p['speed_vs_fp32']}")
+    if p.get(SPEED_VS_FP32):
+        notes.append(f"speed: {p[SPEED_VS_FP32]}")
     if p.get("tune_summary") and row.outcome == "passed":  # a failed search's summary is its message
         notes.append(f"int8 search: {p['tune_summary']}")
     if p.get("diagnosis"):
@@ -147,7 +163,7 @@ class ForgeReporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
-        if "forge.kind" not in properties:
+        if KIND not in properties:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = "error" if report.when == "setup" and report.failed else report.outcome
@@ -156,7 +172,7 @@ class ForgeReporter:
             self.rows[report.nodeid].outcome = "error"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        builds = [row for row in self.rows.values() if row.properties.get("forge.kind") == "build"]
+        builds = [row for row in self.rows.values() if row.properties.get(KIND) == "build"]
         if not builds:
             return
         terminalreporter.section("InferEdgeForge summary")
@@ -177,7 +193,7 @@ class ForgeReporter:
                 f"{_num(p.get('min_cosine'), 6):>8} {_num(p.get('top1_agreement'), 2):>4}")
             for note in _notes(row):
                 terminalreporter.write_line(_fit(f"    {note}", width + FIXED_COLUMNS))
-        if any(str(row.properties.get("p99_status", "ok")) != "ok" for row in builds):
+        if any(str(row.properties.get(P99_STATUS, "ok")) != "ok" for row in builds):
             terminalreporter.write_line(_fit("n<N: a p99 needs N samples (LoadGen); raise runs or set min_duration_s",
                                              width + FIXED_COLUMNS))
         if any("median_ms" in row.properties for row in builds):
@@ -228,9 +244,9 @@ class ForgeReporter:
         for row in self.rows.values():
             p = row.properties
             items.append(ItemReport(
-                nodeid=row.nodeid, kind=p["forge.kind"], experiment=p.get("forge.experiment"), spec=p.get("forge.spec"),
-                preset=p.get("forge.preset"), backend=p.get("forge.backend"), target=p.get("forge.target"),
-                precision=p.get("forge.precision"), outcome=row.outcome, message=row.message,  # type: ignore[arg-type]
+                nodeid=row.nodeid, kind=p[KIND], experiment=p.get(EXPERIMENT), spec=p.get(SPEC),
+                preset=p.get(PRESET), backend=p.get(BACKEND), target=p.get(TARGET),
+                precision=p.get(PRECISION), outcome=row.outcome, message=row.message,  # type: ignore[arg-type]
                 duration_s=round(row.duration, 4), host=hostname, measured_on=_measured_on(p),
                 properties={k: v for k, v in p.items() if k not in _ITEM_FIELDS},
             ))
@@ -267,8 +283,8 @@ class ForgeReporter:
             not_ready: dict[str, str] = {}
             model = None
             for item in group:
-                model = model or item.properties.get("forge.model") or None
-                build_dir = item.properties.get("build_dir")
+                model = model or item.properties.get(MODEL) or None
+                build_dir = item.properties.get(BUILD_DIR)
                 if not build_dir or item.outcome != "passed":
                     not_ready[str(item.preset)] = item.message or f"item {item.outcome}"
                     continue
@@ -297,8 +313,8 @@ class ForgeReporter:
             lines.append(f"| `{item.nodeid}` | {item.outcome} | {_cache_cell(p)} | {_num(p.get('mean_ms'), 3)} | "
                          f"{_num(p.get('median_ms'), 3)} | {_p99(p)} | {_cv(p)} | {_num(p.get('min_cosine'), 6)} | "
                          f"{p.get('evidence') or '-'} |")
-        lines.extend(f"\n`{item.nodeid}`: **{item.properties['speed_vs_fp32']}**" for item in report.items
-                     if str(item.properties.get("speed_vs_fp32", "")).startswith("slower than fp32"))
+        lines.extend(f"\n`{item.nodeid}`: **{item.properties[SPEED_VS_FP32]}**" for item in report.items
+                     if str(item.properties.get(SPEED_VS_FP32, "")).startswith("slower than fp32"))
         for handoff in report.compare:
             for pair in handoff.pairs:
                 lines.append(f"\n`{pair.lab_command}`")
@@ -308,11 +324,11 @@ class ForgeReporter:
 
 def _cache_cell(properties: dict[str, Any]) -> str:
     """``miss`` (built here), ``hit`` (this output root) or ``remote`` (pulled from the shared cache)."""
-    if "cache_hit" not in properties:
+    if CACHE_HIT not in properties:
         return "-"
-    if properties.get("build_source") == "remote":
+    if properties.get(BUILD_SOURCE) == "remote":
         return "remote"
-    return "hit" if properties["cache_hit"] else "miss"
+    return "hit" if properties[CACHE_HIT] else "miss"
 
 
 def _measured_on(properties: dict[str, Any]) -> str | None:
