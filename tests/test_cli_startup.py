@@ -62,6 +62,14 @@ def test_list_presets_never_loads_the_toolchain(tmp_path: Path) -> None:
     assert _loaded_toolchain(loaded) == []
 
 
+def test_list_presets_loads_no_numpy(tmp_path: Path) -> None:
+    """The backend catalog it checks presets against comes from the backend classes, whose numpy-backed API
+    names load on first use (backends/api.py)."""
+    code, loaded = run_cli(tmp_path, "list-presets")
+    assert code == 0
+    assert "numpy" not in loaded
+
+
 def test_show_preset_never_loads_the_toolchain(tmp_path: Path) -> None:
     code, loaded = run_cli(tmp_path, "show-preset", "onnxruntime/cpu_fp32")
     assert code == 0

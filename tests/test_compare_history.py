@@ -100,3 +100,21 @@ def test_pytest_html_reports_carry_forge_figures(pytester: pytest.Pytester, monk
     html = (pytester.path / "report.html").read_text()
     assert "forge-figures" in html and "median_ci_ms" in html
     assert "tiny_cnn.onnx</h3>" in html  # the summary's one figure for the model
+
+
+def test_compare_deltas_are_on_the_median(three_builds: Path, cli) -> None:
+    base, int8 = json.loads(cli("compare", *MODEL, "--json", "--no-plot")[1])["rows"]
+    expected = round((int8["median_ms"] - base["median_ms"]) / base["median_ms"] * 100.0, 3)
+    assert int8["delta_median_pct"] == expected and int8["median_fps"] == round(1000.0 / int8["median_ms"], 4)
+    code, out, _ = cli("compare", *MODEL, "--no-plot")
+    assert code == 0 and "| Δmedian % | mean ms |" in out and f"| {expected:+.1f} |" in out
+
+
+def test_list_builds_shows_the_median_of_the_last_good_run(three_builds: Path, cli) -> None:
+    summary = json.loads(cli("run-benchmark", "builds/tiny_cnn__cpu__onnxruntime__cpu_fp32", "--warmup", "1",
+                             "--runs", "20", "--json")[1])
+    median = summary["latency"]["median_ms"]
+    code, out, _ = cli("list-builds", "--dir", "builds")
+    assert code == 0 and f"median {median:.3f} ms, mean" in out
+    builds = json.loads(cli("list-builds", "--dir", "builds", "--json")[1])
+    assert median in [b["last_good_run"]["median_ms"] for b in builds if b.get("last_good_run")]

@@ -36,3 +36,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO / ".ci/run").read_text()
     assert ".venv/bin/pytest tests/" in readme
     assert ".venv/bin/pytest tests/" in ci
+
+
+def test_readme_installs_from_the_checkout_as_the_packaging_test_does() -> None:
+    readme = (REPO / "README.md").read_text()
+    packaging = (REPO / "tests/test_packaging.py").read_text()
+    assert "pip install pytest-inferedgeforge" not in readme  # no package index serves it
+    assert "pip wheel --no-deps -w dist ." in readme and '"wheel", "-q", "--no-deps"' in packaging

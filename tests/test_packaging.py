@@ -68,6 +68,12 @@ def test_the_wheel_carries_the_example_model(wheel: Path) -> None:
     assert data == (REPO / "models/tiny_cnn.onnx").read_bytes()
 
 
+def test_the_wheel_carries_the_html_pages_template(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read("pytest_inferedgeforge/handoff/templates/report.html.j2")
+    assert data == (REPO / "pytest_inferedgeforge/handoff/templates/report.html.j2").read_bytes()
+
+
 def test_init_then_pytest_builds_checks_and_benchmarks_every_onnxruntime_preset(project: Path) -> None:
     out = (project / "pytest.out").read_text()
     assert "4 passed" in out

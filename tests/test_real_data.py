@@ -252,7 +252,7 @@ def test_a_bad_preprocess_key_is_one_spec_error_naming_the_field(workspace: Path
                     "inputs: {preprocess: {input: {resise: letterbox}}}\n")
     with pytest.raises(SpecError) as failure:
         load_experiment(spec, workspace / "presets")
-    assert str(failure.value) == f"{spec}: field 'inputs.preprocess.input.resise': unknown key"
+    assert str(failure.value) == f"{spec}: field 'inputs.preprocess.input.resise': unknown key (did you mean 'resize'?)"
 
 
 def test_spec_calibration_directory_must_exist(workspace: Path) -> None:

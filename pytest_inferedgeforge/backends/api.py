@@ -18,15 +18,14 @@ backends and the stand-in test backend import nothing else of Forge outside thei
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from pytest_inferedgeforge.backends.ort_runner import OrtRunner
 from pytest_inferedgeforge.model.errors import (
     BuildFailed,
     ForgeError,
@@ -38,19 +37,46 @@ from pytest_inferedgeforge.model.errors import (
     first_line,
 )
 from pytest_inferedgeforge.model.hashing import file_digest
-from pytest_inferedgeforge.model.inputs import Sample
-from pytest_inferedgeforge.model.onnx_model import ModelInfo
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 from pytest_inferedgeforge.model.presets import Preset
-from pytest_inferedgeforge.model.provenance import python_component
-from pytest_inferedgeforge.model.quant_audit import (
-    QUANTIZED_OP_TYPES,
-    audit_quantization,
-    constants_to_initializers,
-    float16_overflows,
-)
 from pytest_inferedgeforge.model.records.build import Calibration, ToolCall, ToolchainComponent
 from pytest_inferedgeforge.model.records.paths import locate_source, source_reference
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pytest_inferedgeforge.model.inputs import Sample
+    from pytest_inferedgeforge.model.onnx_model import ModelInfo
+    from pytest_inferedgeforge.model.provenance import python_component
+    from pytest_inferedgeforge.model.quant_audit import (
+        QUANTIZED_OP_TYPES,
+        audit_quantization,
+        constants_to_initializers,
+        float16_overflows,
+    )
+
+_LAZY = {
+    "Sample": "pytest_inferedgeforge.model.inputs",
+    "ModelInfo": "pytest_inferedgeforge.model.onnx_model",
+    "python_component": "pytest_inferedgeforge.model.provenance",
+    "QUANTIZED_OP_TYPES": "pytest_inferedgeforge.model.quant_audit",
+    "audit_quantization": "pytest_inferedgeforge.model.quant_audit",
+    "constants_to_initializers": "pytest_inferedgeforge.model.quant_audit",
+    "float16_overflows": "pytest_inferedgeforge.model.quant_audit",
+}
+"""Names of the surface whose modules import numpy or the provenance models: loaded on first use, so reading the
+backend catalog (``list-presets``, preset validation) imports no numpy (bench/bench_startup.py cli). A backend
+imports them inside the function that uses them, or under ``TYPE_CHECKING`` for annotations."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PRECISIONS", "QUANTIZED_OP_TYPES", "Availability", "Backend", "BuildFailed", "BuildOutput", "BuildRequest",
@@ -137,6 +163,8 @@ class ReferenceRunner(Runner, Protocol):
 def reference_runner(model: Path, threads: int | None = None) -> ReferenceRunner:
     """``model`` loaded as the parity reference (ONNX Runtime, CPU); raises ``RunnerError`` when it does not load.
     A backend whose artifact is an ONNX model ORT runs as it is (the stand-in) may return it from ``load``."""
+    from pytest_inferedgeforge.backends.ort_runner import OrtRunner
+
     return OrtRunner(model, threads)
 
 

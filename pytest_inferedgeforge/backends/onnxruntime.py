@@ -12,9 +12,8 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from pytest_inferedgeforge.backends.api import (
@@ -25,17 +24,17 @@ from pytest_inferedgeforge.backends.api import (
     BuildRequest,
     ForgeError,
     Precision,
-    Sample,
     ToolCall,
-    audit_quantization,
-    constants_to_initializers,
     first_line,
-    float16_overflows,
     parse_options,
-    python_component,
 )
 from pytest_inferedgeforge.backends.ort_prequantized import capped_level, fp16_block_list, prequantized_audit
 from pytest_inferedgeforge.backends.ort_runner import OrtRunner, runtime_errors
+
+if TYPE_CHECKING:  # numpy-backed names are imported where used: reading this backend's traits loads no numpy
+    import numpy as np
+
+    from pytest_inferedgeforge.backends.api import Sample
 
 OPTIMIZATION_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
                        "all": "ORT_ENABLE_ALL"}
@@ -155,6 +154,8 @@ class OnnxRuntimeBackend:
         try:
             import onnx
             import onnxruntime
+
+            from pytest_inferedgeforge.backends.api import python_component
         except ImportError as exc:  # pragma: no cover - a hard dependency
             return Availability(False, reason=f"onnxruntime is not importable: {exc}")
         return Availability(True, versions={"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__},
@@ -184,6 +185,8 @@ class OnnxRuntimeBackend:
     def _quantize(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
         """Quantize in a scratch directory inside the work directory, then prove the artifact is int8."""
         import onnx
+
+        from pytest_inferedgeforge.backends.api import audit_quantization
 
         scratch = request.work_dir / ".quant-scratch"
         scratch.mkdir()
@@ -231,6 +234,8 @@ class OnnxRuntimeBackend:
     def _to_fp16(self, request: BuildRequest, options: OnnxRuntimeOptions, artifact: Path) -> BuildOutput:
         import onnx
         from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+        from pytest_inferedgeforge.backends.api import constants_to_initializers, float16_overflows
 
         model = onnx.load(str(request.source))
         folded = constants_to_initializers(model)

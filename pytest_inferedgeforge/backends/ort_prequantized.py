@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.backends.api import QUANTIZED_OP_TYPES, BuildRequest, audit_quantization
+from pytest_inferedgeforge.backends.api import BuildRequest
 
 CAPPED_LEVELS = {"extended": "basic", "all": "basic"}
 
@@ -27,12 +27,16 @@ def capped_level(level: str) -> str:
 
 def fp16_block_list(request: BuildRequest) -> set[str]:
     """The op types the float16 converter must leave alone for this source: its quantized ones, if any."""
+    from pytest_inferedgeforge.backends.api import QUANTIZED_OP_TYPES  # numpy-backed: here, not at load
+
     return set(QUANTIZED_OP_TYPES) if request.model.quantized_ops else set()
 
 
 def prequantized_audit(request: BuildRequest, artifact: Path) -> dict[str, Any]:
     """The artifact's quantization audit, marked as the source's own quantization."""
     import onnx
+
+    from pytest_inferedgeforge.backends.api import audit_quantization
 
     audit = audit_quantization(onnx.load(str(artifact), load_external_data=False))
     audit.update(already_quantized=True, source_quantized_ops=dict(request.model.quantized_ops))

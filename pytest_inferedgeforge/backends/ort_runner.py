@@ -8,12 +8,14 @@ without importing a concrete backend, and the backend can import the API without
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferedgeforge.model.errors import RunnerError, first_line
-from pytest_inferedgeforge.model.inputs import Sample
+
+if TYPE_CHECKING:  # annotations only: loading the onnxruntime backend for its traits imports no numpy
+    import numpy as np
+
+    from pytest_inferedgeforge.model.inputs import Sample
 
 
 def runtime_errors() -> tuple[type[Exception], ...]:

@@ -41,7 +41,6 @@ from pytest_inferedgeforge.backends.api import (
     ToolchainUnavailable,
     file_digest,
     parse_options,
-    python_component,
 )
 
 TRTEXEC_DIRS = (Path("/usr/src/tensorrt/bin"),)
@@ -226,6 +225,8 @@ class TensorRTBackend:
             components.update(trtexec=ToolchainComponent(kind="location"), tensorrt=ToolchainComponent(kind="system"))
         else:
             import tensorrt
+
+            from pytest_inferedgeforge.backends.api import python_component
 
             versions["tensorrt"] = tensorrt.__version__
             components["tensorrt"] = python_component("tensorrt")

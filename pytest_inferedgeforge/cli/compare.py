@@ -151,8 +151,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     entries = scan(args)
     table = compare_table(entries, args.model, baseline=args.baseline,
                           only=(args.left, args.right) if args.left else None, allow_mixed=args.allow_mixed)
-    _pictures(args, table, {entry.preset_name: (entry.run_summary.latencies_ms or []) if entry.run_summary else []
-                            for entry in entries})
+    _pictures(args, table, entries)
     if args.json:
         print_json(table.model_dump(mode="json"))
     else:
@@ -164,23 +163,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pictures(args: argparse.Namespace, table: Any, latencies: dict[str, list[float]]) -> None:
-    """The model's one figure (PNG) and, with --html, the self-contained page; both need matplotlib."""
-    from pytest_inferedgeforge.handoff.figures import model_figure_png, write_figure, write_html
-
+def _pictures(args: argparse.Namespace, table: Any, entries: list[Any]) -> None:
+    """The model's one figure (PNG, needs matplotlib) and, with --html, the self-contained page (its figure
+    inline when matplotlib is installed, else a line saying which extra draws it)."""
     if args.no_plot and not args.html:
         return
-    if not available("matplotlib"):
-        if args.html:
-            raise ForgeError(f"--html needs matplotlib for its figure: {install_hint('matplotlib')}")
-        warn(args, f"plots skipped: matplotlib is not installed ({install_hint('matplotlib')}, or pass --no-plot)")
-        return
     directory = Path(args.plot_dir) if args.plot_dir else default_plot_dir(output_root(args))
-    png = model_figure_png(table, latencies)  # drawn once for the PNG and the page
-    if not args.no_plot:
-        write_figure(table, png, directory)
+    png = None
+    if available("matplotlib"):
+        from pytest_inferedgeforge.handoff.figures import model_figure_png, write_figure
+
+        png = model_figure_png(table, {entry.preset_name: (entry.run_summary.latencies_ms or [])
+                                       if entry.run_summary else [] for entry in entries})  # one drawing, PNG and page
+        if not args.no_plot:
+            write_figure(table, png, directory)
+    elif not args.no_plot:
+        warn(args, f"plots skipped: matplotlib is not installed ({install_hint('matplotlib')}, or pass --no-plot)")
     if args.html:
-        write_html(table, png, directory)
+        from pytest_inferedgeforge.handoff.html_page import write_compare_page
+
+        write_compare_page(table, entries, png, directory)
 
 
 def default_plot_dir(root: Path) -> Path:
@@ -204,7 +206,7 @@ def cmd_attach_accuracy(args: argparse.Namespace) -> int:
 def _pair_options(parser: argparse.ArgumentParser, helps: tuple[str, str]) -> None:
     """--dir, --model, --left and --right, as the two pair commands share them."""
     add_root(parser)
-    parser.add_argument("--model", required=True, help="source model")
+    parser.add_argument("--model", required=True, help="source model: its path, or its file name or stem (tiny_cnn)")
     parser.add_argument("--left", default=None, help=helps[0])
     parser.add_argument("--right", default=None, help=helps[1])
     add_trust(parser)
@@ -223,7 +225,7 @@ def register(sub: Any) -> None:
     ):
         p = add_command(sub, name, handler, text)
         add_root(p)
-        p.add_argument("--model", default=None, help="only builds of this source model (paths are normalised)")
+        p.add_argument("--model", default=None, help="only builds of this source model: a path, or a file name or stem")
         add_trust(p)
 
     p = add_command(sub, "show-compare-command", cmd_show_compare_command,
@@ -247,7 +249,8 @@ def register(sub: Any) -> None:
                    help="where the figure and page go (default: compare/ beside the builds root, never inside it)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")
     p.add_argument("--html", action="store_true",
-                   help="also write <model>.html: one self-contained page with the figure and the table")
+                   help="also write <model>.html: one self-contained page (sortable table, left-out builds, the Lab "
+                        "command to copy, the figure inline; works offline)")
     _allow_mixed(p)
 
     p = add_command(sub, "attach-accuracy", cmd_attach_accuracy,

@@ -18,13 +18,14 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
 from pytest_inferedgeforge.cli.common import UsageError
-from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.errors import ForgeError, did_you_mean
 from pytest_inferedgeforge.model.hashing import digest_memo
 from pytest_inferedgeforge.model.version import __version__
 
@@ -53,9 +54,29 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 class ForgeArgumentParser(argparse.ArgumentParser):
-    """Usage errors as JSON when the command line asks for JSON, so a script always gets JSON back."""
+    """Usage errors as JSON when the command line asks for JSON, so a script always gets JSON back; a misspelled
+    command, option or choice is answered with the closest one (Python 3.11's argparse suggests none)."""
+
+    forge_command: str | None = None
+    """The command word of the command line being parsed, set by :func:`build_parser`."""
+
+    def _suggestion(self, message: str) -> str:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            return did_you_mean(choice[1], re.findall(r"'([^']*)'", choice[2]))
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        commands = [action for action in self._actions if isinstance(action, argparse._SubParsersAction)]
+        command_parser = commands[0].choices.get(self.forge_command or "") if commands else None
+        options = list((command_parser or self)._option_string_actions)
+        for token in message.removeprefix("unrecognized arguments: ").split():
+            hint = did_you_mean(token.split("=", 1)[0], options) if token.startswith("-") else ""
+            if hint:
+                return hint
+        return ""
 
     def error(self, message: str) -> NoReturn:
+        message += self._suggestion(message)
         if "--json" in sys.argv[1:]:
             print(json.dumps({"error": message, "usage": self.format_usage().strip()}, indent=2))
             raise SystemExit(2)
@@ -76,6 +97,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog="Errors print 'Error: <message>' on stderr and exit 1. FORGE_DEBUG=1 shows tracebacks. "
                "Docs: README.md and docs/.",
     )
+    parser.forge_command = command
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups = [group for group, commands in COMMAND_GROUPS.items() if command in commands] or list(COMMAND_GROUPS)

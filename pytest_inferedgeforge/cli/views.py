@@ -79,11 +79,18 @@ def run_view(summary: Any) -> dict[str, Any] | None:
     if summary is None:
         return None
     view = {"run_id": summary.run_id, "status": summary.status, "finished_at": summary.finished_at,
-            "mean_ms": summary.mean_ms, "error": summary.error}
+            "mean_ms": summary.mean_ms, "error": summary.error, "median_ms": _median_ms(summary)}
     speed = getattr(summary, "speed_vs_fp32", None)
     if speed is not None:  # int8/fp16 runs: their median against fp32's (docs/experiments.md#speed-verdict)
         view.update(speed_vs_fp32=speed.verdict, speed_ratio_vs_fp32=speed.ratio)
     return view
+
+
+def _median_ms(summary: Any) -> float | None:
+    """The run's median latency, the figure Forge's statistics trust (None for runs recorded without one)."""
+    latency = getattr(summary, "latency", None)
+    median = getattr(latency, "median_ms", None) if latency is not None else None
+    return median if isinstance(median, int | float) else None
 
 
 def run_lines(entry: Any) -> list[tuple[str, str]]:
@@ -91,7 +98,9 @@ def run_lines(entry: Any) -> list[tuple[str, str]]:
     lines = []
     good, failed = entry.run_summary, entry.last_failed_run
     if good is not None and good.status == "completed":
-        figure = f", mean {good.mean_ms:.3f} ms" if isinstance(good.mean_ms, int | float) else ""
+        median = _median_ms(good)
+        figure = f", median {median:.3f} ms" if median is not None else ""
+        figure += f", mean {good.mean_ms:.3f} ms" if isinstance(good.mean_ms, int | float) else ""
         speed = getattr(good, "speed_vs_fp32", None)
         if speed is not None and speed.ratio is not None:
             figure += f", {speed.ratio:.2f}x fp32's median ({speed.verdict.replace('_', ' ')})"
@@ -120,7 +129,7 @@ def history_lines(entries: list[Any]) -> list[str]:
     lines: list[str] = []
     for lineage in dict.fromkeys(entry.lineage for entry in entries):
         lines += ["", lineage, f"  {'started':<20} {'key':<12} {'status':<9} {'runs':>5} {'median ms [95% CI]':<26} "
-                               f"{'mean ms':>8} {'p99 ms':<24} {'cv':>6} {'stable':<6} {'min cos':>8}"]
+                               f"{'mean ms':>8} {'p99 ms':<24} {'rob.cv':>6} {'stable':<6} {'min cos':>8}"]
         for entry in (e for e in entries if e.lineage == lineage):
             run = entry.summary
             latency = run.latency

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
-from pytest_inferedgeforge.model.errors import RecordError
+from pytest_inferedgeforge.model.errors import RecordError, did_you_mean
 from pytest_inferedgeforge.model.layout import MANIFEST_FILE, METADATA_FILE
 
 if TYPE_CHECKING:
@@ -45,11 +45,30 @@ def scan_builds(root: Path, *, model: str | None = None, trusted: tuple[Key, ...
         except RecordError as exc:
             problems.append(f"skipped {metadata_path.parent}: {exc}")
     if model is not None:
-        wanted = str(Path(model).resolve())  # the CLI's --model is relative to where it runs
-        records = [record for record in records if record.source_path == wanted]
+        records = _of_model(records, model)
     records.sort(key=lambda r: (r.source_path, r.preset_name, r.metadata.build.backend, r.metadata.build.target,
                                 str(r.build_dir)))
     return records, problems
+
+
+def _of_model(records: list[BuildRecord], model: str) -> list[BuildRecord]:
+    """The builds of ``model``: a path (relative to where the CLI runs), or else a file name or stem such as
+    ``tiny_cnn``, which is what a user remembers; a stem two source models share is refused, a near miss is
+    answered with the closest stem."""
+    wanted = str(Path(model).resolve())
+    exact = [record for record in records if record.source_path == wanted]
+    if exact or not records:
+        return exact
+    named = [record for record in records if model in (Path(record.source_path).stem, Path(record.source_path).name)]
+    sources = sorted({record.source_path for record in named})
+    if len(sources) > 1:
+        raise RecordError(f"--model '{model}' names {len(sources)} source models ({', '.join(sources)}); give its path")
+    # a model file that exists but has no builds yet is no typo: it gets the empty list, as before
+    stems = {Path(record.source_path).stem for record in records}
+    hint = "" if named or Path(model).is_file() else did_you_mean(Path(model).stem, stems)
+    if hint:
+        raise RecordError(f"no builds of model '{model}'{hint}; `inferedgeforge list-builds` lists the models")
+    return named
 
 
 def group_by_source(records: list[BuildRecord]) -> dict[str, list[BuildRecord]]:

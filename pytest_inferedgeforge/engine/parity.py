@@ -257,7 +257,8 @@ def _cosine_failure(output: OutputParity, limit: float) -> str | None:
         return None
     where = (f" (inference {output.min_cosine_inference}; all inferences pooled: {output.cosine:.6f})"
              if output.min_inference_cosine is not None and judged < (output.cosine or 0) else "")
-    return f"output '{output.name}': cosine {judged:.6f} < min_cosine {limit}{where}"
+    shown = f"{judged:.6f}" if float(f"{judged:.6f}") < limit else f"{judged:.10g}"  # never "1.000000 < 1.0"
+    return f"output '{output.name}': cosine {shown} < min_cosine {limit}{where}"
 
 
 def _threshold_failures(output: OutputParity, thresholds: Thresholds) -> list[str]:

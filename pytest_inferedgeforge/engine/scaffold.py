@@ -17,13 +17,15 @@ from pathlib import Path
 from pytest_inferedgeforge.engine.presets import list_presets
 from pytest_inferedgeforge.model.containment import safe_component
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.onnx_model import inspect_model
+from pytest_inferedgeforge.model.onnx_model import ModelInfo, inspect_model
 from pytest_inferedgeforge.model.project import DEFAULT_OUTPUT, example_model
 from pytest_inferedgeforge.model.yamlio import dump_document
 
 DEFAULT_BACKEND = "onnxruntime"
 IGNORED = (f"{DEFAULT_OUTPUT}/", "compare/", "forge-report.json", ".pytest_cache/")
 PYTEST_CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+DEFAULT_SPATIAL = 224
+"""The size init writes for a dynamic height or width of an image input (rank 4): the common classifier size."""
 
 
 @dataclass
@@ -57,12 +59,35 @@ def _model(root: Path, given: Path | None, result: Scaffold) -> Path:
     return target
 
 
-def _spec(name: str, model: Path, experiments: Path) -> str:
+def concrete_shapes(info: ModelInfo) -> dict[str, list[int]]:
+    """A shape for every input with a dynamic dim, so that the written spec builds at once: the model's own size
+    where it fixes one, 1 for the batch (axis 0) and any other symbolic dim, and :data:`DEFAULT_SPATIAL` for the
+    height and width of an image input (rank 4, channels first or last)."""
+    shapes: dict[str, list[int]] = {}
+    for tensor in info.inputs:
+        if tensor.is_static:
+            continue
+        channels_last = len(tensor.dims) == 4 and tensor.dims[3] in (1, 3, 4) and tensor.dims[1] not in (1, 3, 4)
+        spatial = ((1, 2) if channels_last else (2, 3)) if len(tensor.dims) == 4 else ()
+        shapes[tensor.name] = [dim if isinstance(dim, int) and dim > 0 else DEFAULT_SPATIAL if axis in spatial else 1
+                               for axis, dim in enumerate(tensor.dims)]
+    return shapes
+
+
+def _spec(name: str, model: Path, experiments: Path, result: Scaffold) -> str:
     presets = [entry.preset_id for entry in list_presets(None) if entry.preset is not None
                and entry.preset.backend == DEFAULT_BACKEND]
+    inputs: dict[str, object] = {"seed": 0, "samples": 8}
+    info = inspect_model(model)
+    shapes = concrete_shapes(info)
+    if shapes:
+        inputs["shapes"] = shapes
+        dims = {tensor.name: tensor.describe_dims() for tensor in info.inputs}
+        result.notes.extend(f"input '{name}' has dynamic dims {dims[name]}: the spec fixes it to {shape} "
+                            "(inputs.shapes); change it to the size you deploy" for name, shape in shapes.items())
     document = {"name": name, "description": f"{model.name} on every built-in ONNX Runtime preset.",
                 "model": Path(os.path.relpath(model, experiments)).as_posix(), "presets": presets,
-                "inputs": {"seed": 0, "samples": 8}, "benchmark": {"warmup": 5, "runs": 30}}
+                "inputs": inputs, "benchmark": {"warmup": 5, "runs": 30}}
     return ("# Written by `inferedgeforge init`. Schema and every key: docs/experiments.md.\n"
             "# Run: pytest  (or pytest experiments/ -m onnxruntime). Builds go to builds/.\n"
             + dump_document(document))
@@ -108,7 +133,7 @@ def init_project(root: Path, model: Path | None = None) -> Scaffold:
     source = _model(root, model, result)
     name = safe_component(source.stem, "model").replace("_", "-")
     experiments = root / "experiments"
-    _write_new(experiments / f"{safe_component(source.stem, 'model')}.forge.yaml", _spec(name, source, experiments),
+    _write_new(experiments / f"{safe_component(source.stem, 'model')}.forge.yaml", _spec(name, source, experiments, result),
                result, root)
     _pytest_config(root, result)
     _gitignore(root, result)

@@ -122,7 +122,15 @@ class CandidateRow(BaseModel):
     accuracy_metrics: dict[str, float]
     delta_mean_pct: float | None = None
     delta_p99_pct: float | None = None
-    delta_fps_pct: float | None = None
+    delta_fps_pct: float | None = Field(None, description="From fps, which is 1000 / mean (kept for v0.1 readers).")
+    median_fps: float | None = Field(None, description="1000 / median_ms: the throughput the median says.")
+    delta_median_pct: float | None = Field(None, description=(
+        "The median's change against the baseline's, in %: the delta to trust (the mean moves with outliers)."))
+    delta_median_fps_pct: float | None = Field(None, description="median_fps's change against the baseline's, in %.")
+    output_cosines: dict[str, float] = Field(default_factory=dict, description=(
+        "Each output's judged cosine (the lower of pooled and worst inference), for the parity figure."))
+    min_cosine_threshold: float | None = Field(None, description="The parity check's min_cosine, when it set one.")
+    min_top1_threshold: float | None = Field(None, description="The parity check's min_top1_agreement, when set.")
     delta_accuracy_pp: dict[str, float] = {}
     structured_result_path: str | None
     lab_compare_command: str | None = None
@@ -169,7 +177,9 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
     summary = entry.run_summary
     assert summary is not None
     parity: dict[str, Any] = summary.accuracy or {}
+    thresholds: dict[str, Any] = parity.get("thresholds") or {}
     latency = summary.latency
+    median = latency.median_ms if latency else None
     return CandidateRow(
         preset=entry.preset_name, build_dir=str(entry.build_dir), build_key=entry.metadata.build.build_key,
         artifact_sha256=summary.artifact_sha256_at_run, source_sha256=entry.metadata.source_model.sha256,
@@ -184,7 +194,19 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         settings=run_settings(summary),
         speed_vs_fp32=summary.speed_vs_fp32.verdict if summary.speed_vs_fp32 else None,
         speed_ratio_vs_fp32=summary.speed_vs_fp32.ratio if summary.speed_vs_fp32 else None,
+        median_fps=round(1000.0 / median, 4) if median else None, output_cosines=_output_cosines(parity),
+        min_cosine_threshold=thresholds.get("min_cosine"), min_top1_threshold=thresholds.get("min_top1_agreement"),
     )
+
+
+def _output_cosines(parity: dict[str, Any]) -> dict[str, float]:
+    """Output name -> its judged cosine, as parity judges it (the lower of pooled and worst inference)."""
+    found = {}
+    for output in parity.get("outputs") or []:
+        values = [v for v in (output.get("cosine"), output.get("min_inference_cosine")) if isinstance(v, int | float)]
+        if values and output.get("name"):
+            found[str(output["name"])] = float(min(values))
+    return found
 
 
 def _p99_status(latency: LatencyStats | None) -> str | None:
@@ -240,6 +262,8 @@ def compare_table(entries: list[BuildRecord], model: str, *, baseline: str | Non
         if {row.p99_status, base_row.p99_status} <= {None, "ok"}:  # an unsupported p99 has no meaningful delta
             row.delta_p99_pct = _pct(row.p99_ms, base_row.p99_ms)
         row.delta_fps_pct = _pct(row.fps, base_row.fps)
+        row.delta_median_pct = _pct(row.median_ms, base_row.median_ms)
+        row.delta_median_fps_pct = _pct(row.median_fps, base_row.median_fps)
         row.delta_accuracy_pp = {
             key: round((value - base_row.accuracy_metrics[key]) * 100.0, 4)
             for key, value in row.accuracy_metrics.items() if key in base_row.accuracy_metrics
@@ -278,23 +302,24 @@ def markdown_table(table: CompareTable) -> str:
     lines = [
         f"Compare: {table.model} (baseline {table.baseline})",
         "",
-        "| preset | precision | measured on | median ms [95% CI] | mean ms | Δmean % | p99 ms | Δp99 % | cv | fps | "
-        "Δfps % | min cos | top-1 agr | Δaccuracy pp | build key | artifact sha256 |",
+        "| preset | precision | measured on | median ms [95% CI] | Δmedian % | mean ms | p99 ms | Δp99 % | robust cv | "
+        "fps (median) | Δfps % | min cos | top-1 agr | Δaccuracy pp | build key | artifact sha256 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table.rows:
         deltas = ", ".join(f"{k} {v:+.2f}" for k, v in row.delta_accuracy_pp.items()) or "-"
         lines.append(
-            f"| {row.preset} | {row.precision} | {row.measured_on or '-'} | {_median(row)} | {_fmt(row.mean_ms)} | "
-            f"{_fmt(row.delta_mean_pct, 1, True)} | {_p99(row)} | {_fmt(row.delta_p99_pct, 1, True)} | {_cv(row)} | "
-            f"{_fmt(row.fps, 1)} | {_fmt(row.delta_fps_pct, 1, True)} | {_fmt(row.min_cosine, 6)} | "
+            f"| {row.preset} | {row.precision} | {row.measured_on or '-'} | {_median(row)} | "
+            f"{_fmt(row.delta_median_pct, 1, True)} | {_fmt(row.mean_ms)} | {_p99(row)} | "
+            f"{_fmt(row.delta_p99_pct, 1, True)} | {_cv(row)} | {_fmt(row.median_fps, 1)} | "
+            f"{_fmt(row.delta_median_fps_pct, 1, True)} | {_fmt(row.min_cosine, 6)} | "
             f"{_fmt(row.top1_agreement, 3)} | {deltas} | {(row.build_key or '-')[:12]} | {(row.artifact_sha256 or '-')[:12]} |"
         )
     lines.append("")
     if any(row.measured_on == "simulator" for row in table.rows):
         lines.append("Rows measured on a simulator are not the artifact's figures on its device.")
     if any(row.stable is False for row in table.rows):
-        lines.append("cv (robust, IQR-based) marked ! : the run was unstable (CV above its threshold or drifting); "
+        lines.append("robust cv (IQR-based) marked ! : the run was unstable (CV above its threshold or drifting); "
                      "its figures are noisy.")
     lines.extend(f"Speed vs fp32 on its host: {row.preset}: {row.speed_vs_fp32.replace('_', ' ')}"
                  + (f" ({row.speed_ratio_vs_fp32:.2f}x the fp32 median)" if row.speed_ratio_vs_fp32 else "")

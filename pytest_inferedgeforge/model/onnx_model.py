@@ -189,11 +189,12 @@ def resolve_input_shapes(info: ModelInfo, requested: dict[str, list[int]] | None
         elif tensor.is_static:
             shapes[tensor.name] = [int(dim) for dim in tensor.dims]  # type: ignore[arg-type]
         else:
+            example = [dim if isinstance(dim, int) else 1 for dim in tensor.dims]
             raise ModelError(
                 f"input '{tensor.name}' has dynamic dims {tensor.describe_dims()}; "
                 f"give a shape with --input-shape {tensor.name}:"
                 + "x".join(str(dim) if isinstance(dim, int) else "N" for dim in tensor.dims)
-                + " (or input_shapes in the preset or spec)"
+                + f" (in an experiment spec: inputs: {{shapes: {{{tensor.name}: {example}}}}}, with the real sizes)"
             )
     return shapes
 

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from pytest_inferedgeforge.model.containment import check_component
-from pytest_inferedgeforge.model.errors import ForgeError, PresetError, describe_validation_error
+from pytest_inferedgeforge.model.errors import ForgeError, PresetError, describe_validation_error, did_you_mean
 from pytest_inferedgeforge.model.hashing import file_identity
 from pytest_inferedgeforge.model.precision import PRECISIONS, Precision
 from pytest_inferedgeforge.model.project import builtin_presets_root
@@ -202,9 +202,15 @@ def find_preset_file(preset_id: str, root: Path | None, backends: BackendCatalog
             raise PresetError(f"Preset ID '{preset_id}' is ambiguous: {', '.join(str(path) for path in found)}")
         if found:
             return found[0]
-    searched = " and ".join(str(layer / backend / f"{name}.yaml") for layer, _ in _roots(root))
-    available = ", ".join(e.preset_id for e in list_presets(root, backends) if e.error is None) or "none"
-    raise PresetError(f"Preset not found for ID '{preset_id}': {searched} (available: {available})")
+    # Only the project's own folder is named: the built-in folder is inside the installed package, no place to edit.
+    searched = "the built-in presets" if root is None or not root.is_dir() else f"{root} or the built-in presets"
+    known = [entry.preset_id for entry in list_presets(root, backends) if entry.error is None]
+    # Within a known backend only the name is compared, so the shared backend prefix does not make every id look close.
+    same_backend = [known_id.split("/", 1)[1] for known_id in known if known_id.startswith(f"{backend}/")]
+    hint = (did_you_mean(name, same_backend).replace("'", f"'{backend}/", 1) if same_backend
+            else did_you_mean(preset_id, known)) or f" ({len(known)} presets exist)"
+    raise PresetError(f"Preset not found for ID '{preset_id}': not in {searched}{hint}; "
+                      "`inferedgeforge presets` lists them")
 
 
 def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Preset:
@@ -215,7 +221,7 @@ def read_preset_file(path: Path, preset_id: str, backends: BackendCatalog) -> Pr
     try:
         preset = Preset.model_validate(data, context={"backends": backends})
     except ValidationError as exc:
-        raise PresetError(describe_validation_error(exc, str(path))) from exc
+        raise PresetError(describe_validation_error(exc, str(path), Preset)) from exc
     if preset.name != preset_id:
         raise PresetError(f"{path}: Preset name mismatch for '{preset_id}': expected '{preset_id}', found '{preset.name}'.")
     if preset.backend != preset_id.split("/")[0]:

@@ -238,7 +238,7 @@ def load_experiment(path: Path, presets_root: Path | None, backends: BackendCata
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, str(path))) from exc
+        raise SpecError(describe_validation_error(exc, str(path), ExperimentSpec)) from exc
     model = (path.parent / spec.model).resolve()
     if not model.is_file():
         raise SpecError(f"{path}: field 'model': model file not found: {model}")

@@ -22,6 +22,7 @@ from pytest_inferedgeforge.model.layout import FAILURE_SUFFIX, MANIFEST_FILE, ME
 from pytest_inferedgeforge.model.project import builtin_presets_root
 from pytest_inferedgeforge.plugin.fixtures import forge_build, forge_preset, forge_record, forge_runner
 from pytest_inferedgeforge.plugin.markers import register_marker, register_markers
+from pytest_inferedgeforge.plugin.outcomes import ForgeOutcomes
 from pytest_inferedgeforge.plugin.properties import KIND
 from pytest_inferedgeforge.plugin.reporting import ForgeReporter
 from pytest_inferedgeforge.plugin.settings import (
@@ -55,6 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(ini: forge_presets; default: ./presets when it exists)")
     group.addoption("--forge-report", metavar="PATH", default=None,
                     help="write the JSON report (environment, items, compare handoff) to PATH")
+    group.addoption("--forge-html", metavar="PATH", default=None,
+                    help="write the session's HTML report to PATH: a sortable table per model, builds left out and "
+                         "why, the Lab compare command, diagnoses, figures inline; works offline (ini: forge_html)")
     group.addoption("--forge-require", metavar="BACKEND", action="append", default=[],
                     help="fail instead of skip when BACKEND's toolchain is unavailable (repeatable)")
     group.addoption("--forge-validate", metavar="DIR", action="append", default=[],
@@ -96,6 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="show Forge's traceback under a failed item's message (ini: forge_debug)")
     parser.addini("forge_output", "root for build directories (default: builds)", default=None)
     parser.addini("forge_presets", "project presets root (default: ./presets when it exists)", default=None)
+    parser.addini("forge_html", "write the session's HTML report to this path (relative to the ini file)",
+                  default=None)
     parser.addini("forge_baseline", "baseline of every run: latest, a builds root or a history export", default=None)
     parser.addini("forge_sign_key", "private key that signs every build's provenance", default=None)
     parser.addini("forge_oms", "also write an OpenSSF model-signing signature of every build", type="bool",
@@ -135,6 +141,7 @@ def pytest_configure(config: pytest.Config) -> None:
         validate_roots.append(Path(directory).resolve())
     config.stash[VALIDATE_ROOTS_KEY] = tuple(validate_roots)
     config.pluginmanager.register(ForgeReporter(config, settings), "inferedgeforge-reporter")
+    config.pluginmanager.register(ForgeOutcomes(config), "inferedgeforge-outcomes")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -171,9 +178,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """With pytest-html active, a Forge item's row carries its figures (see html_report.py)."""
+    """With a pytest-html report asked for (--html), a Forge item's row carries its figures (see html_report.py)."""
     report = yield
-    if call.when == "call" and item.config.pluginmanager.hasplugin("html"):
+    if call.when == "call" and getattr(item.config.option, "htmlpath", None) and \
+            item.config.pluginmanager.hasplugin("html"):
         properties = dict(item.user_properties)
         if KIND in properties:
             from pytest_inferedgeforge.plugin.html_report import item_extras

@@ -158,6 +158,9 @@ class ForgeSpecFile(pytest.File):
         for preset_id, error in experiment.preset_errors.items():
             broken = BrokenPresetItem.from_parent(self, name=f"{experiment.name}[{preset_id}]",
                                                   nodeid=param_nodeid(self, experiment.name, preset_id), error=error)
+            # a build item like the others, so the summary table and the report show it failed, not leave it out
+            broken.user_properties.extend([(KIND, "build"), (EXPERIMENT, experiment.name), (SPEC, str(experiment.path)),
+                                           (MODEL, str(experiment.model)), (PRESET, preset_id)])
             broken.add_marker(pytest.mark.forge)
             yield broken
 

@@ -35,6 +35,7 @@ from pytest_inferedgeforge.plugin.properties import (
     TARGET,
 )
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
+from pytest_inferedgeforge.plugin.table import figure, size, wrapped
 
 if TYPE_CHECKING:
     from pytest_inferedgeforge.model.records.report import ExperimentHandoff, ForgeReport, ItemReport
@@ -62,14 +63,11 @@ def _message(report: pytest.TestReport) -> str | None:
     return lines[-1][:500] if text else None
 
 
-def _size(value: Any) -> str:
-    if not isinstance(value, int):
-        return "-"
-    return f"{value / 1e6:.2f} MB" if value >= 1e5 else f"{value / 1e3:.1f} kB"
-
-
-FIXED_COLUMNS = 61
-"""Width of the table's columns after the item name (status, cache, size, median, p99, cv, min cos, top1, spaces)."""
+COLUMNS = (("status", 7), ("cache", 6), ("size", 7), ("median", 8), ("p99", 7), ("rob.cv", 6), ("min cos", 8),
+           ("top1", 4))
+"""The table's columns after the item name, with their widths: an 80-column terminal leaves the name 18."""
+FIXED_COLUMNS = sum(width + 1 for _, width in COLUMNS)
+"""Width of the columns after the item name, a space before each."""
 MIN_ITEM_WIDTH = 10
 
 
@@ -85,28 +83,26 @@ def _item_width(terminalreporter: Any, names: list[str]) -> int:
     return max(MIN_ITEM_WIDTH, min(max(map(len, names), default=4), total - FIXED_COLUMNS - 1))
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
 def _num(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
-def _p99(properties: dict[str, Any]) -> str:
+def _p99(properties: dict[str, Any], width: int = 12) -> str:
     """The p99, or ``n<662`` when the run had too few samples to support one."""
     status = str(properties.get(P99_STATUS, "ok"))
     if status != "ok":
         return f"n<{status.rsplit(' of ', 1)[-1].split()[0]}" if " of " in status else "n/a"
-    return _num(properties.get("p99_ms"), 3)
+    return figure(properties.get("p99_ms"), 3, width)
 
 
-def _cv(properties: dict[str, Any]) -> str:
-    """The coefficient of variation the stability verdict used, with ``!`` when the run was judged unstable."""
+def _cv(properties: dict[str, Any], width: int = 12) -> str:
+    """The coefficient of variation the stability verdict used (robust, IQR-based), with ``!`` when the run was
+    judged unstable, in at most ``width`` characters."""
     cv = properties.get("robust_cv", properties.get("cv"))
     if not isinstance(cv, int | float):
         return "-"
-    return f"{cv:.1%}" + ("!" if properties.get("stable") is False else "")
+    unstable = properties.get("stable") is False
+    return figure(cv * 100, 1, width - unstable, "%") + ("!" if unstable else "")
 
 
 def _notes(row: _Row) -> list[str]:
@@ -177,34 +173,40 @@ class ForgeReporter:
             return
         terminalreporter.section("InferEdgeForge summary")
         width = _item_width(terminalreporter, [_item_name(row.properties) for row in builds])
-        header = (f"{'item':<{width}} {'status':<7} {'cache':<5} {'size':>8} {'median':>8} {'p99':>7} {'cv':>6} "
-                  f"{'min cos':>8} {'top1':>4}")
-        terminalreporter.write_line(header)
+        total = width + FIXED_COLUMNS
+        terminalreporter.write_line(f"{'item':<{width}} " + " ".join(
+            f"{label:<{size}}" if label in ("status", "cache") else f"{label:>{size}}" for label, size in COLUMNS))
         for row in builds:
             p = row.properties
             name = _item_name(p)
-            if len(name) > width:  # a long name gets its own line; the figures stay in their columns
-                terminalreporter.write_line(name)
+            if len(name) > width:  # a long name gets its own line(s); the figures stay in their columns
+                for line in wrapped(name, total, indent=""):
+                    terminalreporter.write_line(line)
                 name = ""
             cache = _cache_cell(p)
             terminalreporter.write_line(
-                f"{name:<{width}} {row.outcome:<7} {cache:<5} {_size(p.get('artifact_size_bytes')):>8} "
-                f"{_num(p.get('median_ms', p.get('p50_ms')), 3):>8} {_p99(p):>7} {_cv(p):>6} "
-                f"{_num(p.get('min_cosine'), 6):>8} {_num(p.get('top1_agreement'), 2):>4}")
+                f"{name:<{width}} {row.outcome:<7} {cache:<6} {size(p.get('artifact_size_bytes'), 7):>7} "
+                f"{figure(p.get('median_ms', p.get('p50_ms')), 3, 8):>8} {_p99(p, 7):>7} {_cv(p, 6):>6} "
+                f"{figure(p.get('min_cosine'), 6, 8):>8} {figure(p.get('top1_agreement'), 2, 4):>4}")
             for note in _notes(row):
-                terminalreporter.write_line(_fit(f"    {note}", width + FIXED_COLUMNS))
+                for line in wrapped(note, total):
+                    terminalreporter.write_line(line)
+        legend = []
         if any(str(row.properties.get(P99_STATUS, "ok")) != "ok" for row in builds):
-            terminalreporter.write_line(_fit("n<N: a p99 needs N samples (LoadGen); raise runs or set min_duration_s",
-                                             width + FIXED_COLUMNS))
+            legend.append("n<N: a p99 needs N samples (LoadGen); raise runs or set min_duration_s")
         if any("median_ms" in row.properties for row in builds):
-            terminalreporter.write_line(_fit("median and p99 in ms; cv: robust (IQR-based), ! = unstable run",
-                                             width + FIXED_COLUMNS))
+            legend.append("median and p99 in ms; rob.cv: robust coefficient of variation (IQR-based), ! = unstable "
+                          "run; a figure too wide for its column is shown in thousands (k)")
+        for line in (line for text in legend for line in wrapped(text, total, indent="")):
+            terminalreporter.write_line(line)
         if self.settings.report_path and not self.is_worker:
             terminalreporter.write_line(f"Forge report: {self.settings.report_path}")
+        if self.settings.html_path and not self.is_worker:
+            terminalreporter.write_line(f"Forge HTML report: {self.settings.html_path}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or not (self.rows or self.settings.report_path):
+        if self.is_worker or not (self.rows or self.settings.report_path or self.settings.html_path):
             return
         from pytest_inferedgeforge.model.jsonio import write_json_atomic
 
@@ -212,6 +214,10 @@ class ForgeReporter:
         if self.settings.report_path:
             self.settings.report_path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.settings.report_path, data)
+        if self.settings.html_path:
+            from pytest_inferedgeforge.handoff.html_page import write_session_page
+
+            write_session_page(report, self.settings.html_path)
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.rows:
             with open(summary_file, "a", encoding="utf-8") as handle:
@@ -306,7 +312,7 @@ class ForgeReporter:
     @staticmethod
     def markdown(report: ForgeReport) -> str:
         lines = ["## InferEdgeForge", "",
-                 "| item | outcome | cache | mean ms | median ms | p99 ms | cv | min cos | measured on |",
+                 "| item | outcome | cache | mean ms | median ms | p99 ms | robust cv | min cos | measured on |",
                  "|---|---|---|---|---|---|---|---|---|"]
         for item in report.items:
             p = item.properties

@@ -21,6 +21,8 @@ class ForgeSettings:
     presets_root: Path | None
     """The project's presets layer (built-in presets are always searched after it); None: built-ins only."""
     report_path: Path | None
+    html_path: Path | None = None
+    """``--forge-html``: the session's HTML report (built at session end from the JSON report's data)."""
     required_backends: frozenset[str] = field(default_factory=frozenset)
     rebuild: bool = False
     benchmark: bool = True
@@ -84,6 +86,7 @@ def settings_from_config(config: pytest.Config) -> ForgeSettings:
         output_root=_output_root(config),
         presets_root=_presets_root(config),
         report_path=Path(report).resolve() if report else None,
+        html_path=_path(config, "forge_html"),
         required_backends=frozenset(config.getoption("forge_require")),
         rebuild=bool(config.getoption("forge_rebuild")),
         benchmark=not config.getoption("forge_no_benchmark"),

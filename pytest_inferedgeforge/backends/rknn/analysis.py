@@ -4,6 +4,8 @@ The toolkit writes ``error_analysis.txt``: per layer ``[OpType] name`` then the 
 simulator's output against the float model's ("golden"), "entire" (the error accumulated up to that layer) and
 "single" (that layer alone, fed the golden inputs). Layers it fused into the next one are listed without figures.
 One report is written per input sample; the figures here are their means.
+Samples are handed to the toolkit the way it reads them, as ``.npy`` files: the calibration set
+(``write_dataset``) and the analysis inputs (``write_samples``).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from pytest_inferedgeforge.backends.api import LayerAnalysis, LayerError, RunnerError
 
-from pytest_inferedgeforge.backends.api import LayerAnalysis, LayerError, RunnerError, Sample
+if TYPE_CHECKING:
+    from pytest_inferedgeforge.backends.api import Sample
 
 SIMULATOR = "simulator"
 _NUMBER = r"([-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"
@@ -62,8 +65,30 @@ def average(reports: Sequence[str], channel_ratios: dict[str, float]) -> list[La
             for name, found in rows.items()]
 
 
+def write_dataset(samples: Sequence[Sample], directory: Path) -> Path:
+    """Samples as NCHW ``.npy`` files plus the toolkit's ``dataset.txt`` (one line per sample): the
+    calibration set the toolkit quantizes with, kept in the build directory."""
+    import numpy as np
+
+    directory.mkdir()
+    lines = []
+    for index, sample in enumerate(samples):
+        names = []
+        for position, (name, array) in enumerate(sample.items()):
+            file_name = f"sample_{index:04d}_{position}.npy"
+            np.save(directory / file_name, array)
+            names.append(file_name)
+            del name
+        lines.append(" ".join(names))
+    dataset = directory / "dataset.txt"
+    dataset.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dataset
+
+
 def write_samples(samples: Sequence[Sample], scratch: Path) -> list[list[str]]:
     """Each sample as ``.npy`` files in ``scratch`` (one per model input, in order): what accuracy_analysis reads."""
+    import numpy as np  # here, not at load: reading the backend's traits imports no numpy
+
     paths = []
     for index, sample in enumerate(samples):
         files = []

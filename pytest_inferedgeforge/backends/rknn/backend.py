@@ -22,9 +22,8 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from pytest_inferedgeforge.backends.api import (
@@ -35,7 +34,6 @@ from pytest_inferedgeforge.backends.api import (
     LayerAnalysis,
     PresetError,
     RunnerError,
-    Sample,
     ToolCall,
     ToolchainComponent,
     ToolchainUnavailable,
@@ -43,10 +41,9 @@ from pytest_inferedgeforge.backends.api import (
     first_line,
     locate_source,
     parse_options,
-    python_component,
     source_reference,
 )
-from pytest_inferedgeforge.backends.rknn.analysis import layer_analysis, write_samples
+from pytest_inferedgeforge.backends.rknn.analysis import layer_analysis, write_dataset, write_samples
 from pytest_inferedgeforge.backends.rknn.toolchain import (
     WORKER_SCRIPT,
     ask_worker,
@@ -56,6 +53,11 @@ from pytest_inferedgeforge.backends.rknn.toolchain import (
     rknn_env_dir,
     rknn_install_hint,
 )
+
+if TYPE_CHECKING:  # numpy is imported where arrays are handled: reading this backend's traits loads none
+    import numpy as np
+
+    from pytest_inferedgeforge.backends.api import Sample
 
 REQUEST_FILE = "rknn_build.json"
 TOOLKIT_LOG = "rknn_toolkit.log"
@@ -150,23 +152,6 @@ def toolkit_error(stderr: str) -> str | None:
     return first if len(first) <= 400 else f"{first[:250]} ... {first[-140:]}"
 
 
-def _write_dataset(samples: list[Sample], directory: Path) -> Path:
-    """Samples as NCHW ``.npy`` files plus the toolkit's ``dataset.txt`` (one line per sample)."""
-    directory.mkdir()
-    lines = []
-    for index, sample in enumerate(samples):
-        names = []
-        for position, (name, array) in enumerate(sample.items()):
-            file_name = f"sample_{index:04d}_{position}.npy"
-            np.save(directory / file_name, array)
-            names.append(file_name)
-            del name
-        lines.append(" ".join(names))
-    dataset = directory / "dataset.txt"
-    dataset.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return dataset
-
-
 def _absolute_dataset(work_dir: Path, dataset_rel: str, scratch: Path) -> Path:
     """A copy of ``dataset.txt`` naming the samples by absolute path, so the toolkit can run in a scratch
     directory while the build directory keeps its relative, relocatable ``dataset.txt``."""
@@ -218,6 +203,8 @@ class RknnRunner:
         return found
 
     def __init__(self, artifact: Path, threads: int | None) -> None:
+        import numpy as np
+
         artifact = artifact.resolve()  # the worker runs in another directory
         target = os.environ.get("FORGE_RKNN_TARGET")
         self._scratch = tempfile.TemporaryDirectory(prefix="forge-rknn-")
@@ -259,6 +246,8 @@ class RknnRunner:
         return reply
 
     def run(self, feeds: Sample) -> list[np.ndarray]:
+        import numpy as np
+
         paths = []
         for index, array in enumerate(feeds.values()):
             path = Path(self._scratch.name) / f"input_{index}.npy"
@@ -269,6 +258,8 @@ class RknnRunner:
 
     def prepare_reference(self, sample: Sample) -> Sample:
         """The toolkit applies mean/std itself, so the source model must see the normalised input."""
+        import numpy as np
+
         prepared = {}
         for name, array in sample.items():
             mean, std = self._normalisation.get(name, (None, None))
@@ -316,6 +307,8 @@ class RKNNBackend:
             return Availability(False, location=str(env_dir), reason=(
                 f"RKNN toolkit is unavailable in this environment: rknn-toolkit2 is not installed in {env_dir}; "
                 f"{rknn_install_hint()}"))
+        from pytest_inferedgeforge.backends.api import python_component
+
         versions = marker.get("versions", {})
         site = [str(path) for pattern in ("lib/python*/site-packages", "Lib/site-packages") for path in env_dir.glob(pattern)]
         components = {name: python_component(name, site) for name in versions if site}  # the toolkit venv's metadata
@@ -338,7 +331,7 @@ class RKNNBackend:
         scratch.mkdir()
         if options.quantization:
             samples, calibration = request.calibration_samples()
-            dataset = _write_dataset(samples, request.work_dir / CALIBRATION_DIR)
+            dataset = write_dataset(samples, request.work_dir / CALIBRATION_DIR)
             dataset_rel = f"{CALIBRATION_DIR}/dataset.txt"
             details["dataset_txt_sha256"] = file_digest(dataset)
             request.log(f"calibration dataset: {len(samples)} .npy sample(s) in {dataset_rel}")
