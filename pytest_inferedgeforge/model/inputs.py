@@ -25,9 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pytest_inferedgeforge.model.audio import WAV_SUFFIXES, waveform_batches
 from pytest_inferedgeforge.model.containment import data_files
-from pytest_inferedgeforge.model.errors import ForgeError, RecordError, describe_validation_error
+from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.onnx_model import InputRecordLike, ModelInfo, numpy_dtype
-from pytest_inferedgeforge.model.preprocess import Pipelines, check_pipelines, image_layout, prepare_image, prepare_synthetic
+from pytest_inferedgeforge.model.preprocess import (
+    Pipelines,
+    check_pipelines,
+    image_layout,
+    per_input_from_record,
+    prepare_image,
+    prepare_synthetic,
+)
 
 Sample = dict[str, np.ndarray]
 
@@ -140,12 +147,7 @@ def input_samples(inputs: ModelInfo | InputList, shapes: dict[str, list[int]], *
 
 def rules_from_record(recorded: object) -> dict[str, ValueRule] | None:
     """The value rules a build recorded as ``input_values`` (see :func:`rules_snapshot`), or None."""
-    if not isinstance(recorded, dict) or not recorded:
-        return None
-    try:
-        return {name: ValueRule.model_validate(rule) for name, rule in recorded.items()}
-    except ValidationError as exc:  # a record written by hand or damaged: the user's to fix, not a crash
-        raise RecordError(describe_validation_error(exc, "the record's input_values")) from exc
+    return per_input_from_record(recorded, ValueRule, "input_values")
 
 
 def rules_snapshot(values: dict[str, ValueRule] | None) -> dict[str, dict[str, object]] | None:

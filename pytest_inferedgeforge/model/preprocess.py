@@ -15,7 +15,7 @@ Layout (NCHW or NHWC) and the target size come from the input's shape.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
@@ -79,14 +79,22 @@ def preprocess_snapshot(pipelines: Pipelines | None) -> dict[str, dict[str, Any]
     return {name: pipeline.model_dump(mode="json", exclude_none=True) for name, pipeline in sorted(pipelines.items())}
 
 
-def preprocess_from_record(recorded: object) -> Pipelines | None:
-    """The pipelines a build recorded as ``preprocess`` (see :func:`preprocess_snapshot`), or None."""
+PerInput = TypeVar("PerInput", bound=BaseModel)
+
+
+def per_input_from_record(recorded: object, model: type[PerInput], field: str) -> dict[str, PerInput] | None:
+    """A build record's per-input settings (``field``: ``preprocess``, ``input_values``) as ``model``s, or None."""
     if not isinstance(recorded, dict) or not recorded:
         return None
     try:
-        return {name: Preprocess.model_validate(pipeline) for name, pipeline in recorded.items()}
+        return {name: model.model_validate(value) for name, value in recorded.items()}
     except ValidationError as exc:  # a record written by hand or damaged: the user's to fix, not a crash
-        raise RecordError(describe_validation_error(exc, "the record's preprocess")) from exc
+        raise RecordError(describe_validation_error(exc, f"the record's {field}")) from exc
+
+
+def preprocess_from_record(recorded: object) -> Pipelines | None:
+    """The pipelines a build recorded as ``preprocess`` (see :func:`preprocess_snapshot`), or None."""
+    return per_input_from_record(recorded, Preprocess, "preprocess")
 
 
 def check_pipelines(pipelines: Pipelines | None, inputs: list[str]) -> None:
