@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pytest_inferedgeforge.model.spec import DEFAULT_SEED, Experiment
 from pytest_inferedgeforge.plugin.baseline import check_baseline, latency_properties, regression_rules
 from pytest_inferedgeforge.plugin.failures import CleanFailureItem, ForgeCheckFailed
 from pytest_inferedgeforge.plugin.markers import register_preset_markers
+from pytest_inferedgeforge.plugin.phase import PhaseLine
 from pytest_inferedgeforge.plugin.properties import (
     BACKEND,
     BUILD_DIR,
@@ -52,7 +53,8 @@ def preset_marks(config: pytest.Config, preset: Preset) -> list[pytest.MarkDecor
 
 
 def build_for_test(item: pytest.Item, model: Path, preset: Preset,
-                   input_shapes: dict[str, list[int]] | None = None, experiment: Experiment | None = None) -> VerifiedBuild:
+                   input_shapes: dict[str, list[int]] | None = None, experiment: Experiment | None = None,
+                   progress: Callable[[str], None] | None = None) -> VerifiedBuild:
     """Skip (or fail, when required) on a missing toolchain; build or reuse; check every invariant."""
     config = item.config
     settings = get_settings(config)
@@ -69,8 +71,8 @@ def build_for_test(item: pytest.Item, model: Path, preset: Preset,
                       input_dataset=experiment.dataset if experiment is not None else None,
                       calibration_dataset=experiment.calibration if experiment is not None else None,
                       preprocess=inputs.preprocess if inputs else None)
-    return checked(item, build(plan, force=settings.rebuild, signer=signer(config), shared=shared_cache(config),
-                                 toolchain=toolchain))
+    return checked(item, build(plan, progress=progress, force=settings.rebuild, signer=signer(config),
+                               shared=shared_cache(config), toolchain=toolchain))
 
 
 def checked(item: pytest.Item, outcome: VerifiedBuild) -> VerifiedBuild:
@@ -194,13 +196,20 @@ class ForgeItem(CleanFailureItem):
         self.user_properties.extend(item_properties(experiment.name, experiment.path, experiment.model, preset))
 
     def runtest(self) -> None:
+        self.phase = PhaseLine.for_item(self.config)
+        try:
+            self._work()
+        finally:
+            self.phase.clear()
+
+    def _work(self) -> None:
         spec = self.experiment.spec
         settings = get_settings(self.config)
         if searches(self.experiment, self.preset):
             outcome = self._search(settings)
         else:
             outcome = build_for_test(self, self.experiment.model, self.preset, spec.inputs.shapes,
-                                     self.experiment)
+                                     self.experiment, progress=lambda message: self.phase(f"build: {message}"))
         record_properties(self, outcome)
         if not settings.benchmark or not (spec.benchmark.enabled or spec.accuracy.enabled):
             self._smoke(outcome)
@@ -210,7 +219,7 @@ class ForgeItem(CleanFailureItem):
     def _search(self, settings: ForgeSettings) -> VerifiedBuild:
         """The spec's int8 search in place of the plain build; its result is then checked like any build. With no
         passing trial the item fails with the search's outcome and the diagnosis of the best trial's build."""
-        tuned = search_build(self, self.experiment, self.preset, settings)
+        tuned = search_build(self, self.experiment, self.preset, settings, phase=self.phase)
         outcome = checked(self, tuned.build)
         if not tuned.passed:
             record_properties(self, outcome)
@@ -221,6 +230,7 @@ class ForgeItem(CleanFailureItem):
         """The failure's diagnosis lines, unless the spec turned them off (accuracy.diagnose: false)."""
         if not self.experiment.spec.accuracy.diagnose:
             return []
+        self.phase("diagnosis of the failed parity")
         return diagnosis_lines(self, record, self._run_settings(settings))
 
     def _smoke(self, outcome: VerifiedBuild) -> None:
@@ -259,6 +269,7 @@ class ForgeItem(CleanFailureItem):
         key = signer(self.config)
         run_settings = self._run_settings(settings)
         run_settings.host_extra = site_host_state(self)
+        self.phase("benchmark and parity" if run_settings.accuracy else "benchmark")
         run = run_native(outcome, run_settings, key.signer if key else None)  # a fresh build hands its checks along
         self.ihook.pytest_forge_run_finished(item=self, run=run)
         summary = run.summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -59,12 +60,18 @@ def searches(experiment: Experiment, preset: Preset) -> bool:
     return experiment.spec.quantization.search is not None and tunable(preset)
 
 
-def _progress(message: str) -> None:
-    """One line per trial on stderr: captured with the item, shown with its failure (or with ``-s``)."""
-    print(f"tune: {message}", file=sys.stderr, flush=True)
+def _progress(phase: Callable[[str], None] | None) -> Callable[[str], None]:
+    """One line per trial on stderr (captured with the item, shown with its failure or with ``-s``), and the
+    item's live phase line."""
+    def say(message: str) -> None:
+        print(f"tune: {message}", file=sys.stderr, flush=True)
+        if phase is not None:
+            phase(f"int8 search: {message}")
+    return say
 
 
-def search_build(item: pytest.Item, experiment: Experiment, preset: Preset, settings: ForgeSettings) -> TuneOutcome:
+def search_build(item: pytest.Item, experiment: Experiment, preset: Preset, settings: ForgeSettings,
+                 phase: Callable[[str], None] | None = None) -> TuneOutcome:
     """Run the spec's int8 search for ``preset`` into the session's output root, judged as the item judges (the
     spec's evaluation and calibration inputs, preprocessing, output checks and int8 thresholds), and record its
     outcome as item properties."""
@@ -76,7 +83,7 @@ def search_build(item: pytest.Item, experiment: Experiment, preset: Preset, sett
     outcome = tune(TuneRequest(
         model=experiment.model, preset=preset, output_root=settings.output_root, max_trials=search.max_trials,
         timeout_s=search.timeout_s, dataset=experiment.dataset, samples=inputs.samples, input_shapes=inputs.shapes,
-        input_values=inputs.values, progress=_progress, calibration_dataset=experiment.calibration,
+        input_values=inputs.values, progress=_progress(phase), calibration_dataset=experiment.calibration,
         preprocess=inputs.preprocess, output_checks=spec.accuracy.outputs,
         thresholds=spec.accuracy.override_for(str(preset.precision)), seed=inputs.seed, signer=key))
     item.user_properties.extend([
