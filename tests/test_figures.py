@@ -125,3 +125,14 @@ figures.model_figure_png = _timed_out
     result.assert_outcomes(passed=2)
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert "tiny_cnn.onnx: figure not drawn (Failed: Timeout (&gt;1.0s)" in (project.path / "report.html").read_text()
+
+
+def test_a_real_pytest_timeout_in_the_session_with_a_report_is_no_internal_error(project: pytest.Pytester) -> None:
+    """pytest-timeout itself, its signal method, timing out a slow test of the same session that writes the report."""
+    project.makepyfile(test_slow="import time\n\ndef test_slow():\n    time.sleep(30)\n")
+    result = project.runpytest_subprocess("-p", "timeout", "--timeout=2", "--timeout-method=signal",
+                                          "--html=report.html", "--self-contained-html", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=1)
+    assert "Timeout" in result.stdout.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert 'alt="latency and parity per preset"' in (project.path / "report.html").read_text()
