@@ -154,3 +154,17 @@ def test_spec_quantization_search_is_validated() -> None:
     with pytest.raises(ValidationError, match="timeout_s"):
         ExperimentSpec.model_validate({"model": "m.onnx", "presets": ["onnxruntime/cpu_int8"],
                                        "quantization": {"search": {"timeout_s": 0}}})
+
+
+def test_a_model_no_trial_can_quantize_ends_with_no_passing_configuration(cli, tmp_path: Path) -> None:
+    graph = helper.make_graph([helper.make_node("Abs", ["x"], ["y"], name="abs")], "abs",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = tmp_path / "abs.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
+    code, out, err = cli("tune", "--model", str(model), "--preset", "onnxruntime/cpu_int8",
+                         "--output", str(tmp_path / "builds"), "--max-trials", "2", "-q")
+    [error] = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 1
+    assert error.startswith("Error: no passing configuration within budget: none of 2 trial(s) built an int8 artifact")
+    assert "produced no quantized op" in error

@@ -371,6 +371,9 @@ def _tune(request: TuneRequest) -> TuneOutcome:
         selected = select(search.trials, fewest_float=is_rknn(request.preset))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if all(trial.error for trial in search.trials):  # nothing to keep, nothing to diagnose: say why, in one line
+        raise ForgeError(f"no passing configuration within budget: none of {len(search.trials)} trial(s) built an "
+                         f"int8 artifact; trial 1: {search.trials[0].error}")
     trials = [trial.model_copy(update={"selected": trial.trial == selected.trial}) for trial in search.trials]
     preset = request.preset.model_copy(update={"build_options": dict(selected.build_options)})
     final_plan = _plan(request, preset)
