@@ -162,7 +162,7 @@ def test_a_model_no_trial_can_quantize_ends_with_no_passing_configuration(cli, t
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     model = tmp_path / "abs.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
-    code, out, err = cli("tune", "--model", str(model), "--preset", "onnxruntime/cpu_int8",
+    code, _, err = cli("tune", "--model", str(model), "--preset", "onnxruntime/cpu_int8",
                          "--output", str(tmp_path / "builds"), "--max-trials", "2", "-q")
     [error] = [line for line in err.splitlines() if line.startswith("Error:")]
     assert code == 1
