@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_inferedgeforge.cli.common import add_build_dir, add_command, build_arg, print_json
 from pytest_inferedgeforge.model.argtypes import count_at_least
+from pytest_inferedgeforge.model.defaults import DEFAULT_DIAGNOSIS_SAMPLES, DEFAULT_THRESHOLD_DB
 
 TABLE_ROWS = 10
 
@@ -68,6 +69,8 @@ def register(sub: Any) -> None:
     add_build_dir(p)
     p.add_argument("--dataset", default=None, metavar="DIR",
                    help="evaluation inputs (.npy/.npz or images); default: the seeded synthetic inputs of a run")
-    p.add_argument("--samples", type=count_at_least(1), default=8, metavar="N", help="how many inputs (default 8)")
-    p.add_argument("--threshold-db", type=_threshold, default=14.0, metavar="DB",
-                   help="SQNR below which a tensor counts as divergent (default 14; RKNN: the cosine it stands for, 0.981 at 14)")
+    p.add_argument("--samples", type=count_at_least(1), default=DEFAULT_DIAGNOSIS_SAMPLES, metavar="N",
+                   help=f"how many inputs (default {DEFAULT_DIAGNOSIS_SAMPLES})")
+    p.add_argument("--threshold-db", type=_threshold, default=DEFAULT_THRESHOLD_DB, metavar="DB",
+                   help=f"SQNR below which a tensor counts as divergent (default {DEFAULT_THRESHOLD_DB:g}; RKNN: the "
+                        "cosine it stands for, 0.981 at 14)")

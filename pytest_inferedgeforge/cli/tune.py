@@ -10,21 +10,8 @@ from typing import Any
 
 from pytest_inferedgeforge.cli.build import _input_shapes, _input_values, add_dataset_options, dataset_options
 from pytest_inferedgeforge.cli.common import add_command, add_presets_root, output_root, presets_root, print_json
+from pytest_inferedgeforge.model.argtypes import count_at_least, positive_float
 from pytest_inferedgeforge.model.defaults import DEFAULT_MAX_TRIALS, DEFAULT_SAMPLES
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -75,12 +62,12 @@ def register(sub: Any) -> None:
     p.add_argument("--preset", required=True, help="static int8 preset id, e.g. onnxruntime/cpu_int8 or rknn/rk3588_int8")
     p.add_argument("--output", "--dir", dest="output", default=None, metavar="DIR",
                    help="output root for the resulting build (default: the project's forge_output, else ./builds)")
-    p.add_argument("--max-trials", type=_positive_int, default=DEFAULT_MAX_TRIALS, metavar="N",
+    p.add_argument("--max-trials", type=count_at_least(1), default=DEFAULT_MAX_TRIALS, metavar="N",
                    help=f"most trials, each a real build (default {DEFAULT_MAX_TRIALS})")
-    p.add_argument("--timeout-s", type=_positive_float, default=None, metavar="S",
+    p.add_argument("--timeout-s", type=positive_float, default=None, metavar="S",
                    help="wall-clock limit of the whole search, the resulting build included (default: none)")
     add_dataset_options(p)
-    p.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES, metavar="N",
+    p.add_argument("--samples", type=count_at_least(1), default=DEFAULT_SAMPLES, metavar="N",
                    help=f"evaluation samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--input-shape", action="append", metavar="NAME:1x3x224x224",
                    help="concrete shape for an input with dynamic dims (repeatable)")

@@ -16,6 +16,11 @@ DEFAULT_SAMPLES = 8
 """The one home of run defaults: specs, ``run-benchmark`` options and the engine's RunSettings use these."""
 DEFAULT_MAX_TRIALS = 16
 """Trials of an int8 search (``tune``, ``quantization.search``) when none is given."""
+DEFAULT_THRESHOLD_DB = 14.0
+"""Below 14 dB SQNR the quantization noise is more than ~4 % of the signal's power: the usual line where int8
+tensors stop carrying their float counterpart's information (``diagnose``, its record, the search)."""
+DEFAULT_DIAGNOSIS_SAMPLES = 8
+"""Inputs ``diagnose`` compares the source model and the artifact on when none are given."""
 DEFAULT_MAX_CV = 0.05
 """A CPU benchmark whose coefficient of variation is above 5 % is flagged unstable (trtexec warns above 1 %)."""
 LAB_TIMEOUT_S = 1800

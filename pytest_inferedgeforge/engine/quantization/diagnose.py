@@ -14,11 +14,12 @@ from pytest_inferedgeforge.backends.api import Diagnosable
 from pytest_inferedgeforge.backends.registry import get_backend
 from pytest_inferedgeforge.engine.quantization.figures import TensorStats
 from pytest_inferedgeforge.engine.quantization.pairing import SourceTensor, pair_models
+from pytest_inferedgeforge.model.defaults import DEFAULT_THRESHOLD_DB
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import Sample, samples_sha256
 from pytest_inferedgeforge.model.layout import format_instant, utc_now
-from pytest_inferedgeforge.model.records.diagnosis import DEFAULT_THRESHOLD_DB, Diagnosis, TensorFigure
+from pytest_inferedgeforge.model.records.diagnosis import Diagnosis, TensorFigure
 
 REFERENCE_CAP_DB = 60.0
 """A tensor read from exact (or near-exact) inputs is judged against 60 dB, about a clean fp16 cast, so the first

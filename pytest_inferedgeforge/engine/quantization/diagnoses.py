@@ -22,15 +22,15 @@ from pytest_inferedgeforge.engine.quantization.diagnose import diagnose_onnx
 from pytest_inferedgeforge.engine.quantization.layers import diagnose_layers
 from pytest_inferedgeforge.engine.record import BuildRecord, load_build_record
 from pytest_inferedgeforge.engine.runs import RunSettings, run_samples
+from pytest_inferedgeforge.model.defaults import DEFAULT_DIAGNOSIS_SAMPLES, DEFAULT_THRESHOLD_DB
 from pytest_inferedgeforge.model.errors import ForgeError, RecordError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import InputSource, Sample
 from pytest_inferedgeforge.model.jsonio import fsync_path, fsync_tree, write_json_atomic
 from pytest_inferedgeforge.model.layout import DIAGNOSES_DIR, DIAGNOSIS_FILE, utc_now
-from pytest_inferedgeforge.model.records.diagnosis import DEFAULT_THRESHOLD_DB, Diagnosis, TensorFigure
+from pytest_inferedgeforge.model.records.diagnosis import Diagnosis, TensorFigure
 
 DIAGNOSED_PRECISIONS = ("int8", "fp16")
-DEFAULT_DIAGNOSIS_SAMPLES = 8
 
 
 def diagnose_build(build_dir: Path, samples: list[Sample] | None = None, *, dataset: Path | None = None,

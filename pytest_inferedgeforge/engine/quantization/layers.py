@@ -22,11 +22,12 @@ from pytest_inferedgeforge.backends.api import LayerAnalysable, LayerError
 from pytest_inferedgeforge.engine.quantization.diagnose import _fused_nodes
 from pytest_inferedgeforge.engine.quantization.figures import RANGE_MIXING_RATIO, SENSITIVE_OPS
 from pytest_inferedgeforge.engine.quantization.pairing import SourceTensor, _load, source_tensors
+from pytest_inferedgeforge.model.defaults import DEFAULT_THRESHOLD_DB
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.hashing import file_digest
 from pytest_inferedgeforge.model.inputs import Sample, samples_sha256
 from pytest_inferedgeforge.model.layout import format_instant, utc_now
-from pytest_inferedgeforge.model.records.diagnosis import DEFAULT_THRESHOLD_DB, Diagnosis, TensorFigure
+from pytest_inferedgeforge.model.records.diagnosis import Diagnosis, TensorFigure
 
 TOOLKIT_SUFFIX = re.compile(r"[-_][a-z][a-z0-9]*$")
 MAX_SUFFIXES = 2

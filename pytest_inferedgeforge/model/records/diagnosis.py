@@ -12,12 +12,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from pytest_inferedgeforge.model.defaults import DEFAULT_THRESHOLD_DB
 from pytest_inferedgeforge.model.records.build import Record
 
 DIAGNOSIS_SCHEMA_VERSION = "inferedgeforge-diagnosis-v1"
-DEFAULT_THRESHOLD_DB = 14.0
-"""Below 14 dB SQNR the quantization noise is more than ~4 % of the signal's power: the usual line where int8
-tensors stop carrying their float counterpart's information."""
 
 Cause = Literal["range_mixing", "saturation", "sensitive_op", "overflow", "precision_loss"]
 
