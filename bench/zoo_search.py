@@ -42,6 +42,7 @@ from pytest_inferedgeforge.engine.build import build  # noqa: E402
 from pytest_inferedgeforge.engine.plan import plan_build  # noqa: E402
 from pytest_inferedgeforge.engine.presets import load_experiment  # noqa: E402
 from pytest_inferedgeforge.engine.quantization.diagnoses import diagnose_build, summary_lines  # noqa: E402
+from pytest_inferedgeforge.engine.quantization.speed import interval_verdict  # noqa: E402
 from pytest_inferedgeforge.engine.quantization.tune import FP32_PRESET, TuneOutcome, TuneRequest, tune  # noqa: E402
 from pytest_inferedgeforge.engine.runs import RunSettings, run_samples  # noqa: E402
 from pytest_inferedgeforge.model.errors import ForgeError  # noqa: E402
@@ -95,8 +96,7 @@ def _speed(experiment: Experiment, outcome: TuneOutcome, builds: Path) -> dict[s
     stats = {key: summarize(values) for key, values in latencies.items()}
     mine, theirs = stats["int8"], stats["fp32"]
     assert mine.median_ci_ms is not None and theirs.median_ci_ms is not None
-    verdict = ("slower" if mine.median_ci_ms[0] > theirs.median_ci_ms[1]
-               else "faster" if mine.median_ci_ms[1] < theirs.median_ci_ms[0] else "no_clear_difference")
+    verdict = interval_verdict(mine.median_ci_ms, theirs.median_ci_ms)
     return {"int8_median_ms": mine.median_ms, "int8_median_ci_ms": list(mine.median_ci_ms),
             "fp32_median_ms": theirs.median_ms, "fp32_median_ci_ms": list(theirs.median_ci_ms),
             "int8_runs": mine.samples, "fp32_runs": theirs.samples,

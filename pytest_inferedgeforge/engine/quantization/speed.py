@@ -18,6 +18,7 @@ overlap and the host's speed probe moved less than the difference
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_inferedgeforge.engine.history import HistoryEntry, read_history
@@ -85,6 +86,16 @@ def speed_vs_fp32(current: RunSummary, output_root: Path) -> SpeedVerdict | None
     return _verdict(matching[-1], current)
 
 
+def interval_verdict(mine: Sequence[float], fp32: Sequence[float]) -> str:
+    """``slower`` or ``faster`` only when the two medians' 95 % intervals do not overlap; else
+    ``no_clear_difference``: noise is never called slower."""
+    if mine[0] > fp32[1]:
+        return "slower"
+    if mine[1] < fp32[0]:
+        return "faster"
+    return "no_clear_difference"
+
+
 def _verdict(entry: HistoryEntry, current: RunSummary) -> SpeedVerdict:
     before, latency = entry.summary.latency, current.latency
     assert latency is not None and latency.median_ms is not None and latency.median_ci_ms is not None
@@ -98,13 +109,7 @@ def _verdict(entry: HistoryEntry, current: RunSummary) -> SpeedVerdict:
     facts.fp32_median_ms, facts.fp32_median_ci_ms = before.median_ms, before.median_ci_ms
     facts.ratio = round(latency.median_ms / before.median_ms, 4)
     facts.host_drift = round(drift, 4) if drift is not None else None
-    low, high = latency.median_ci_ms
-    if low > before.median_ci_ms[1]:
-        verdict = "slower"
-    elif high < before.median_ci_ms[0]:
-        verdict = "faster"
-    else:
-        verdict = "no_clear_difference"
+    verdict = interval_verdict(latency.median_ci_ms, before.median_ci_ms)
     if verdict != "no_clear_difference" and drift is not None and drift > HOST_DRIFT_LIMIT \
             and abs(facts.ratio - 1) <= drift:
         verdict = (f"not established: the host's speed probe moved {drift:.0%} between the fp32 run and this one, "
