@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -43,7 +42,7 @@ sys.path[:0] = [str(ZOO_DIR), str(REPO / "tests")]
 
 from fetch_zoo import ZooUnavailable, fetch, load_zoo  # noqa: E402
 from test_polygraphy_peer import forge_parity, polygraphy_verdict  # noqa: E402
-from zoo_data import write_model_data  # noqa: E402
+from zoo_data import write_model_data, write_spec  # noqa: E402
 
 from pytest_inferedgeforge.backends.onnxruntime import OrtRunner  # noqa: E402
 from pytest_inferedgeforge.engine.build import build  # noqa: E402
@@ -63,12 +62,8 @@ def _experiment(name: str, scratch: Path) -> Experiment:
     """The model's spec as tests/zoo/test_zoo.py writes it, with its ONNX Runtime presets only."""
     entry = ZOO[name]
     presets = [preset for preset in entry["expect"] if preset.startswith("onnxruntime/")]
-    spec = {"name": name, "model": str(fetch(load_zoo()[name])), "presets": presets, **entry.get("spec", {})}
-    spec.setdefault("inputs", {}).update(write_model_data(entry["data"], scratch))
-    shutil.copytree(REPO / "presets", scratch / "presets", dirs_exist_ok=True)
-    shutil.copytree(ZOO_DIR / "presets", scratch / "presets", dirs_exist_ok=True)
-    spec_path = scratch / f"{name}.forge.yaml"
-    spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    spec_path = write_spec(name, entry, fetch(load_zoo()[name]), presets, write_model_data(entry["data"], scratch),
+                           scratch)
     return load_experiment(spec_path, scratch / "presets")
 
 

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ ZOO_DIR = REPO / "tests" / "zoo"
 sys.path[:0] = [str(ZOO_DIR)]
 
 from fetch_zoo import ZooUnavailable, fetch, load_zoo  # noqa: E402
-from zoo_data import write_model_data  # noqa: E402
+from zoo_data import write_model_data, write_spec  # noqa: E402
 
 from pytest_inferedgeforge.engine.benchmark import measure  # noqa: E402
 from pytest_inferedgeforge.engine.build import build  # noqa: E402
@@ -61,14 +60,8 @@ DIAGNOSIS_LINES = 3
 def _experiment(name: str, scratch: Path) -> Experiment:
     """The model's spec as tests/zoo/test_zoo.py writes it (its data, its zoo presets beside the built-in ones)."""
     entry = ZOO[name]
-    spec = {"name": name, "model": str(fetch(load_zoo()[name])), "presets": [FP32_PRESET, PRESET],
-            **entry.get("spec", {})}
-    spec.setdefault("inputs", {}).update(write_model_data(entry["data"], scratch))
-    spec.pop("quantization", None)  # the search's budget is this bench's, not a zoo entry's
-    shutil.copytree(REPO / "presets", scratch / "presets", dirs_exist_ok=True)
-    shutil.copytree(ZOO_DIR / "presets", scratch / "presets", dirs_exist_ok=True)
-    spec_path = scratch / f"{name}.forge.yaml"
-    spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    inputs = write_model_data(entry["data"], scratch)
+    spec_path = write_spec(name, entry, fetch(load_zoo()[name]), [FP32_PRESET, PRESET], inputs, scratch, search=False)
     return load_experiment(spec_path, scratch / "presets")
 
 

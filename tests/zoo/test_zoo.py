@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,12 +27,11 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 from fetch_zoo import ZooUnavailable, fetch, load_zoo
-from zoo_data import write_model_data
+from zoo_data import write_model_data, write_spec
 
 from pytest_inferedgeforge.model.host_state import int8_dot_instructions
 
 ZOO_DIR = Path(__file__).resolve().parent
-REPO = ZOO_DIR.parent.parent
 ZOO = yaml.safe_load((ZOO_DIR / "zoo.yaml").read_text(encoding="utf-8"))["models"]
 
 pytestmark = pytest.mark.zoo
@@ -71,13 +69,8 @@ def zoo_reports() -> dict[str, dict[str, Any]]:
 def _run_model(name: str, root: Path) -> dict[str, Any]:
     """One pytest session over the model's spec; returns the report's items by preset, plus the output."""
     entry = ZOO[name]
-    spec = {"name": name, "model": str(_model_path(name)), "presets": list(entry["expect"]), **entry.get("spec", {})}
-    spec.setdefault("inputs", {}).update(_data(name, root))
+    spec_path = write_spec(name, entry, _model_path(name), list(entry["expect"]), _data(name, root), root)
     presets = root / "presets"
-    shutil.copytree(REPO / "presets", presets)
-    shutil.copytree(ZOO_DIR / "presets", presets, dirs_exist_ok=True)
-    spec_path = root / f"{name}.forge.yaml"
-    spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     report = root / "report.json"
     command = [sys.executable, "-m", "pytest", str(spec_path), "-p", "no:cacheprovider", "-q",
                "--forge-output", str(root / "builds"), "--forge-presets", str(presets),

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from fetch_zoo import ZooData, fetch_data, load_data
 from speech import write_speech_dataset
 from text_images import write_pages, write_text_dataset
 
+ZOO_DIR = Path(__file__).resolve().parent
+REPO = ZOO_DIR.parent.parent
 PARTS = {"calibration": "calibration", "dataset": "dataset"}
 """zoo.yaml part -> the spec's ``inputs`` key (and the directory it is written to)."""
 
@@ -69,3 +72,19 @@ def write_part(directory: Path, kinds: dict[str, Any]) -> Path:
 def write_model_data(parts: dict[str, dict[str, Any]], root: Path) -> dict[str, str]:
     """Write the model's calibration and evaluation directories under ``root``; the spec's ``inputs`` keys."""
     return {PARTS[part]: write_part(root / PARTS[part], kinds).name for part, kinds in parts.items()}
+
+
+def write_spec(name: str, entry: dict[str, Any], model: Path, presets: list[str], inputs: dict[str, str],
+               root: Path, *, search: bool = True) -> Path:
+    """The model's spec as the zoo runs it, under ``root``: its zoo.yaml ``spec:`` with ``inputs`` (the data
+    directories :func:`write_model_data` wrote) added, and ``root/presets`` holding the built-in presets and the
+    zoo's own. ``search=False`` leaves out the entry's ``quantization`` (a bench that sets its own budget)."""
+    spec: dict[str, Any] = {"name": name, "model": str(model), "presets": presets, **entry.get("spec", {})}
+    spec["inputs"] = {**spec.get("inputs", {}), **inputs}  # a copy: zoo.yaml's entry stays as it was read
+    if not search:
+        spec.pop("quantization", None)
+    shutil.copytree(REPO / "presets", root / "presets", dirs_exist_ok=True)
+    shutil.copytree(ZOO_DIR / "presets", root / "presets", dirs_exist_ok=True)
+    path = root / f"{name}.forge.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
