@@ -17,7 +17,7 @@ from pytest_inferedgeforge.engine.quantization.diagnoses import DIAGNOSED_PRECIS
 from pytest_inferedgeforge.engine.quantization.tune import TuneOutcome, TuneRequest, tunable, tune
 from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.engine.runs import RunSettings, run_samples
-from pytest_inferedgeforge.model.errors import ForgeError
+from pytest_inferedgeforge.model.errors import ForgeError, first_line
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.spec import Experiment
 from pytest_inferedgeforge.plugin.settings import ForgeSettings
@@ -26,11 +26,6 @@ from pytest_inferedgeforge.plugin.sharing import signer
 LOGGER = logging.getLogger("inferedgeforge.plugin")
 DIAGNOSIS_LINES = 3
 """The worst tensors a failure message names; the whole diagnosis is in the file ``diagnosis_path`` names."""
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def diagnosis_lines(item: pytest.Item, record: BuildRecord, settings: RunSettings) -> list[str]:
@@ -44,10 +39,10 @@ def diagnosis_lines(item: pytest.Item, record: BuildRecord, settings: RunSetting
         samples, _ = run_samples(record, settings)
         diagnosis, path = diagnose_build(record.build_dir, samples)
     except ForgeError as exc:
-        return [f"diagnosis not made: {_one_line(exc)}"]
+        return [f"diagnosis not made: {first_line(exc)}"]
     except Exception as exc:  # a bug in the diagnosis must not hide the parity failure; its traceback is logged
         LOGGER.exception("diagnosis of %s failed", record.build_dir)
-        return [f"diagnosis not made: internal error: {type(exc).__name__}: {_one_line(exc)}"]
+        return [f"diagnosis not made: internal error: {type(exc).__name__}: {first_line(exc)}"]
     lines = summary_lines(diagnosis, limit=DIAGNOSIS_LINES)
     item.user_properties.extend([("diagnosis_path", str(path)), ("diagnosis", lines[0])])
     return [f"diagnosis: {'worst: ' + line.strip() if line.startswith(' ') else line}" for line in lines] + \
