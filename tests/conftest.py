@@ -86,14 +86,19 @@ inputs: {samples: 2}
 
 
 @pytest.fixture
-def two_preset_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A pytester project with the shipped presets and models and ``tiny.forge.yaml``: two quick ONNX Runtime
-    presets of the shipped CNN."""
+def forge_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester project with the shipped presets and models, and no installed toolchain but ONNX Runtime."""
     shutil.copytree(REPO / "presets", pytester.path / "presets")
     shutil.copytree(REPO / "models", pytester.path / "models")
     monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
-    pytester.makefile(".forge.yaml", tiny=TWO_PRESET_SPEC)
     return pytester
+
+
+@pytest.fixture
+def two_preset_project(forge_project: pytest.Pytester) -> pytest.Pytester:
+    """``forge_project`` with ``tiny.forge.yaml``: two quick ONNX Runtime presets of the shipped CNN."""
+    forge_project.makefile(".forge.yaml", tiny=TWO_PRESET_SPEC)
+    return forge_project
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ per resolved model, only when a report is asked for, and a failure while drawing
 from __future__ import annotations
 
 import random
-import shutil
-from pathlib import Path
 
 import pytest
 from matplotlib.axes import Axes
@@ -80,14 +78,11 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(forge_project: pytest.Pytester) -> pytest.Pytester:
     """The same model spelled two ways: a spec's ``models/tiny_cnn.onnx`` and a fixture test's
     ``experiments/../models/tiny_cnn.onnx``."""
     pytest.importorskip("pytest_html")
-    repo = Path(__file__).resolve().parent.parent
-    shutil.copytree(repo / "presets", pytester.path / "presets")
-    shutil.copytree(repo / "models", pytester.path / "models")
-    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
+    pytester = forge_project
     spec = "name: {}\nmodel: {}\npresets: [onnxruntime/cpu_fp32]\nbenchmark: {{warmup: 1, runs: 5}}\n"
     pytester.makefile(".forge.yaml", direct=spec.format("direct", "models/tiny_cnn.onnx"))
     (pytester.path / "experiments").mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +66,11 @@ def pytest_forge_update_report(config, report):
 
 
 @pytest.fixture
-def site(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def site(forge_project: pytest.Pytester) -> pytest.Pytester:
     """A project with the spec over tiny_cnn and the site's conftest."""
-    shutil.copytree(REPO / "presets", pytester.path / "presets")
-    shutil.copytree(REPO / "models", pytester.path / "models")
-    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
-    pytester.makefile(".forge.yaml", tiny=SPEC)
-    pytester.makeconftest(CONFTEST)
-    return pytester
+    forge_project.makefile(".forge.yaml", tiny=SPEC)
+    forge_project.makeconftest(CONFTEST)
+    return forge_project
 
 
 def _items(pytester: pytest.Pytester, *args: str) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,6 @@ import pytest
 
 BUILD = ("build", "--model", "models/tiny_cnn.onnx", "--output", "builds", "--preset")
 PRESETS = ("onnxruntime/cpu_fp32", "onnxruntime/cpu_int8_dynamic")
-REPO = Path(__file__).resolve().parent.parent
 WIDTH = 1400
 EXTERNAL = re.compile(r"""\b(src|href)\s*=\s*(?!["']?(data:|#))""", re.IGNORECASE)
 """Any src/href that is not a data URI or an in-page anchor would fetch something."""
@@ -66,12 +65,10 @@ def compare_page(workspace: Path, cli) -> Path:
 
 
 @pytest.fixture
-def session_page(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+def session_page(forge_project: pytest.Pytester) -> Path:
     """A pytest session's --forge-html page: fp32 and int8_dynamic pass; fp16 fails a cosine of 1.0 and is
     diagnosed."""
-    shutil.copytree(REPO / "presets", pytester.path / "presets")
-    shutil.copytree(REPO / "models", pytester.path / "models")
-    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
+    pytester = forge_project
     pytester.makefile(".forge.yaml", tiny="name: tiny\nmodel: models/tiny_cnn.onnx\npresets: [onnxruntime/cpu_fp32, "
                       "onnxruntime/cpu_int8_dynamic, onnxruntime/cpu_fp16]\nbenchmark: {warmup: 1, runs: 20}\n"
                       "accuracy: {thresholds: {fp16: {min_cosine: 1.0}}}\n")

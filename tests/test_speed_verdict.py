@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
 SPEC = """\
 name: tiny
 model: models/tiny_cnn.onnx
@@ -20,11 +19,8 @@ FP32_LINEAGE = "tiny_cnn__cpu__onnxruntime__cpu_fp32"
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    shutil.copytree(REPO / "presets", pytester.path / "presets")
-    shutil.copytree(REPO / "models", pytester.path / "models")
-    monkeypatch.setenv("FORGE_TOOLCHAINS_DIR", str(pytester.path / "no-toolchains"))
-    return pytester
+def project(forge_project: pytest.Pytester) -> pytest.Pytester:
+    return forge_project
 
 
 def _spec(project: pytest.Pytester, *presets: str, extra: str = "") -> None:
