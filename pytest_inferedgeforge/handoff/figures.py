@@ -13,6 +13,7 @@ Drawn on a bare ``Figure`` (no pyplot state), so a caller can inspect it or save
 from __future__ import annotations
 
 import io
+import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,7 @@ def _latency_panel(axis: Axes, table: CompareTable, latencies: dict[str, list[fl
         axis.set_xlim(low, high)
         for index, row in drawn:
             _mark_beyond(axis, index, latencies[row.preset], low, high)
-            median = row.median_ms if row.median_ms is not None else _median(latencies[row.preset])
+            median = row.median_ms if row.median_ms is not None else statistics.median(latencies[row.preset])
             axis.text(median, index - 0.3, f"{median:.3f} ms", ha="center", va="bottom", fontsize=8,
                       fontweight="bold", gid=MEDIAN_GID)
     missing = [(index, row.preset, "no latencies recorded") for index, row in enumerate(table.rows, start=1)
@@ -142,12 +143,6 @@ def _parity_panel(axis: Axes, rows: list[CandidateRow], values_of: Any, threshol
             axis.text(value, y - 0.08, f"{name} {value:.8g}" if len(values) > 1 else f"{value:.8g}", fontsize=8,
                       ha="right" if value > high - 0.5 * span else "left", va="bottom")
     axis.set_xlabel(xlabel)
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _short(reason: str, width: int = 70) -> str:
