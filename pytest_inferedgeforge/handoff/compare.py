@@ -110,6 +110,8 @@ class CandidateRow(BaseModel):
     median_ms: float | None = None
     median_ci_ms: tuple[float, float] | None = None
     p99_status: str | None = Field(None, description="ok, or insufficient_samples (n of needed).")
+    p99_samples: int | None = Field(None, description="With an insufficient p99: the samples the run had.")
+    p99_needed: int | None = Field(None, description="With an insufficient p99: the samples a p99 needs.")
     cv: float | None = Field(None, description="The coefficient of variation the stability verdict used (robust).")
     stable: bool | None = None
     measured_on: str | None = Field(None, description=(
@@ -188,7 +190,7 @@ def compare_row(entry: BuildRecord) -> CandidateRow:
         top1_agreement=parity.get("top1_agreement"), accuracy_metrics=_attached_metrics(entry),
         structured_result_path=str(entry.structured_result) if entry.structured_result else None,
         median_ms=latency.median_ms if latency else None, median_ci_ms=latency.median_ci_ms if latency else None,
-        p99_status=_p99_status(latency), cv=latency.verdict_cv if latency else None,
+        p99_status=_p99_status(latency), **_p99_counts(latency), cv=latency.verdict_cv if latency else None,
         stable=latency.stable if latency else None,
         measured_on=measured_on(summary.evidence), runner=summary.runner,
         settings=run_settings(summary),
@@ -207,6 +209,14 @@ def _output_cosines(parity: dict[str, Any]) -> dict[str, float]:
         if values and output.get("name"):
             found[str(output["name"])] = float(min(values))
     return found
+
+
+def _p99_counts(latency: LatencyStats | None) -> dict[str, int | None]:
+    """The samples an insufficient p99 had and needs, for views that say so in their own words."""
+    estimate = (latency.percentiles or {}).get("p99") if latency else None
+    if estimate is None or estimate.status == "ok":
+        return {}
+    return {"p99_samples": estimate.samples, "p99_needed": estimate.needed}
 
 
 def _p99_status(latency: LatencyStats | None) -> str | None:

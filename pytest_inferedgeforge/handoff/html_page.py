@@ -100,10 +100,9 @@ def _delta(row: CandidateRow, base: CandidateRow) -> Cell:
 
 
 def _p99(row: CandidateRow) -> Cell:
-    status = row.p99_status or "ok"
-    if status != "ok":  # "insufficient_samples (20 of 662)"
-        have, _, need = status.partition("(")[2].rstrip(")").partition(" of ")
-        return Cell(f"needs {need} samples (has {have})" if need else status, -1.0, css="warn")
+    if row.p99_status not in (None, "ok"):
+        text = f"needs {row.p99_needed} samples (has {row.p99_samples})" if row.p99_needed else row.p99_status
+        return Cell(text, -1.0, css="warn")
     return _num(row.p99_ms, 3)
 
 
