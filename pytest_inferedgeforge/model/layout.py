@@ -64,10 +64,16 @@ def build_dir_name(model_path: Path, target: str, backend: str, preset_name: str
     """One path component, whatever the user data: the target and backend must already be safe names
     (presets are validated so), the model stem and preset suffix are sanitised. ``shapes`` (a dynamic model's
     resolved input shapes, see :func:`shapes_tag`) is appended so builds at two shapes coexist."""
+    name = f"{model_prefix(model_path, target, backend)}{build_dir_suffix(preset_name)}"
+    return f"{name}__{shapes}" if shapes else name
+
+
+def model_prefix(model_path: Path, target: str, backend: str) -> str:
+    """The start every :func:`build_dir_name` of this model on this target and backend shares, whatever the
+    preset: ``<model stem>__<target>__<backend>__``."""
     target = check_component(target, "target")
     backend = check_component(backend, "backend")
-    name = f"{safe_component(model_path.stem, 'model')}__{target}__{backend}__{build_dir_suffix(preset_name)}"
-    return f"{name}__{shapes}" if shapes else name
+    return f"{safe_component(model_path.stem, 'model')}__{target}__{backend}__"
 
 
 def shapes_tag(model: ModelInfo, shapes: dict[str, list[int]]) -> str | None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_inferedgeforge.engine.history import HistoryEntry, read_history
-from pytest_inferedgeforge.model.containment import safe_component
+from pytest_inferedgeforge.model.layout import model_prefix
 from pytest_inferedgeforge.model.records.run import RunSummary, SpeedVerdict, measured_on, run_settings
 from pytest_inferedgeforge.model.regression import HOST_DRIFT_LIMIT, host_drift
 
@@ -33,10 +33,10 @@ HOST_KEYS = ("cpu_model", "cpu_count_logical")
 
 
 def lineage_prefix(summary: RunSummary) -> str:
-    """The start every build directory name of this model on this backend and target shares (model/layout.py
-    build_dir_name), so only those lineages are read."""
-    stem = Path(str((summary.source_model or {}).get("path") or "")).stem
-    return f"{safe_component(stem, 'model')}__{summary.target}__{summary.backend}__"
+    """The start every build directory name of this model on this backend and target shares, so only those
+    lineages are read."""
+    source = Path(str((summary.source_model or {}).get("path") or ""))
+    return model_prefix(source, str(summary.target), str(summary.backend))
 
 
 def _same_model(entry: HistoryEntry, current: RunSummary) -> bool:
