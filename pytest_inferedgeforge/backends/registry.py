@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 
 from pydantic import ValidationError
@@ -69,10 +70,32 @@ def forget_availability() -> None:
     _probe.cache_clear()
 
 
+class _Catalog(Mapping[str, BackendTraits]):
+    """Every registered backend's traits, each backend loaded when its traits are first asked for: loading
+    a preset of one backend does not import the others' modules (issue 26: a build starts fast)."""
+
+    def __getitem__(self, name: str) -> BackendTraits:
+        if name not in _entry_points():
+            raise KeyError(name)
+        backend = get_backend(name)
+        return BackendTraits(backend.artifact_format, tuple(backend.precisions))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(backend_names())
+
+    def __len__(self) -> int:
+        return len(backend_names())
+
+    def __eq__(self, other: object) -> bool:  # identity: comparing contents would load every backend
+        return self is other
+
+    __hash__ = object.__hash__  # hashable, so parsed presets can be remembered per catalog
+
+
+@functools.cache
 def backend_catalog() -> BackendCatalog:
-    """Every registered backend's traits, which presets are validated against."""
-    backends = [get_backend(name) for name in backend_names()]
-    return {backend.name: BackendTraits(backend.artifact_format, tuple(backend.precisions)) for backend in backends}
+    """Every registered backend's traits, which presets are validated against (one catalog per process)."""
+    return _Catalog()
 
 
 def check_preset(preset: Preset) -> None:

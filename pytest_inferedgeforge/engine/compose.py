@@ -134,7 +134,7 @@ def compose_records(
         toolchain=toolchain, calibration=output.calibration, **evidence,
     )
     report = validate_manifest_data(manifest_to_dict(manifest), work_dir, work_dir / MANIFEST_FILE,
-                                    published_as=plan.build_dir)
+                                    published_as=plan.build_dir, against_schema=False)
     reasons = [issue.line() for issue in report.errors]
     ready = not reasons
     metadata = BuildMetadata(

@@ -11,7 +11,7 @@ every entry says where it came from (docs/presets.md#where-presets-come-from).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -239,7 +239,9 @@ collecting thousands of specs parses each preset once, and a changed file is rea
 
 def load_preset(preset_id: str, root: Path | None, backends: BackendCatalog) -> Preset:
     path = find_preset_file(preset_id, root, backends)
-    key = (preset_id, str(path), tuple(sorted(backends.items())), file_identity(path))
+    # A registry's catalog is one object per process (hashable); a plain mapping is keyed by its contents.
+    traits = backends if isinstance(backends, Hashable) else tuple(sorted(backends.items()))
+    key = (preset_id, str(path), traits, file_identity(path))
     if key not in _PARSED:
         _PARSED[key] = read_preset_file(path, preset_id, backends)
     return _PARSED[key].model_copy(deep=True)  # each caller gets its own, as if it had read the file
