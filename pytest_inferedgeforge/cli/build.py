@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pytest_inferedgeforge.engine.signing import SigningKey
 
 
-def _input_shapes(values: list[str] | None) -> dict[str, list[int]]:
+def parse_input_shapes(values: list[str] | None) -> dict[str, list[int]]:
     from pytest_inferedgeforge.model.onnx_model import parse_input_shape
 
     shapes: dict[str, list[int]] = {}
@@ -35,7 +35,7 @@ def _input_shapes(values: list[str] | None) -> dict[str, list[int]]:
     return shapes
 
 
-def _input_values(values: list[str] | None) -> dict[str, Any] | None:
+def parse_input_values(values: list[str] | None) -> dict[str, Any] | None:
     from pytest_inferedgeforge.model.inputs import parse_value_rule
 
     rules: dict[str, Any] = {}
@@ -64,8 +64,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     notes: list[str] = []
     if model.exists():
         dataset, calibration = dataset_options(args)
-        plan = plan_build(model, preset, output, input_shapes=_input_shapes(args.input_shape),
-                          input_values=_input_values(args.input_value), input_dataset=dataset,
+        plan = plan_build(model, preset, output, input_shapes=parse_input_shapes(args.input_shape),
+                          input_values=parse_input_values(args.input_value), input_dataset=dataset,
                           calibration_dataset=calibration)
         shapes = plan.input_shapes
         build_dir = output / plan.build_dir.name  # as given, like v0.1's preview (a dynamic model's shapes named)
@@ -107,8 +107,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     preset = load_preset(args.preset, presets_root(args))
     dataset, calibration = dataset_options(args)
-    plan = plan_build(Path(args.model), preset, output_root(args, "output"), input_shapes=_input_shapes(args.input_shape),
-                      input_values=_input_values(args.input_value), input_dataset=dataset,
+    plan = plan_build(Path(args.model), preset, output_root(args, "output"), input_shapes=parse_input_shapes(args.input_shape),
+                      input_values=parse_input_values(args.input_value), input_dataset=dataset,
                       calibration_dataset=calibration)
     signer, shared = signing_and_cache(args)
     with status(f"Building {preset.name}...", args) as update:

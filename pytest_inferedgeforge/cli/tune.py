@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.build import _input_shapes, _input_values, add_dataset_options, dataset_options
+from pytest_inferedgeforge.cli.build import add_dataset_options, dataset_options, parse_input_shapes, parse_input_values
 from pytest_inferedgeforge.cli.common import add_command, add_presets_root, output_root, presets_root, print_json
 from pytest_inferedgeforge.model.argtypes import count_at_least, positive_float
 from pytest_inferedgeforge.model.defaults import DEFAULT_MAX_TRIALS, DEFAULT_SAMPLES
@@ -31,8 +31,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     request = TuneRequest(
         model=Path(args.model), preset=load_preset(args.preset, presets_root(args)),
         output_root=output_root(args, "output"), max_trials=args.max_trials, timeout_s=args.timeout_s,
-        dataset=dataset, calibration_dataset=calibration, samples=args.samples, input_shapes=_input_shapes(args.input_shape),
-        input_values=_input_values(args.input_value), progress=progress)
+        dataset=dataset, calibration_dataset=calibration, samples=args.samples, input_shapes=parse_input_shapes(args.input_shape),
+        input_values=parse_input_values(args.input_value), progress=progress)
     outcome = tune(request)
     if args.json:
         print_json(outcome.to_dict())
