@@ -62,8 +62,22 @@ class OnnxRuntimeOptions(BaseModel):
         "int8: op types left unquantized; fp16: op types kept in fp32 (added to ORT's own block list)."))
     nodes_to_exclude: list[str] = Field(default_factory=list, description=(
         "int8: node names left unquantized; fp16: node names kept in fp32."))
+    op_types_to_quantize: list[str] = Field(default_factory=list, description=(
+        "int8: quantize only these op types (empty: ONNX Runtime's default set), less op_block_list; e.g. "
+        "[MatMul, Gemm, Conv] keeps the elementwise pieces of LayerNorm or Softmax in float. A dynamic build "
+        "whose list has no Conv quantizes its weights to int8 (QInt8), else uint8 (ConvInteger's only kernels)."))
+    weight_scale_adjust: bool = Field(True, description=(
+        "static int8 QDQ, per-channel: let ONNX Runtime widen weight scales so int32 biases cannot overflow. "
+        "false sets extra_options QDQDisableWeightAdjustForInt32Bias, which avoids its ValueError ('The truth "
+        "value of an array ...') on a bias that is not 1-D; parity then shows whether a bias overflowed."))
 
 
+
+
+def _op_types(options: OnnxRuntimeOptions, default: set[str]) -> list[str]:
+    """The op types a quantizer is asked to quantize: the preset's list, else the quantizer's own default set;
+    less the preset's block list."""
+    return sorted(set(options.op_types_to_quantize or default) - set(options.op_block_list))
 
 
 class _SampleReader:
@@ -269,15 +283,16 @@ class OnnxRuntimeBackend:
         from onnxruntime.quantization.registry import IntegerOpsRegistry
 
         prepared, calls = _prepare_for_quantization(request, scratch, upgrade_opset=False)
-        op_types = sorted(set(IntegerOpsRegistry) - set(options.op_block_list))
-        # ConvInteger only has uint8 x uint8 kernels on CPU, so dynamic weights are uint8.
-        request.log("quantizing weights dynamically (QUInt8), subgraphs included")
+        op_types = _op_types(options, set(IntegerOpsRegistry))
+        # ConvInteger only has uint8 x uint8 kernels on CPU, so dynamic weights are uint8 wherever Conv is quantized.
+        weight_type = QuantType.QUInt8 if "Conv" in op_types else QuantType.QInt8
+        request.log(f"quantizing weights dynamically ({weight_type.name}), subgraphs included")
         external = bool(request.model.external_data)
-        quantize_dynamic(str(prepared), str(artifact), weight_type=QuantType.QUInt8, use_external_data_format=external,
+        quantize_dynamic(str(prepared), str(artifact), weight_type=weight_type, use_external_data_format=external,
                          op_types_to_quantize=op_types, nodes_to_exclude=options.nodes_to_exclude,
                          extra_options={"EnableSubgraph": True})
         calls.append(ToolCall(api="onnxruntime.quantization.quantize_dynamic", args={
-            "weight_type": "QUInt8", "use_external_data_format": external, "op_types_to_quantize": op_types,
+            "weight_type": weight_type.name, "use_external_data_format": external, "op_types_to_quantize": op_types,
             "nodes_to_exclude": options.nodes_to_exclude, "extra_options": {"EnableSubgraph": True}}))
         return BuildOutput(artifacts=_with_external_data(artifact), calls=calls)
 
@@ -291,10 +306,12 @@ class OnnxRuntimeBackend:
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[options.calibration_method]
         quant_format = QuantFormat.QDQ if options.quant_format == "qdq" else QuantFormat.QOperator
-        # quantize_static's own default set (both registries), less the preset's block list.
-        op_types = sorted((set(QDQRegistry) | set(QLinearOpsRegistry)) - set(options.op_block_list))
+        # quantize_static's own default set (both registries), or the preset's list; less the preset's block list.
+        op_types = _op_types(options, set(QDQRegistry) | set(QLinearOpsRegistry))
         prepared, calls = _prepare_for_quantization(request, scratch, upgrade_opset=True)
-        extra_options = {"ActivationSymmetric": True} if options.activation_symmetric else {}
+        extra_options: dict[str, bool] = {"ActivationSymmetric": True} if options.activation_symmetric else {}
+        if not options.weight_scale_adjust:
+            extra_options["QDQDisableWeightAdjustForInt32Bias"] = True
         quantize_static(
             str(prepared), str(artifact), _SampleReader(samples),
             quant_format=quant_format, per_channel=options.per_channel, op_types_to_quantize=op_types,

@@ -29,6 +29,11 @@ QUANTIZED_OP_TYPES = frozenset({
     "DynamicQuantizeMatMul", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat", "QOrderedMatMul",
 })
 """Every op that computes on, or converts to or from, 8-bit integers (ONNX and ``com.microsoft``)."""
+QUANTIZED_COMPUTE_OP_TYPES = frozenset({
+    "QLinearConv", "QLinearMatMul", "QGemm", "QAttention", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul",
+    "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat", "QOrderedMatMul",
+})
+"""The integer forms of the compute ops below, as QOperator and dynamic quantization write them."""
 
 COMPUTE_OP_TYPES = frozenset({
     "Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "GRU", "RNN", "Attention", "Einsum",

@@ -2,21 +2,26 @@
 
 Each step is a trial, a real build (engine/quantization/tune_trial.py), in this order:
 
-1. the preset as is;
-2. calibration settings, one change each against (1): the other calibration methods, per-channel weights
+1. the preset as is, and when the quantizer failed on it in a known way, the preset with the setting that avoids
+   it (tune_ort.py), which the later trials keep;
+2. structural variants where the model's ops call for them (tune_ort.py): only matrix and convolution ops
+   quantized, dynamic int8 of recurrent and matrix ops, depthwise convolutions with slow int8 kernels in float;
+3. calibration settings, one change each against (1): the other calibration methods, per-channel weights
    toggled, ``reduce_range``, symmetric activations;
-3. when nothing passed yet: from the best trial so far, keep in float (``nodes_to_exclude``) the nodes the
+4. when nothing passed yet: from the best trial so far, keep in float (``nodes_to_exclude``) the nodes the
    diagnosis (engine/quantization/diagnose.py) tags ``range_mixing`` together, then with their branch back to the
-   compute nodes (tune_groups.py), one trial each; else the node it ranks worst; diagnose the new artifact, and
-   again, until parity passes (a failing trial is closer when fewer checks fail, then fewer channels collapse);
-4. a revert pass: re-quantize each kept node once (compute nodes first) and keep it quantized when parity still
+   compute nodes (tune_groups.py), one trial each; else the input and output tensors of the node it ranks worst
+   (the node, their producers and consumers: in QDQ one node alone in float changes no tensor); diagnose the new
+   artifact, and again, until parity passes (a failing trial is closer when fewer checks fail, then fewer
+   channels collapse);
+5. a revert pass: re-quantize each kept node once (compute nodes first) and keep it quantized when parity still
    passes, so every float node left is proven necessary by a recorded trial.
 
 ``max_trials`` and ``timeout_s`` hold: a trial starts only when the longest trial so far, and one more build for
 the result, still fit before the deadline. The fastest passing trial wins (else the best failing one, by its
 figures) and is built again, as an ordinary build of the preset with the trial's options, into the output root
 with the ledger bound in (engine/quantization/tune_ledger.py), so ``rebuild-from-manifest`` reproduces it with no
-search. ONNX Runtime specifics are in tune_ort.py; RKNN int8 (tune_rknn.py) skips (2), keeps toolkit layers in
+search. ONNX Runtime specifics are in tune_ort.py; RKNN int8 (tune_rknn.py) skips (2) and (3), keeps toolkit layers in
 float16 (``float_layers``, hybrid quantization) as the toolkit's own analysis ranks them, and says "on the simulator".
 """
 
@@ -28,31 +33,31 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.engine.build import VerifiedBuild, build
+from pytest_inferedgeforge.engine.build import build
 from pytest_inferedgeforge.engine.plan import BuildPlan, plan_build
 from pytest_inferedgeforge.engine.presets import load_preset
 from pytest_inferedgeforge.engine.quantization.diagnose import diagnose_onnxruntime, range_mixing_nodes, worst_nodes
 from pytest_inferedgeforge.engine.quantization.tune_groups import SourceGraph, float_groups
 from pytest_inferedgeforge.engine.quantization.tune_ledger import LedgerBackend
-from pytest_inferedgeforge.engine.quantization.tune_ort import calibration_variants, ort_base_options
+from pytest_inferedgeforge.engine.quantization.tune_ort import (
+    calibration_variants,
+    ort_base_options,
+    structural_variants,
+    workaround,
+)
+from pytest_inferedgeforge.engine.quantization.tune_request import TuneOutcome, TuneRequest
 from pytest_inferedgeforge.engine.quantization.tune_rknn import WHERE, float_option, is_rknn, rank_layers, rknn_base_options
 from pytest_inferedgeforge.engine.quantization.tune_score import describe, select
 from pytest_inferedgeforge.engine.quantization.tune_score import failing_score as _failing_score
-from pytest_inferedgeforge.engine.quantization.tune_score import ms as _ms
 from pytest_inferedgeforge.engine.quantization.tune_score import passed as _passed
 from pytest_inferedgeforge.engine.quantization.tune_trial import BENCH_S, Evaluation, TrialResult, TrialRunner, median_ms
-from pytest_inferedgeforge.engine.signing import SigningKey
 from pytest_inferedgeforge.model.errors import ForgeError
-from pytest_inferedgeforge.model.inputs import ValueRule
-from pytest_inferedgeforge.model.preprocess import Pipelines
 from pytest_inferedgeforge.model.presets import Preset
-from pytest_inferedgeforge.model.records.tuning import TUNING_LEDGER, Stage, TuningTrial
-from pytest_inferedgeforge.model.spec import DEFAULT_MAX_TRIALS, DEFAULT_SAMPLES, DEFAULT_SEED, OutputCheck, Thresholds
+from pytest_inferedgeforge.model.records.tuning import Stage, TuningTrial
 
 FP32_PRESET = "onnxruntime/cpu_fp32"
 """The build every trial's latency is compared with."""
@@ -62,89 +67,6 @@ HISTOGRAM_COST = 8.0
 trial took 114 s after a 16.5 s minmax one (6.9x); without this a 60 s budget ran to 148 s."""
 RANKED_KEPT = 10
 """How many of a diagnosis' worst nodes a trial record keeps."""
-
-Progress = Callable[[str], None]
-
-
-@dataclass
-class TuneRequest:
-    model: Path
-    preset: Preset
-    output_root: Path
-    max_trials: int = DEFAULT_MAX_TRIALS
-    timeout_s: float | None = None
-    dataset: Path | None = None
-    """Evaluation inputs (parity, benchmark, diagnosis); None: seeded synthetic ones."""
-    samples: int = DEFAULT_SAMPLES
-    input_shapes: dict[str, list[int]] | None = None
-    input_values: dict[str, ValueRule] | None = None
-    progress: Progress | None = None
-    calibration_dataset: Path | None = None
-    """int8 calibration inputs (a spec's inputs.calibration, --calibration-dataset); None: the preset's."""
-    preprocess: Pipelines | None = None
-    """How dataset images become tensors, for calibration and evaluation alike (a spec's inputs.preprocess)."""
-    output_checks: dict[str, OutputCheck] = field(default_factory=dict)
-    """Per-output parity settings (a spec's accuracy.outputs): the search judges what the item judges."""
-    thresholds: Thresholds | None = None
-    """The spec's int8 thresholds; None: the int8 default."""
-    seed: int = DEFAULT_SEED
-    """Seed of synthetic evaluation inputs (a spec's inputs.seed)."""
-    signer: SigningKey | None = None
-    """Signs the resulting build, as the item's and the CLI's builds are signed."""
-
-
-@dataclass
-class TuneOutcome:
-    passed: bool
-    selected: TuningTrial
-    trials: list[TuningTrial]
-    build: VerifiedBuild
-    fp32_median_ms: float | None
-    median_ms: float | None
-    """The resulting build's median, measured like the fp32 build's."""
-    elapsed_s: float
-    stopped: str
-    """Why the search ended: passed, max_trials, timeout, or exhausted (nothing left to try)."""
-    notes: list[str] = field(default_factory=list)
-    where: str = ""
-    """Where the figures were measured, as the summary says it (rknn: " on the simulator")."""
-
-    @property
-    def ledger(self) -> Path:
-        return self.build.record.build_dir / TUNING_LEDGER
-
-    @property
-    def summary(self) -> str:
-        trial = self.selected
-        if self.passed:
-            share = trial.quantized_compute_share
-            quantized = f"{share * 100:.1f} % of compute quantized" if share is not None else "quantized share unknown"
-            line = (f"passed{self.where} with {len(trial.float_nodes)} float node(s) ({quantized}), median "
-                    f"{_ms(self.median_ms)} vs fp32 {_ms(self.fp32_median_ms)}")
-            if self.median_ms and self.fp32_median_ms and self.median_ms > self.fp32_median_ms:
-                line += f": slower than fp32 ({self.median_ms / self.fp32_median_ms:.2f}x)"
-            return line
-        return f"no passing configuration{self.where} within budget; best trial {trial.trial} ({describe(trial)})"
-
-    def to_dict(self) -> dict[str, Any]:
-        record = self.build.record
-        return {
-            "passed": self.passed, "summary": self.summary, "stopped": self.stopped,
-            "build_dir": str(record.build_dir), "ledger": str(self.ledger),
-            "artifact_sha256": record.manifest.artifact.sha256, "selected_trial": self.selected.trial,
-            "trials": len(self.trials), "float_nodes": self.selected.float_nodes,
-            "quantized_compute_share": self.selected.quantized_compute_share,
-            "build_options": self.selected.build_options, "parity": _dump(self.selected.parity),
-            "median_ms": self.median_ms, "fp32_median_ms": self.fp32_median_ms,
-            "fp32_ratio": round(self.median_ms / self.fp32_median_ms, 4)
-            if self.median_ms and self.fp32_median_ms else None,
-            "search_s": round(self.elapsed_s, 3), "notes": self.notes,
-        }
-
-
-def _dump(value: Any) -> Any:
-    return value.model_dump(mode="json", exclude_none=True) if value is not None else None
-
 
 def _config_key(options: dict[str, Any]) -> str:
     floats = ("nodes_to_exclude", "float_layers")  # an empty list is the option left out
@@ -167,6 +89,8 @@ class _Search:
         self.mixing: dict[int, list[str]] = {}
         """Trial -> the nodes its diagnosis tags ``range_mixing`` and divergent (kept in float together)."""
         self.graph = SourceGraph(runner.base.source)
+        self.unhelpful: set[str] = set()
+        """Ranked nodes whose float trial improved nothing: not tried again after a later diagnosis ranks them."""
         self.stopped = "exhausted"
 
     def _say(self, message: str) -> None:
@@ -269,14 +193,19 @@ def _keep_in_float(search: _Search, start: TuningTrial) -> TuningTrial:
         if group is not None:
             current = group
             continue
-        for node in [name for name in ranked if name not in current.float_nodes]:
-            options = {**current.build_options, float_option(search.request.preset): [*current.float_nodes, node]}
-            trial = search.trial(options, "float_nodes", f"keep {node} in float", current)
+        for node in [name for name in ranked if name not in current.float_nodes and name not in search.unhelpful]:
+            kept = [node] if is_rknn(search.request.preset) else search.graph.tensors_in_float(node)
+            change = f"keep {node} in float" if len(kept) == 1 else \
+                f"keep the tensors of {node} in float ({len(kept)} nodes: {', '.join(kept)})"
+            options = {**current.build_options,
+                       float_option(search.request.preset): list(dict.fromkeys([*current.float_nodes, *kept]))}
+            trial = search.trial(options, "float_nodes", change, current)
             if trial is None:
                 return current
             if _passed(trial) or _failing_score(trial) > _failing_score(current):
                 current = trial
                 break
+            search.unhelpful.add(node)
         else:
             return current
     return current
@@ -297,8 +226,15 @@ def _revert(search: _Search, current: TuningTrial) -> TuningTrial:
 def _run_search(search: _Search, base_options: dict[str, Any]) -> None:
     base = search.trial(base_options, "preset", "the preset as is", None)
     assert base is not None  # the first trial always has room
-    for change, options in [] if is_rknn(search.request.preset) else calibration_variants(base_options):
-        if search.trial(options, "calibration", change, base) is None and not search.room():
+    fixed = None if is_rknn(search.request.preset) else workaround(base.error, base_options)
+    if fixed is not None:
+        base_options = fixed[1]
+        base = search.trial(base_options, "workaround", fixed[0], base) or base
+    variants: list[tuple[Stage, str, dict[str, Any]]] = [] if is_rknn(search.request.preset) else [
+        *(("structure", change, options) for change, options in structural_variants(base_options, search.graph)),
+        *(("calibration", change, options) for change, options in calibration_variants(base_options))]
+    for stage, change, options in variants:
+        if search.trial(options, stage, change, base) is None and not search.room():
             return  # out of budget; a variant only too costly for what is left is skipped for the next one
     if any(_passed(trial) for trial in search.trials):
         search.stopped = "passed"

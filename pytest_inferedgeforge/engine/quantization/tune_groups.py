@@ -12,6 +12,7 @@ nodes is what carries their values from the last compute nodes: walking back fro
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,46 @@ class SourceGraph:
         graph = onnx.load(str(model), load_external_data=False)
         with contextlib.suppress(Exception):  # types stay unknown: a branch then follows every tensor
             graph = onnx.shape_inference.infer_shapes(graph)
-        self.producer: dict[str, Any] = {out: node for node in graph.graph.node for out in node.output if node.name}
-        self.op_type = {node.name: node.op_type for node in graph.graph.node if node.name}
+        nodes = [node for node in graph.graph.node if node.name]
+        self.producer: dict[str, Any] = {out: node for node in nodes for out in node.output}
+        self.consumers: dict[str, list[str]] = {}
+        for node in nodes:
+            for tensor in dict.fromkeys(node.input):
+                self.consumers.setdefault(tensor, []).append(node.name)
+        self.node = {node.name: node for node in nodes}
+        self.op_type = {node.name: node.op_type for node in nodes}
+        self.op_counts = Counter(self.op_type.values())
         self.initializers = {init.name for init in graph.graph.initializer}
         self.types = {info.name: info.type.tensor_type.elem_type
                       for info in [*graph.graph.value_info, *graph.graph.input, *graph.graph.output]}
+        weights = {init.name: list(init.dims) for init in graph.graph.initializer}
+        weights.update({out: list(attribute.t.dims) for node in nodes if node.op_type == "Constant"
+                        for attribute in node.attribute if attribute.name == "value" for out in node.output})
+        self.large_depthwise = [node.name for node in nodes if node.op_type == "Conv" and _large_depthwise(node, weights)]
+        """Depthwise convolutions (group > 1) with a kernel over 3x3: ONNX Runtime's int8 kernels for them are slow
+        on x86 (measured on ppocr_cls: 8 such QLinearConv about 1400 us against 110 us as float Conv)."""
+
+    def tensors_in_float(self, node: str) -> list[str]:
+        """What keeps ``node``'s float input and output tensors unquantized: the node, the producers and consumers
+        of those tensors. In QDQ a tensor is quantized when its producer or any consumer asks for it, so ``node``
+        alone in float changes nothing there: it computes between a DequantizeLinear and a QuantizeLinear, on the
+        same values. A BatchNormalization consumer is followed through, as quantization's pre-processing folds it
+        into the convolution before it."""
+        found = self.node.get(node)
+        if found is None:
+            return [node]
+        kept = [node]
+        inputs = [t for t in found.input if t and t not in self.initializers and self._float(t)]
+        kept += [self.producer[t].name for t in inputs if t in self.producer]
+        pending = [t for t in [*inputs, *found.output] if self._float(t)]
+        while pending:
+            tensor = pending.pop(0)
+            for consumer in self.consumers.get(tensor, []):
+                if consumer not in kept:
+                    kept.append(consumer)
+                    if self.op_type.get(consumer) == "BatchNormalization":
+                        pending += list(self.node[consumer].output[:1])
+        return kept
 
     def _float(self, tensor: str) -> bool:
         return self.types.get(tensor, 1) in FLOAT_TYPES  # unknown (0 or absent): followed
@@ -47,9 +83,8 @@ class SourceGraph:
         the first compute nodes; nearest first."""
         found = list(dict.fromkeys(nodes))
         pending = [name for name in found if name in self.op_type]
-        by_name = {node.name: node for node in self.producer.values()}
         while pending:
-            node = by_name.get(pending.pop(0))
+            node = self.node.get(pending.pop(0))
             for tensor in node.input if node is not None else ():
                 parent = self.producer.get(tensor)
                 if parent is None or tensor in self.initializers or not self._float(tensor) or parent.name in found:
@@ -77,3 +112,10 @@ def float_groups(graph: SourceGraph, mixing: list[str]) -> list[tuple[str, list[
                        f"{', '.join(n for n in branch if graph.op_type.get(n) in COMPUTE_OP_TYPES) or 'no compute node'})"
                        " in float", branch))
     return groups
+
+
+def _large_depthwise(node: Any, weights: dict[str, list[int]]) -> bool:
+    attributes = {attribute.name: attribute for attribute in node.attribute}
+    group = attributes["group"].i if "group" in attributes else 1
+    kernel = list(attributes["kernel_shape"].ints) if "kernel_shape" in attributes else weights.get(node.input[1], [])[2:]
+    return group > 1 and bool(kernel) and max(kernel) > 3

@@ -24,7 +24,7 @@ from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.model.errors import BuildFailed, RunnerError
 from pytest_inferedgeforge.model.inputs import InputSource, Sample, input_samples, samples_sha256
 from pytest_inferedgeforge.model.layout import format_instant, utc_now
-from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES
+from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES, QUANTIZED_COMPUTE_OP_TYPES
 from pytest_inferedgeforge.model.records.tuning import Stage, TrialParity, TuningTrial
 from pytest_inferedgeforge.model.spec import OutputCheck, Thresholds, effective_thresholds
 
@@ -88,8 +88,10 @@ class TrialResult:
 
 
 def quantized_share(artifact: Path) -> float | None:
-    """Share of the artifact's compute nodes (Conv, MatMul, Gemm...) whose weights, or second operand, arrive
-    dequantized from int8; a node kept in float reads float weights even when its input passed a quantizer."""
+    """Share of the artifact's compute nodes (Conv, MatMul, Gemm, LSTM...) that compute on int8: their integer
+    forms (QLinearConv, DynamicQuantizeLSTM, MatMulInteger...), and float ones whose weights, or second operand,
+    arrive dequantized from int8 (QDQ); a node kept in float reads float weights even when its input passed a
+    quantizer."""
     import onnx
 
     if artifact.suffix != ".onnx":
@@ -97,10 +99,11 @@ def quantized_share(artifact: Path) -> float | None:
     graph = onnx.load(str(artifact), load_external_data=False).graph
     dequantized = {output for node in graph.node if node.op_type == "DequantizeLinear" for output in node.output}
     compute = [node for node in graph.node if node.op_type in COMPUTE_OP_TYPES]
-    if not compute:
+    integer = sum(1 for node in graph.node if node.op_type in QUANTIZED_COMPUTE_OP_TYPES)
+    if not compute and not integer:
         return None
-    quantized = sum(1 for node in compute if len(node.input) > 1 and node.input[1] in dequantized)
-    return round(quantized / len(compute), 4)
+    quantized = integer + sum(1 for node in compute if len(node.input) > 1 and node.input[1] in dequantized)
+    return round(quantized / (len(compute) + integer), 4)
 
 
 def _quantizer_args(record: BuildRecord) -> dict[str, Any] | None:

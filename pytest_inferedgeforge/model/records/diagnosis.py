@@ -30,6 +30,9 @@ class TensorFigure(Record):
         "Cumulative signal-to-quantization-noise ratio of the artifact's tensor against the source's, in dB: the "
         "error of every layer up to here; rank >= 3: the median over the channels (axis 1) that carry signal. Null "
         "when not computable (non-finite values); 200 dB caps an exact match."))
+    sqnr_drop_db: float | None = Field(None, description=(
+        "How far sqnr_db falls below the worst of the tensors this one is computed from (an exact input counts as "
+        "the reference cap): the error that enters the network here. Null where sqnr_db is."))
     local_sqnr_db: float | None = Field(None, description=(
         "The error this tensor's own quantizer adds alone: the source tensor against its own quantize-dequantize "
         "round trip with the artifact's scale and zero point (int8), or its half-precision cast (fp16)."))

@@ -21,7 +21,7 @@ TUNING_LEDGER = "tuning/trials.jsonl"
 TUNE_CALL = "forge.tune"
 """The ``toolchain.calls`` entry that binds the ledger into the provenance."""
 
-Stage = Literal["preset", "calibration", "float_nodes", "revert"]
+Stage = Literal["preset", "workaround", "structure", "calibration", "float_nodes", "revert"]
 
 
 class TrialParity(Record):
@@ -46,9 +46,12 @@ class TuningTrial(Record):
     trial: int = Field(ge=1, description="1, 2, ... in the order the trials ran.")
     parent: int | None = Field(None, description="The trial this one changes one thing of; null for the first.")
     stage: Stage = Field(description=(
-        "preset: the preset as is; calibration: one calibration setting changed; float_nodes: one more node the "
-        "diagnosis ranks worst kept in float, or the nodes it tags range_mixing (with their branch back to the "
-        "compute nodes) kept in float together; revert: one kept node quantized again."))
+        "preset: the preset as is; workaround: the preset with a setting that avoids a quantizer failure of the "
+        "preset as is; structure: which ops are quantized and how (only the matrix and convolution ops, dynamic "
+        "int8 of recurrent and matrix ops, ops with slow int8 kernels kept in float); calibration: one calibration "
+        "setting changed; float_nodes: the input and output tensors of one more node the diagnosis ranks worst "
+        "kept in float (the node, their producers and consumers), or the nodes it tags range_mixing (with their "
+        "branch back to the compute nodes) kept in float together; revert: one kept node quantized again."))
     change: str = Field(description="What this trial changed against its parent, in words.")
     started_at: str = Field(description="RFC 3339 UTC with Z.")
     wall_s: float = Field(description="Build, parity check, benchmark and diagnosis of this trial, in seconds.")
