@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES
+from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES, walk_nodes
 
 MOVEMENT_OPS = frozenset({"Concat", "Split", "Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze", "Flatten",
                           "Identity", "Gather", "Expand", "Tile"})
@@ -42,7 +42,8 @@ class SourceGraph:
                 self.consumers.setdefault(tensor, []).append(node.name)
         self.node = {node.name: node for node in nodes}
         self.op_type = {node.name: node.op_type for node in nodes}
-        self.op_counts = Counter(self.op_type.values())
+        self.op_counts = Counter(node.op_type for node, _ in walk_nodes(graph.graph))
+        """Op types counted in ``If``/``Loop`` subgraphs too, which the quantizers reach (``EnableSubgraph``)."""
         self.initializers = {init.name for init in graph.graph.initializer}
         self.types = {info.name: info.type.tensor_type.elem_type
                       for info in [*graph.graph.value_info, *graph.graph.input, *graph.graph.output]}
@@ -119,3 +120,4 @@ def _large_depthwise(node: Any, weights: dict[str, list[int]]) -> bool:
     group = attributes["group"].i if "group" in attributes else 1
     kernel = list(attributes["kernel_shape"].ints) if "kernel_shape" in attributes else weights.get(node.input[1], [])[2:]
     return group > 1 and bool(kernel) and max(kernel) > 3
+

@@ -24,7 +24,7 @@ from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.model.errors import BuildFailed, RunnerError
 from pytest_inferedgeforge.model.inputs import InputSource, Sample, input_samples, samples_sha256
 from pytest_inferedgeforge.model.layout import format_instant, utc_now
-from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES, QUANTIZED_COMPUTE_OP_TYPES
+from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES, QUANTIZED_COMPUTE_OP_TYPES, walk_nodes
 from pytest_inferedgeforge.model.records.tuning import Stage, TrialParity, TuningTrial
 from pytest_inferedgeforge.model.spec import OutputCheck, Thresholds, effective_thresholds
 
@@ -96,10 +96,10 @@ def quantized_share(artifact: Path) -> float | None:
 
     if artifact.suffix != ".onnx":
         return None  # an .rknn says nothing of which layers run in int8
-    graph = onnx.load(str(artifact), load_external_data=False).graph
-    dequantized = {output for node in graph.node if node.op_type == "DequantizeLinear" for output in node.output}
-    compute = [node for node in graph.node if node.op_type in COMPUTE_OP_TYPES]
-    integer = sum(1 for node in graph.node if node.op_type in QUANTIZED_COMPUTE_OP_TYPES)
+    nodes = [node for node, _ in walk_nodes(onnx.load(str(artifact), load_external_data=False).graph)]
+    dequantized = {output for node in nodes if node.op_type == "DequantizeLinear" for output in node.output}
+    compute = [node for node in nodes if node.op_type in COMPUTE_OP_TYPES]
+    integer = sum(1 for node in nodes if node.op_type in QUANTIZED_COMPUTE_OP_TYPES)
     if not compute and not integer:
         return None
     quantized = integer + sum(1 for node in compute if len(node.input) > 1 and node.input[1] in dequantized)
