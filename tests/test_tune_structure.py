@@ -153,3 +153,18 @@ def test_the_search_works_around_the_quantizer_failure_and_says_so(cli, tmp_path
     assert all(trial.build_options["weight_scale_adjust"] is False for trial in trials[1:])
     assert code == 0 and result["passed"], err
     assert verify_build_dir(Path(result["build_dir"])).valid
+
+
+def test_a_conv_model_with_attention_matmuls_gets_them_quantized_alone(tmp_path: Path) -> None:
+    """Five convs, then four MatMuls: more convs than matrix products, yet attention-like blocks."""
+    weights = {"w0": RNG.normal(0, 0.3, (4, 3, 1, 1)).astype(np.float32),
+               **{f"w{i}": RNG.normal(0, 0.3, (4, 4, 1, 1)).astype(np.float32) for i in range(1, 5)},
+               **{f"m{i}": RNG.normal(0, 0.3, (4, 4)).astype(np.float32) for i in range(4)}}
+    nodes = [helper.make_node("Conv", ["x" if i == 0 else f"c{i}", f"w{i}"], [f"c{i + 1}" if i < 4 else "t0"],
+                              name=f"conv{i}") for i in range(5)]
+    nodes += [helper.make_node("MatMul", [f"t{i}", f"m{i}"], [f"t{i + 1}" if i < 3 else "y"], name=f"matmul{i}")
+              for i in range(4)]
+    model = _save(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])], weights, tmp_path / "a.onnx")
+    variants = structural_variants({}, SourceGraph(model))
+    assert [options for _, options in variants] == [{"op_types_to_quantize": ["MatMul", "Gemm"]}]

@@ -42,6 +42,10 @@ WEIGHT_ADJUST_FAILURE = "truth value of an array"
 (``_adjust_weight_scale_for_int32_bias``), fails so on a bias that is not 1-D (magika's Gemm)."""
 MATRIX_OPS = ("MatMul", "Gemm")
 RECURRENT_OPS = ("LSTM", "GRU")
+ATTENTION_MATRIX_OPS = 4
+"""A convolutional model with at least this many matrix products (attention or mixer blocks, as in PP-OCRv4's
+recognizer: 13 MatMul beside 38 Conv) also gets a trial with only those quantized: there its convs' int8 weights
+alone already break parity (cosine 0.95 with 16-bit activations), while its MatMuls pass at 0.9993."""
 
 
 def workaround(error: str | None, options: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -57,7 +61,8 @@ def structural_variants(options: dict[str, Any], graph: SourceGraph) -> list[tup
 
     - a model whose compute is mostly matrix products (MatMul, Gemm at least as many as Conv): only those and its
       convolutions quantized, so the elementwise pieces of a decomposed LayerNorm or Softmax stay in float
-      (magika: cosine 0.13 with every op type quantized, 1.0 so, 0.56x fp32's latency);
+      (magika: cosine 0.13 with every op type quantized, 1.0 so, 0.56x fp32's latency); a convolutional model
+      with ATTENTION_MATRIX_OPS matrix products or more: only those quantized;
     - such a model, or one with a recurrent op: dynamic int8 of its recurrent and matrix ops (silero-vad's LSTM:
       static int8 of its state outputs stays near cosine 0.65 whatever the calibration, dynamic passes);
     - depthwise convolutions with kernels over 3x3 kept in float, as their int8 kernels are slow on x86.
@@ -66,8 +71,8 @@ def structural_variants(options: dict[str, Any], graph: SourceGraph) -> list[tup
     matrix = sum(counts[op] for op in MATRIX_OPS)
     mostly_matrix = matrix > 0 and matrix >= counts["Conv"]
     variants: list[tuple[str, dict[str, Any]]] = []
-    if mostly_matrix:  # Gemm even where the source has none: pre-processing fuses MatMul and Add into one
-        kinds = [*MATRIX_OPS, *(["Conv"] if counts["Conv"] else [])]
+    if mostly_matrix or matrix >= ATTENTION_MATRIX_OPS:  # Gemm even where the source has none: pre-processing
+        kinds = [*MATRIX_OPS, *(["Conv"] if mostly_matrix and counts["Conv"] else [])]  # fuses MatMul and Add
         variants.append((f"quantize only {', '.join(kinds)} (elementwise and normalisation ops stay in float)",
                          {"op_types_to_quantize": kinds}))
     dynamic = [op for op in RECURRENT_OPS if counts[op]] + (list(MATRIX_OPS) if mostly_matrix else [])
