@@ -20,6 +20,15 @@ def _constant(name: str, array: np.ndarray) -> onnx.NodeProto:
     return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array.astype(np.float32), name))
 
 
+def save_checked(graph: onnx.GraphProto, path: Path) -> Path:
+    """``graph`` as an opset-13 model, fully checked (shape inference included), written to ``path``."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    return path
+
+
 def _save(graph: onnx.GraphProto, path: Path, opset: int) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="paddle2onnx")
     model.ir_version = 7

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
+from graphs import save_checked
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_inferedgeforge.engine.quantization.tune_groups import SourceGraph, float_groups
@@ -45,11 +45,7 @@ def detection_head(path: Path) -> Path:
     graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 64])],
                               [*(numpy_helper.from_array(w, n) for n, w in weights.items()), *constants])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
-    return path
+    return save_checked(graph, path)
 
 
 def test_branch_walks_back_through_data_movement_to_the_compute_nodes(tmp_path: Path) -> None:

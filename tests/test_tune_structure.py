@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from graphs import save_checked
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_inferedgeforge.engine.quantization.tune_groups import SourceGraph
@@ -21,13 +22,8 @@ RNG = np.random.default_rng(5)
 
 
 def _save(nodes: list, inputs: list, outputs: list, weights: dict[str, np.ndarray], path: Path) -> Path:
-    graph = helper.make_graph(nodes, path.stem, inputs, outputs,
-                              [numpy_helper.from_array(value, name) for name, value in weights.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
-    return path
+    return save_checked(helper.make_graph(nodes, path.stem, inputs, outputs, [
+        numpy_helper.from_array(value, name) for name, value in weights.items()]), path)
 
 
 def gemm_with_2d_bias(path: Path) -> Path:
