@@ -14,8 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_inferedgeforge.engine.quantization.tune_groups import SourceGraph
 from pytest_inferedgeforge.engine.quantization.tune_ort import WEIGHT_ADJUST_FAILURE, structural_variants, workaround
-from pytest_inferedgeforge.engine.quantization.tune_trial import quantized_share
-from pytest_inferedgeforge.model.records.tuning import TUNING_LEDGER, TuningTrial
+from pytest_inferedgeforge.engine.quantization.tune_request import TuneOutcome
+from pytest_inferedgeforge.engine.quantization.tune_trial import Timing, quantized_share
+from pytest_inferedgeforge.model.records.tuning import TUNING_LEDGER, TrialParity, TuningTrial
 from pytest_inferedgeforge.verify.build_dir import verify_build_dir
 
 RNG = np.random.default_rng(5)
@@ -164,3 +165,20 @@ def test_a_conv_model_with_attention_matmuls_gets_them_quantized_alone(tmp_path:
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])], weights, tmp_path / "a.onnx")
     variants = structural_variants({}, SourceGraph(model))
     assert [options for _, options in variants] == [{"op_types_to_quantize": ["MatMul", "Gemm"]}]
+
+
+def _outcome(mine: list[float] | None, fp32: Timing) -> TuneOutcome:
+    trial = TuningTrial(trial=1, stage="preset", change="the preset as is", started_at="2026-12-06T09:00:00Z",
+                        build_options={}, wall_s=1.0, median_ms=1.02, median_ci_ms=mine,
+                        parity=TrialParity(passed=True, min_cosine=0.999))
+    return TuneOutcome(passed=True, selected=trial, trials=[trial], build=None, fp32=fp32,  # type: ignore[arg-type]
+                       median_ms=1.02, elapsed_s=1.0, stopped="passed")
+
+
+def test_a_median_within_noise_of_fp32_is_not_called_slower() -> None:
+    summary = _outcome([0.98, 1.06], Timing(1.0, (0.97, 1.04))).summary
+    assert summary.endswith(": no clear difference from fp32 (1.02x; the medians' 95 % intervals overlap)")
+
+
+def test_a_median_whose_interval_clears_fp32s_is_called_slower() -> None:
+    assert _outcome([1.01, 1.03], Timing(1.0, (0.99, 1.005))).summary.endswith(": slower than fp32 (1.02x)")

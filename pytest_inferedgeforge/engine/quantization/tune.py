@@ -54,7 +54,14 @@ from pytest_inferedgeforge.engine.quantization.tune_rknn import WHERE, float_opt
 from pytest_inferedgeforge.engine.quantization.tune_score import describe, select
 from pytest_inferedgeforge.engine.quantization.tune_score import failing_score as _failing_score
 from pytest_inferedgeforge.engine.quantization.tune_score import passed as _passed
-from pytest_inferedgeforge.engine.quantization.tune_trial import BENCH_S, Evaluation, TrialResult, TrialRunner, median_ms
+from pytest_inferedgeforge.engine.quantization.tune_trial import (
+    BENCH_S,
+    Evaluation,
+    Timing,
+    TrialResult,
+    TrialRunner,
+    short_bench,
+)
 from pytest_inferedgeforge.model.errors import ForgeError
 from pytest_inferedgeforge.model.presets import Preset
 from pytest_inferedgeforge.model.records.tuning import Stage, TuningTrial
@@ -269,13 +276,13 @@ def tunable(preset: Preset) -> bool:
     return True
 
 
-def _fp32_median(request: TuneRequest, evaluation: Evaluation, bench_s: float) -> float | None:
-    """The median of the model's fp32 build (built, or reused from the output root) on the evaluation inputs."""
+def _fp32_timing(request: TuneRequest, evaluation: Evaluation, bench_s: float) -> Timing:
+    """The benchmark of the model's fp32 build (built, or reused from the output root) on the evaluation inputs."""
     plan = _plan(request, load_preset(FP32_PRESET, None))
     record = build(plan).record
     runner = plan.backend.load(record.artifact_path)
     try:
-        return median_ms(runner, evaluation.samples, bench_s)
+        return short_bench(runner, evaluation.samples, bench_s)
     finally:
         runner.close()
 
@@ -298,7 +305,7 @@ def _tune(request: TuneRequest) -> TuneOutcome:
     evaluation = Evaluation.prepare(plan, dataset=request.dataset, count=request.samples, seed=request.seed,
                                     thresholds=request.thresholds, checks=request.output_checks)
     bench = BENCH_S if request.timeout_s is None else max(0.05, min(BENCH_S, request.timeout_s / 50))
-    fp32 = None if is_rknn(request.preset) else _fp32_median(request, evaluation, bench)
+    fp32 = None if is_rknn(request.preset) else _fp32_timing(request, evaluation, bench)
     plan.output_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".tune-", dir=plan.output_root))
     try:
@@ -322,5 +329,5 @@ def _tune(request: TuneRequest) -> TuneOutcome:
         notes.append(f"the resulting artifact's sha256 differs from trial {selected.trial}'s: the quantizer is not "
                      "deterministic here; the ledger's figures are the trial's")
     return TuneOutcome(passed=passed, selected=trials[selected.trial - 1], trials=trials, build=outcome,
-                       fp32_median_ms=fp32, median_ms=selected.median_ms, elapsed_s=time.monotonic() - started,
+                       fp32=fp32, median_ms=selected.median_ms, elapsed_s=time.monotonic() - started,
                        stopped=search.stopped, notes=notes, where=WHERE if is_rknn(request.preset) else "")

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferedgeforge.engine.build import VerifiedBuild
+from pytest_inferedgeforge.engine.quantization.speed import interval_verdict
 from pytest_inferedgeforge.engine.quantization.tune_score import describe
 from pytest_inferedgeforge.engine.quantization.tune_score import ms as _ms
+from pytest_inferedgeforge.engine.quantization.tune_trial import Timing
 from pytest_inferedgeforge.engine.signing import SigningKey
 from pytest_inferedgeforge.model.inputs import ValueRule
 from pytest_inferedgeforge.model.preprocess import Pipelines
@@ -54,7 +56,8 @@ class TuneOutcome:
     selected: TuningTrial
     trials: list[TuningTrial]
     build: VerifiedBuild
-    fp32_median_ms: float | None
+    fp32: Timing | None
+    """The fp32 build's short benchmark, measured like every trial's (None on a simulator)."""
     median_ms: float | None
     """The resulting build's median, measured like the fp32 build's."""
     elapsed_s: float
@@ -76,10 +79,27 @@ class TuneOutcome:
             quantized = f"{share * 100:.1f} % of compute quantized" if share is not None else "quantized share unknown"
             line = (f"passed{self.where} with {len(trial.float_nodes)} float node(s) ({quantized}), median "
                     f"{_ms(self.median_ms)} vs fp32 {_ms(self.fp32_median_ms)}")
-            if self.median_ms and self.fp32_median_ms and self.median_ms > self.fp32_median_ms:
-                line += f": slower than fp32 ({self.median_ms / self.fp32_median_ms:.2f}x)"
-            return line
+            return line + self._speed()
         return f"no passing configuration{self.where} within budget; best trial {trial.trial} ({describe(trial)})"
+
+    @property
+    def fp32_median_ms(self) -> float | None:
+        return self.fp32.median_ms if self.fp32 else None
+
+    def _speed(self) -> str:
+        """Slower or faster than fp32 only when the two medians' 95 % intervals do not overlap (the speed verdict's
+        rule, engine/quantization/speed.py); without intervals, the medians alone, said as such."""
+        if not self.median_ms or self.fp32 is None:
+            return ""
+        ratio = f"{self.median_ms / self.fp32.median_ms:.2f}x"
+        mine, theirs = self.selected.median_ci_ms, self.fp32.median_ci_ms
+        if mine is None or theirs is None:
+            above = self.median_ms > self.fp32.median_ms
+            return f": median above fp32's ({ratio}; too few runs for an interval)" if above else ""
+        verdict = interval_verdict(mine, theirs)
+        if verdict == "no_clear_difference":
+            return f": no clear difference from fp32 ({ratio}; the medians' 95 % intervals overlap)"
+        return f": {verdict} than fp32 ({ratio})"
 
     def to_dict(self) -> dict[str, Any]:
         record = self.build.record
@@ -90,7 +110,9 @@ class TuneOutcome:
             "trials": len(self.trials), "float_nodes": self.selected.float_nodes,
             "quantized_compute_share": self.selected.quantized_compute_share,
             "build_options": self.selected.build_options, "parity": _dump(self.selected.parity),
-            "median_ms": self.median_ms, "fp32_median_ms": self.fp32_median_ms,
+            "median_ms": self.median_ms, "median_ci_ms": self.selected.median_ci_ms,
+            "fp32_median_ms": self.fp32_median_ms,
+            "fp32_median_ci_ms": list(self.fp32.median_ci_ms) if self.fp32 and self.fp32.median_ci_ms else None,
             "fp32_ratio": round(self.median_ms / self.fp32_median_ms, 4)
             if self.median_ms and self.fp32_median_ms else None,
             "search_s": round(self.elapsed_s, 3), "notes": self.notes,

@@ -27,6 +27,7 @@ from pytest_inferedgeforge.model.layout import format_instant, utc_now
 from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES, QUANTIZED_COMPUTE_OP_TYPES, walk_nodes
 from pytest_inferedgeforge.model.records.tuning import Stage, TrialParity, TuningTrial
 from pytest_inferedgeforge.model.spec import OutputCheck, Thresholds, effective_thresholds
+from pytest_inferedgeforge.model.stats import summarize
 
 BENCH_WARMUP = 2
 BENCH_MIN_RUNS = 5
@@ -73,11 +74,20 @@ class Evaluation:
                    node_names=frozenset(node.name for node in graph.graph.node if node.name), checks=dict(checks or {}))
 
 
-def median_ms(runner: Any, samples: list[Sample], budget_s: float) -> float:
-    """The median of a short, time-bounded benchmark of a loaded artifact."""
+@dataclass(frozen=True)
+class Timing:
+    """A short benchmark's median and its 95 % bootstrap interval (None where too few runs give one)."""
+
+    median_ms: float
+    median_ci_ms: tuple[float, float] | None
+
+
+def short_bench(runner: Any, samples: list[Sample], budget_s: float) -> Timing:
+    """A short, time-bounded benchmark of a loaded artifact."""
     measured = measure(runner, samples, warmup=BENCH_WARMUP, runs=BENCH_MIN_RUNS, min_duration_s=budget_s,
                        min_runs=BENCH_MIN_RUNS)
-    return round(statistics.median(measured.latencies_ms), 6)
+    stats = summarize(measured.latencies_ms)
+    return Timing(round(statistics.median(measured.latencies_ms), 6), stats.median_ci_ms)
 
 
 @dataclass
@@ -118,7 +128,7 @@ class TrialRunner:
     base: BuildPlan
     scratch: Path
     evaluation: Evaluation
-    fp32_median_ms: float | None
+    fp32: Timing | None
 
     def run(self, number: int, options: dict[str, Any], *, stage: Stage, change: str, parent: int | None,
             bench_s: float) -> TrialResult:
@@ -147,7 +157,7 @@ class TrialRunner:
                 thresholds=evaluation.thresholds, input_source=evaluation.source, inputs_sha256=evaluation.sha256,
                 candidate=runner.description, checks=evaluation.checks, evidence=runner.evidence,
                 warnings=evaluation.warnings)
-            median = median_ms(runner, evaluation.samples, bench_s)
+            timing = short_bench(runner, evaluation.samples, bench_s)
         finally:
             runner.close()
         return {
@@ -157,6 +167,7 @@ class TrialRunner:
                                   max_abs_error=parity.max_abs_error, min_channel_cosine=parity.min_channel_cosine,
                                   top1_agreement=parity.top1_agreement, failures=parity.failures,
                                   collapsed_channels=sum(o.collapsed_channels_total for o in parity.outputs)),
-            "median_ms": median,
-            "fp32_ratio": round(median / self.fp32_median_ms, 4) if self.fp32_median_ms else None,
+            "median_ms": timing.median_ms,
+            "median_ci_ms": list(timing.median_ci_ms) if timing.median_ci_ms else None,
+            "fp32_ratio": round(timing.median_ms / self.fp32.median_ms, 4) if self.fp32 else None,
         }

@@ -66,6 +66,9 @@ class TuningTrial(Record):
         "second operand, come from a DequantizeLinear), 0..1."))
     parity: TrialParity | None = None
     median_ms: float | None = Field(None, description="Median latency of a short benchmark on the evaluation inputs.")
+    median_ci_ms: list[float] | None = Field(None, description=(
+        "95 % bootstrap interval of median_ms; the outcome calls the result slower or faster than fp32 only when "
+        "this and the fp32 build's interval do not overlap."))
     fp32_ratio: float | None = Field(None, description="median_ms over the fp32 build's median: below 1 is faster.")
     worst_nodes: list[str] | None = Field(None, description=(
         "When this trial was diagnosed: the source-model nodes the diagnosis ranks worst, worst first (at most 10)."))
