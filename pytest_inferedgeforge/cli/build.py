@@ -147,6 +147,15 @@ def dataset_options(args: argparse.Namespace) -> tuple[Path | None, Path | None]
             Path(calibration).resolve() if calibration else None)
 
 
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """``--input-shape`` and ``--input-value``, which :func:`parse_input_shapes` and :func:`parse_input_values` read."""
+    p.add_argument("--input-shape", action="append", metavar="NAME:1x3x224x224",
+                   help="concrete shape for an input with dynamic dims (repeatable; trtexec --shapes convention)")
+    p.add_argument("--input-value", action="append", metavar="NAME=RULE",
+                   help="synthetic values of an input for calibration, smoke run and parity: NAME=16000 (constant), "
+                        "NAME=8000|16000 (choice) or NAME=-1..1 (range) (repeatable)")
+
+
 def add_dataset_options(p: argparse.ArgumentParser, *, calibrate: bool = True) -> None:
     """The real-data options of the commands that build (docs/experiments.md#real-data)."""
     p.add_argument("--dataset", default=None, metavar="DIR",
@@ -182,11 +191,7 @@ def register(sub: Any) -> None:
     p.add_argument("--output", "--dir", dest="output", default=None, metavar="DIR",
                    help="output root for build directories (default: the project's forge_output, else ./builds)")
     p.add_argument("--dry-run", action="store_true", help="print the build plan as JSON; write nothing")
-    p.add_argument("--input-shape", action="append", metavar="NAME:1x3x224x224",
-                   help="concrete shape for an input with dynamic dims (repeatable; trtexec --shapes convention)")
-    p.add_argument("--input-value", action="append", metavar="NAME=RULE",
-                   help="synthetic values of an input for calibration, smoke run and parity: NAME=16000 (constant), "
-                        "NAME=8000|16000 (choice) or NAME=-1..1 (range) (repeatable)")
+    add_input_options(p)
     add_dataset_options(p)
     p.add_argument("--force", action="store_true", help="rebuild even when a verified cached build exists")
     add_presets_root(p)

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_inferedgeforge.cli.build import add_dataset_options, dataset_options, parse_input_shapes, parse_input_values
+from pytest_inferedgeforge.cli.build import (
+    add_dataset_options,
+    add_input_options,
+    dataset_options,
+    parse_input_shapes,
+    parse_input_values,
+)
 from pytest_inferedgeforge.cli.common import add_command, add_presets_root, output_root, presets_root, print_json
 from pytest_inferedgeforge.model.argtypes import count_at_least, positive_float
 from pytest_inferedgeforge.model.defaults import DEFAULT_MAX_TRIALS, DEFAULT_SAMPLES
@@ -51,13 +57,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = add_command(sub, "tune", cmd_tune, "search int8 settings and float nodes for a passing, fast artifact",
-                    "Build MODEL with a static int8 PRESET again and again, a real build per trial: the preset\n"
-                    "as is, each calibration setting, then keeping in float the nodes a diagnosis ranks worst\n"
-                    "until parity passes, then re-quantizing each kept node that is not needed. The fastest\n"
+                    "Build MODEL with a static int8 PRESET again and again, a real build per trial: the preset as\n"
+                    "is (with a known quantizer failure worked around), the structural variants its ops call for\n"
+                    "(only matrix ops quantized, dynamic int8 of recurrent ops, slow depthwise convs in float),\n"
+                    "each calibration setting, then keeping in float the tensors of the nodes a diagnosis ranks\n"
+                    "worst until parity passes, then re-quantizing each kept node that is not needed. The fastest\n"
                     "passing trial (else the best one) becomes an ordinary build in OUTPUT, with every trial in\n"
-                    "tuning/trials.jsonl. On an rknn int8 PRESET: no calibration stage, toolkit layers kept in\n"
-                    "float16 (float_layers, hybrid quantization) as the toolkit's own analysis ranks them, every\n"
-                    "figure on the simulator. Exit 0 when a trial passed parity, 1 when none did within the budget.")
+                    "tuning/trials.jsonl. On an rknn int8 PRESET: no structural or calibration stage, toolkit\n"
+                    "layers kept in float16 (float_layers, hybrid quantization) as the toolkit's own analysis\n"
+                    "ranks them, every figure on the simulator. Exit 0 when a trial passed parity, 1 when none\n"
+                    "did within the budget.")
     p.add_argument("--model", required=True, help="source ONNX model")
     p.add_argument("--preset", required=True, help="static int8 preset id, e.g. onnxruntime/cpu_int8 or rknn/rk3588_int8")
     p.add_argument("--output", "--dir", dest="output", default=None, metavar="DIR",
@@ -69,8 +78,5 @@ def register(sub: Any) -> None:
     add_dataset_options(p)
     p.add_argument("--samples", type=count_at_least(1), default=DEFAULT_SAMPLES, metavar="N",
                    help=f"evaluation samples (default {DEFAULT_SAMPLES})")
-    p.add_argument("--input-shape", action="append", metavar="NAME:1x3x224x224",
-                   help="concrete shape for an input with dynamic dims (repeatable)")
-    p.add_argument("--input-value", action="append", metavar="NAME=RULE",
-                   help="synthetic values of an input, as for build (repeatable)")
+    add_input_options(p)
     add_presets_root(p)
