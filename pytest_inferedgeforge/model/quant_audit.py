@@ -97,6 +97,24 @@ def audit_quantization(model: onnx.ModelProto) -> dict[str, Any]:
     }
 
 
+def quantized_compute_share(model: onnx.ModelProto) -> float | None:
+    """Share of the compute nodes (Conv, MatMul, Gemm, LSTM...; subgraphs included) that compute on int8: their
+    integer forms (QLinearConv, DynamicQuantizeLSTM, MatMulInteger...), and float ones whose weights, or second
+    operand, arrive dequantized from int8 (QDQ); a node kept in float reads float weights even when its input
+    passed a quantizer. None for a model with no compute node."""
+    dequantized = _dequantized_tensors(model.graph)
+    compute = integer = quantized = 0
+    for node, _ in walk_nodes(model.graph):
+        if node.op_type in QUANTIZED_COMPUTE_OP_TYPES:
+            integer += 1
+        elif node.op_type in COMPUTE_OP_TYPES:
+            compute += 1
+            quantized += len(node.input) > 1 and node.input[1] in dequantized
+    if not compute and not integer:
+        return None
+    return round((integer + quantized) / (compute + integer), 4)
+
+
 def _float_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     import onnx
 

@@ -161,9 +161,8 @@ class _Search:
             names = rank_layers(self.runner.base.backend, self.request.model.resolve(), artifact, samples[:2])
         else:
             diagnosis = diagnose_onnxruntime(self.request.model.resolve(), artifact, samples)
-            names = [name for name in worst_nodes(diagnosis) if name in self.runner.evaluation.node_names]
-            self.mixing[trial.trial] = [name for name in range_mixing_nodes(diagnosis)
-                                        if name in self.runner.evaluation.node_names]
+            names = [name for name in worst_nodes(diagnosis) if name in self.graph.node]  # what nodes_to_exclude
+            self.mixing[trial.trial] = [name for name in range_mixing_nodes(diagnosis) if name in self.graph.node]
         recorded = self.trials[trial.trial - 1]
         updated = recorded.model_copy(update={"worst_nodes": names[:RANKED_KEPT],
                                               "wall_s": round(recorded.wall_s + time.perf_counter() - clock, 3)})

@@ -41,6 +41,7 @@ class SourceGraph:
             for tensor in dict.fromkeys(node.input):
                 self.consumers.setdefault(tensor, []).append(node.name)
         self.node = {node.name: node for node in nodes}
+        """The source model's named nodes: what ``nodes_to_exclude`` can name."""
         self.op_type = {node.name: node.op_type for node in nodes}
         self.op_counts = Counter(node.op_type for node, _ in walk_nodes(graph.graph))
         """Op types counted in ``If``/``Loop`` subgraphs too, which the quantizers reach (``EnableSubgraph``)."""
@@ -66,7 +67,7 @@ class SourceGraph:
         kept = [node]
         inputs = [t for t in found.input if t and t not in self.initializers and self._float(t)]
         kept += [self.producer[t].name for t in inputs if t in self.producer]
-        pending = [t for t in [*inputs, *found.output] if self._float(t)]
+        pending = [*inputs, *(t for t in found.output if self._float(t))]
         while pending:
             tensor = pending.pop(0)
             for consumer in self.consumers.get(tensor, []):
@@ -120,4 +121,3 @@ def _large_depthwise(node: Any, weights: dict[str, list[int]]) -> bool:
     group = attributes["group"].i if "group" in attributes else 1
     kernel = list(attributes["kernel_shape"].ints) if "kernel_shape" in attributes else weights.get(node.input[1], [])[2:]
     return group > 1 and bool(kernel) and max(kernel) > 3
-

@@ -24,7 +24,7 @@ from pytest_inferedgeforge.engine.record import BuildRecord
 from pytest_inferedgeforge.model.errors import BuildFailed, RunnerError
 from pytest_inferedgeforge.model.inputs import InputSource, Sample, input_samples, samples_sha256
 from pytest_inferedgeforge.model.layout import format_instant, utc_now
-from pytest_inferedgeforge.model.quant_audit import COMPUTE_OP_TYPES, QUANTIZED_COMPUTE_OP_TYPES, walk_nodes
+from pytest_inferedgeforge.model.quant_audit import quantized_compute_share
 from pytest_inferedgeforge.model.records.tuning import Stage, TrialParity, TuningTrial
 from pytest_inferedgeforge.model.spec import OutputCheck, Thresholds, effective_thresholds
 from pytest_inferedgeforge.model.stats import summarize
@@ -47,8 +47,6 @@ class Evaluation:
     output_names: list[str]
     thresholds: Thresholds
     warnings: list[str]
-    node_names: frozenset[str]
-    """The source model's node names: what ``nodes_to_exclude`` can name."""
     checks: dict[str, OutputCheck] = field(default_factory=dict)
     """Per-output parity settings (a spec's ``accuracy.outputs``), so a trial is judged as the item judges it."""
 
@@ -57,8 +55,6 @@ class Evaluation:
                 thresholds: Thresholds | None = None, checks: dict[str, OutputCheck] | None = None) -> Evaluation:
         """The inputs a run of the spec would take (dataset or seeded synthetic, through the plan's preprocessing);
         ``thresholds`` replaces the int8 default as a spec's override does (model/spec.py effective_thresholds)."""
-        import onnx
-
         samples, source = input_samples(plan.model, plan.input_shapes, count=count, seed=seed, dataset=dataset,
                                         values=plan.input_values, preprocess=plan.preprocess)
         reference = reference_runner(plan.source)
@@ -67,11 +63,9 @@ class Evaluation:
             names = reference.output_names()
         finally:
             reference.close()
-        graph = onnx.load(str(plan.source), load_external_data=False)
         judged, warnings = effective_thresholds("int8", thresholds, source)
         return cls(samples=samples, source=source, sha256=samples_sha256(samples), reference=outputs,
-                   output_names=names, thresholds=judged, warnings=warnings,
-                   node_names=frozenset(node.name for node in graph.graph.node if node.name), checks=dict(checks or {}))
+                   output_names=names, thresholds=judged, warnings=warnings, checks=dict(checks or {}))
 
 
 @dataclass(frozen=True)
@@ -98,22 +92,13 @@ class TrialResult:
 
 
 def quantized_share(artifact: Path) -> float | None:
-    """Share of the artifact's compute nodes (Conv, MatMul, Gemm, LSTM...) that compute on int8: their integer
-    forms (QLinearConv, DynamicQuantizeLSTM, MatMulInteger...), and float ones whose weights, or second operand,
-    arrive dequantized from int8 (QDQ); a node kept in float reads float weights even when its input passed a
-    quantizer."""
+    """The artifact's :func:`~pytest_inferedgeforge.model.quant_audit.quantized_compute_share`; None for an
+    ``.rknn``, which says nothing of which layers run in int8."""
     import onnx
 
     if artifact.suffix != ".onnx":
-        return None  # an .rknn says nothing of which layers run in int8
-    nodes = [node for node, _ in walk_nodes(onnx.load(str(artifact), load_external_data=False).graph)]
-    dequantized = {output for node in nodes if node.op_type == "DequantizeLinear" for output in node.output}
-    compute = [node for node in nodes if node.op_type in COMPUTE_OP_TYPES]
-    integer = sum(1 for node in nodes if node.op_type in QUANTIZED_COMPUTE_OP_TYPES)
-    if not compute and not integer:
         return None
-    quantized = integer + sum(1 for node in compute if len(node.input) > 1 and node.input[1] in dequantized)
-    return round(quantized / (len(compute) + integer), 4)
+    return quantized_compute_share(onnx.load(str(artifact), load_external_data=False))
 
 
 def _quantizer_args(record: BuildRecord) -> dict[str, Any] | None:
